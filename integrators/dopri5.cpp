@@ -1,0 +1,65 @@
+// Dormand–Prince 5(4) with step control and dense output: samples are interpolated, steps stop
+// only at segment ends.
+#include <boost/numeric/odeint/stepper/controlled_runge_kutta.hpp>
+#include <boost/numeric/odeint/stepper/runge_kutta_dopri5.hpp>
+
+#include "integrators/algebra.hpp"
+#include "integrators/driver.hpp"
+
+namespace lf {
+namespace {
+
+namespace odeint = boost::numeric::odeint;
+using Dopri5 = odeint::runge_kutta_dopri5<State, double, State, double, ParallelAlgebra,
+                                          odeint::default_operations>;
+using ErrorChecker = odeint::default_error_checker<double, ParallelAlgebra, odeint::default_operations>;
+using ControlledDopri5 = odeint::controlled_runge_kutta<Dopri5, ErrorChecker>;
+
+class Dopri5Policy {
+ public:
+  static constexpr bool dense = true;
+
+  Dopri5Policy(std::size_t n, double atol, double rtol)
+      // Error of component i is measured against atol + rtol |x_i| (a_x = 1, a_dxdt = 0).
+      : stepper_(ErrorChecker(atol, rtol, 1.0, 0.0)),
+        x_(n), dxdt_(n), x_old_(n), dxdt_old_(n), x_trial_(n), dxdt_trial_(n) {}
+
+  State& state() { return x_; }
+
+  void restart(const CountingSystem& sys, double t) {
+    sys(x_, dxdt_, t);  // FSAL: the derivative at the segment start, with the new input
+    t_ = t;
+  }
+
+  bool attempt(const CountingSystem& sys, double t, double h, double t_new, double& h_next) {
+    double t_try = t, h_try = h;
+    const auto result = stepper_.try_step(sys, x_, dxdt_, t_try, x_trial_, dxdt_trial_, h_try);
+    h_next = h_try;
+    if (result != odeint::success) return false;
+    x_old_.swap(x_);
+    x_.swap(x_trial_);
+    dxdt_old_.swap(dxdt_);
+    dxdt_.swap(dxdt_trial_);
+    t_old_ = t;
+    t_ = t_new;
+    return true;
+  }
+
+  void interpolate(double t, State& out) {
+    stepper_.stepper().calc_state(t, out, x_old_, dxdt_old_, t_old_, x_, dxdt_, t_);
+  }
+
+ private:
+  ControlledDopri5 stepper_;
+  State x_, dxdt_, x_old_, dxdt_old_, x_trial_, dxdt_trial_;
+  double t_ = 0.0, t_old_ = 0.0;
+};
+
+}  // namespace
+
+IntegrationResult integrate_dopri5(const IntegrationJob& job) {
+  Dopri5Policy policy(job.state.size(), job.spec.atol, job.spec.rtol);
+  return run_segments(job, policy, 5, true);
+}
+
+}  // namespace lf

@@ -1,0 +1,291 @@
+#include "outputs/h5file.hpp"
+
+#include <fmt/format.h>
+
+#include <sstream>
+#include <stdexcept>
+
+#include "outputs/h5util.hpp"
+#include "sim/errors.hpp"
+
+namespace lf {
+namespace h5 {
+
+hid_t check(hid_t id, const char* what) {
+  if (id < 0) throw std::runtime_error(fmt::format("HDF5 call failed: {}", what));
+  return id;
+}
+
+QuietErrors::QuietErrors() {
+  H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
+QuietErrors::~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+
+bool exists(hid_t file, const std::string& path) {
+  const h5::QuietErrors quiet;
+  // Check each component: H5Lexists fails on a path whose parent is missing.
+  std::string partial;
+  std::stringstream ss(path);
+  for (std::string part; std::getline(ss, part, '/');) {
+    if (part.empty()) continue;
+    partial += "/" + part;
+    if (H5Lexists(file, partial.c_str(), H5P_DEFAULT) <= 0) return false;
+  }
+  return true;
+}
+
+Handle create_group_path(hid_t file, const std::string& path) {
+  Handle lcpl(check(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate"), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.get(), 1);
+  if (exists(file, path)) {
+    return {check(H5Gopen2(file, path.c_str(), H5P_DEFAULT), "H5Gopen2"), H5Gclose};
+  }
+  return {check(H5Gcreate2(file, path.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+                "H5Gcreate2"), H5Gclose};
+}
+
+void write_attribute(hid_t object, const char* name, const std::string& value) {
+  Handle type(check(H5Tcopy(H5T_C_S1), "H5Tcopy"), H5Tclose);
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  Handle space(check(H5Screate(H5S_SCALAR), "H5Screate"), H5Sclose);
+  if (H5Aexists(object, name) > 0) H5Adelete(object, name);
+  Handle attr(check(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                    "H5Acreate2"), H5Aclose);
+  const char* text = value.c_str();
+  check(H5Awrite(attr.get(), type.get(), &text), "H5Awrite");
+}
+
+template <class T>
+void write_scalar_attribute(hid_t object, const char* name, hid_t type, T value) {
+  Handle space(check(H5Screate(H5S_SCALAR), "H5Screate"), H5Sclose);
+  if (H5Aexists(object, name) > 0) H5Adelete(object, name);
+  Handle attr(check(H5Acreate2(object, name, type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                    "H5Acreate2"), H5Aclose);
+  check(H5Awrite(attr.get(), type, &value), "H5Awrite");
+}
+
+void write_attribute(hid_t object, const char* name, std::int64_t value) {
+  write_scalar_attribute(object, name, H5T_NATIVE_INT64, value);
+}
+void write_attribute(hid_t object, const char* name, double value) {
+  write_scalar_attribute(object, name, H5T_NATIVE_DOUBLE, value);
+}
+
+void write_dataset(hid_t file, const std::string& path, const std::vector<unsigned long long>& shape,
+                   const double* data) {
+  std::vector<hsize_t> dims(shape.begin(), shape.end());
+  Handle space(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                     "H5Screate_simple"), H5Sclose);
+  Handle lcpl(check(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate"), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.get(), 1);
+  Handle set(check(H5Dcreate2(file, path.c_str(), H5T_IEEE_F64LE, space.get(), lcpl.get(),
+                              H5P_DEFAULT, H5P_DEFAULT), "H5Dcreate2"), H5Dclose);
+  check(H5Dwrite(set.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "H5Dwrite");
+}
+
+std::vector<double> read_dataset(hid_t file, const std::string& path,
+                                 std::vector<unsigned long long>& shape) {
+  Handle set(check(H5Dopen2(file, path.c_str(), H5P_DEFAULT), "H5Dopen2"), H5Dclose);
+  Handle space(check(H5Dget_space(set.get()), "H5Dget_space"), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(static_cast<std::size_t>(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  shape.assign(dims.begin(), dims.end());
+  hsize_t n = 1;
+  for (const hsize_t d : dims) n *= d;
+  std::vector<double> data(n);
+  if (n > 0) {
+    check(H5Dread(set.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()),
+          "H5Dread");
+  }
+  return data;
+}
+
+std::string read_attribute_text(hid_t object, const std::string& name) {
+  Handle attr(check(H5Aopen(object, name.c_str(), H5P_DEFAULT), "H5Aopen"), H5Aclose);
+  Handle type(check(H5Aget_type(attr.get()), "H5Aget_type"), H5Tclose);
+  Handle space(check(H5Aget_space(attr.get()), "H5Aget_space"), H5Sclose);
+  if (H5Sget_simple_extent_npoints(space.get()) != 1) return "(array)";
+  switch (H5Tget_class(type.get())) {
+    case H5T_INTEGER: {
+      std::int64_t v = 0;
+      H5Aread(attr.get(), H5T_NATIVE_INT64, &v);
+      return std::to_string(v);
+    }
+    case H5T_FLOAT: {
+      double v = 0;
+      H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &v);
+      return fmt::format("{}", v);
+    }
+    case H5T_STRING: {
+      if (H5Tis_variable_str(type.get()) > 0) {
+        char* text = nullptr;
+        Handle mem(check(H5Tcopy(H5T_C_S1), "H5Tcopy"), H5Tclose);
+        H5Tset_size(mem.get(), H5T_VARIABLE);
+        H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
+        H5Aread(attr.get(), mem.get(), &text);
+        std::string out = text != nullptr ? text : "";
+        H5free_memory(text);
+        return out;
+      }
+      std::string out(H5Tget_size(type.get()), '\0');
+      H5Aread(attr.get(), type.get(), out.data());
+      return out.substr(0, out.find('\0'));
+    }
+    default: return "(unsupported type)";
+  }
+}
+
+std::vector<std::string> attribute_names(hid_t object) {
+  std::vector<std::string> names;
+  H5Aiterate2(object, H5_INDEX_NAME, H5_ITER_INC, nullptr,
+              [](hid_t, const char* name, const H5A_info_t*, void* out) -> herr_t {
+                static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+                return 0;
+              }, &names);
+  return names;
+}
+
+}  // namespace h5
+
+namespace {
+
+h5::Handle open_for_reading(const std::string& path) {
+  const h5::QuietErrors quiet;
+  if (H5Fis_hdf5(path.c_str()) <= 0) {
+    throw DataFileError(path, 0, fmt::format("{}: not a readable HDF5 file", path));
+  }
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) throw DataFileError(path, 0, fmt::format("{}: cannot open HDF5 file", path));
+  return {file, H5Fclose};
+}
+
+// Names of the links in a group, in name order.
+std::vector<std::string> members(hid_t file, const std::string& group) {
+  std::vector<std::string> names;
+  if (!h5::exists(file, group)) return names;
+  h5::Handle g(h5::check(H5Gopen2(file, group.c_str(), H5P_DEFAULT), "H5Gopen2"), H5Gclose);
+  H5Literate(g.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
+             [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
+               static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+               return 0;
+             }, &names);
+  return names;
+}
+
+void collect_datasets(hid_t file, const std::string& group, std::vector<DatasetInfo>& out) {
+  for (const std::string& name : members(file, group)) {
+    const std::string path = (group == "/" ? "" : group) + "/" + name;
+    H5O_info_t info;
+    H5Oget_info_by_name2(file, path.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT);
+    if (info.type == H5O_TYPE_GROUP) {
+      collect_datasets(file, path, out);
+    } else if (info.type == H5O_TYPE_DATASET) {
+      DatasetInfo d;
+      d.path = path;
+      h5::Handle set(h5::check(H5Dopen2(file, path.c_str(), H5P_DEFAULT), "H5Dopen2"), H5Dclose);
+      h5::Handle space(h5::check(H5Dget_space(set.get()), "H5Dget_space"), H5Sclose);
+      std::vector<hsize_t> dims(static_cast<std::size_t>(H5Sget_simple_extent_ndims(space.get())));
+      H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+      d.shape.assign(dims.begin(), dims.end());
+      for (const auto& a : h5::attribute_names(set.get())) {
+        d.attributes[a] = h5::read_attribute_text(set.get(), a);
+      }
+      out.push_back(std::move(d));
+    }
+  }
+}
+
+}  // namespace
+
+ParameterFile read_parameter_file(const std::string& path) {
+  const h5::Handle file = open_for_reading(path);
+  ParameterFile params;
+  try {
+    for (const std::string& name : members(file.get(), "/parameters/W")) {
+      std::vector<unsigned long long> shape;
+      const auto data = h5::read_dataset(file.get(), "/parameters/W/" + name, shape);
+      if (shape.size() != 2) continue;  // sparse projections also store an edge list
+      params.weights[name] = Eigen::Map<const RowMatrix>(data.data(), static_cast<Eigen::Index>(shape[0]),
+                                                         static_cast<Eigen::Index>(shape[1]));
+    }
+    for (const std::string& name : members(file.get(), "/parameters/b")) {
+      std::vector<unsigned long long> shape;
+      const auto data = h5::read_dataset(file.get(), "/parameters/b/" + name, shape);
+      params.biases[name] = Eigen::Map<const Eigen::VectorXd>(data.data(),
+                                                              static_cast<Eigen::Index>(data.size()));
+    }
+  } catch (const std::runtime_error& e) {
+    throw DataFileError(path, 0, fmt::format("{}: cannot read /parameters: {}", path, e.what()));
+  }
+  if (params.weights.empty() && params.biases.empty()) {
+    throw DataFileError(path, 0, fmt::format("{}: no /parameters/W or /parameters/b datasets", path));
+  }
+  return params;
+}
+
+RunFileSummary read_run_summary(const std::string& path) {
+  const h5::Handle file = open_for_reading(path);
+  const hid_t f = file.get();
+  RunFileSummary summary;
+  try {
+    h5::Handle root(h5::check(H5Gopen2(f, "/", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
+    for (const auto& a : h5::attribute_names(root.get())) {
+      summary.root_attributes[a] = h5::read_attribute_text(root.get(), a);
+    }
+    if (!summary.root_attributes.contains("learnflow_version") || !h5::exists(f, "/time")) {
+      throw DataFileError(path, 0, fmt::format("{}: not a learnflow run file (no learnflow_version "
+                                               "attribute or /time)", path));
+    }
+    if (h5::exists(f, "/solver")) {
+      h5::Handle solver(h5::check(H5Gopen2(f, "/solver", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
+      for (const auto& a : h5::attribute_names(solver.get())) {
+        summary.solver_attributes[a] = h5::read_attribute_text(solver.get(), a);
+      }
+    }
+    collect_datasets(f, "/", summary.datasets);
+    std::vector<unsigned long long> shape;
+    summary.time = h5::read_dataset(f, "/time", shape);
+    if (h5::exists(f, "/schedule")) {
+      h5::Handle schedule(h5::check(H5Gopen2(f, "/schedule", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
+      summary.boundaries.push_back(std::stod(h5::read_attribute_text(schedule.get(), "t0")));
+      for (const double b : h5::read_dataset(f, "/schedule/breakpoints", shape)) {
+        summary.boundaries.push_back(b);
+      }
+      summary.boundaries.push_back(std::stod(h5::read_attribute_text(schedule.get(), "t_end")));
+    }
+    if (h5::exists(f, "/network")) {
+      h5::Handle net(h5::check(H5Gopen2(f, "/network", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
+      std::stringstream ss(h5::read_attribute_text(net.get(), "populations"));
+      for (std::string name; std::getline(ss, name, ',');) summary.populations.push_back(name);
+    }
+    for (const std::string& pop : summary.populations) {
+      const std::string set_path = "/state/x/" + pop;
+      if (!h5::exists(f, set_path)) continue;
+      const auto data = h5::read_dataset(f, set_path, shape);
+      h5::Handle set(h5::check(H5Dopen2(f, set_path.c_str(), H5P_DEFAULT), "H5Dopen2"), H5Dclose);
+      const long stride = std::stol(h5::read_attribute_text(set.get(), "stride"));
+      RunFileSummary::Activity act;
+      act.population = pop;
+      const std::size_t rows = shape.empty() ? 0 : shape[0];
+      const std::size_t cols = shape.size() == 2 ? shape[1] : 1;  // "norm" records are [T]
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t sample = r * static_cast<std::size_t>(stride);
+        if (sample >= summary.time.size()) break;
+        double sum = 0.0;
+        for (std::size_t c = 0; c < cols; ++c) sum += data[r * cols + c];
+        act.time.push_back(summary.time[sample]);
+        act.mean.push_back(sum / static_cast<double>(cols));
+      }
+      summary.activity.push_back(std::move(act));
+    }
+  } catch (const std::runtime_error& e) {
+    if (dynamic_cast<const DataFileError*>(&e) != nullptr) throw;
+    throw DataFileError(path, 0, fmt::format("{}: cannot read the run file: {}", path, e.what()));
+  }
+  return summary;
+}
+
+}  // namespace lf

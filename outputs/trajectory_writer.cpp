@@ -1,0 +1,266 @@
+#include "outputs/trajectory_writer.hpp"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "outputs/h5util.hpp"
+#include "sim/errors.hpp"
+
+namespace lf {
+namespace {
+
+// Largest chunk (and write buffer) of one dataset, in bytes.
+constexpr std::size_t max_chunk_bytes = 4u << 20;
+// Above this many entries a sparse projection's dense matrix is not written to /parameters.
+constexpr long long max_dense_parameter_entries = 1LL << 24;
+
+}  // namespace
+
+// One extendible dataset [T, …row shape] and its buffer of rows not yet written.
+struct Series {
+  std::string path;
+  std::vector<hsize_t> row_shape;  // empty for scalar rows
+  hsize_t row_size = 1;
+  hsize_t chunk_rows = 1;
+  h5::Handle set;
+  hsize_t rows_written = 0;
+  std::vector<double> buffer;
+
+  void create(hid_t file, const std::string& dataset_path, std::vector<hsize_t> shape,
+              long flush_every) {
+    path = dataset_path;
+    row_shape = std::move(shape);
+    row_size = 1;
+    for (const hsize_t d : row_shape) row_size *= d;
+    const std::size_t row_bytes = static_cast<std::size_t>(row_size) * sizeof(double);
+    chunk_rows = std::clamp<hsize_t>(max_chunk_bytes / std::max<std::size_t>(row_bytes, 1), 1,
+                                     static_cast<hsize_t>(flush_every));
+    std::vector<hsize_t> dims{0}, max_dims{H5S_UNLIMITED}, chunk{chunk_rows};
+    for (const hsize_t d : row_shape) {
+      dims.push_back(d);
+      max_dims.push_back(d);
+      chunk.push_back(std::max<hsize_t>(d, 1));
+    }
+    h5::Handle space(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
+                                                max_dims.data()), "H5Screate_simple"), H5Sclose);
+    h5::Handle dcpl(h5::check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate"), H5Pclose);
+    H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
+    h5::Handle lcpl(h5::check(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate"), H5Pclose);
+    H5Pset_create_intermediate_group(lcpl.get(), 1);
+    set = h5::Handle(h5::check(H5Dcreate2(file, path.c_str(), H5T_IEEE_F64LE, space.get(),
+                                          lcpl.get(), dcpl.get(), H5P_DEFAULT), "H5Dcreate2"),
+                     H5Dclose);
+    buffer.reserve(static_cast<std::size_t>(chunk_rows * row_size));
+  }
+
+  template <class Iterator>
+  void push(Iterator first, Iterator last) {
+    buffer.insert(buffer.end(), first, last);
+    if (buffer.size() >= chunk_rows * row_size) write_buffer();
+  }
+  void push(double v) { push(&v, &v + 1); }
+
+  void write_buffer() {
+    if (buffer.empty()) return;
+    const hsize_t rows = buffer.size() / row_size;
+    std::vector<hsize_t> dims{rows_written + rows}, start{rows_written}, count{rows};
+    for (const hsize_t d : row_shape) {
+      dims.push_back(d);
+      start.push_back(0);
+      count.push_back(d);
+    }
+    h5::check(H5Dset_extent(set.get(), dims.data()), "H5Dset_extent");
+    h5::Handle file_space(h5::check(H5Dget_space(set.get()), "H5Dget_space"), H5Sclose);
+    H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
+                        nullptr);
+    h5::Handle mem_space(h5::check(H5Screate_simple(static_cast<int>(count.size()), count.data(),
+                                                    nullptr), "H5Screate_simple"), H5Sclose);
+    h5::check(H5Dwrite(set.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(),
+                       H5P_DEFAULT, buffer.data()), "H5Dwrite");
+    rows_written += rows;
+    buffer.clear();
+  }
+};
+
+struct StateSeries {
+  BlockId block;
+  RecordMode mode;
+  Series series;
+};
+
+struct TrajectoryWriter::Impl {
+  std::string path;
+  const StateLayout* layout;
+  long flush_every;
+  h5::Handle file;
+  Series time;
+  std::vector<StateSeries> states;
+  std::vector<Series> metrics;
+  long samples = 0;
+};
+
+TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& layout,
+                                   const OutputSpec& spec, std::vector<std::string> metric_names)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.path = path;
+  m.layout = &layout;
+  m.flush_every = spec.flush_every;
+  {
+    const h5::QuietErrors quiet;
+    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty() && !std::filesystem::is_directory(parent)) {
+      throw DataFileError(path, 0, fmt::format("{}: cannot write the output file: directory '{}' "
+                                               "does not exist", path, parent.string()));
+    }
+    const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (file < 0) {
+      throw DataFileError(path, 0, fmt::format("{}: cannot write the output file (permission "
+                                               "denied or not a valid path)", path));
+    }
+    m.file = h5::Handle(file, H5Fclose);
+  }
+  const hid_t f = m.file.get();
+  m.time.create(f, "/time", {}, spec.flush_every);
+  for (BlockId id = 0; id < layout.blocks().size(); ++id) {
+    const Block& b = layout.block(id);
+    const RecordMode mode = spec.mode_for(b.kind, b.member);
+    if (mode.kind == RecordMode::none) continue;
+    StateSeries ss{id, mode, {}};
+    std::vector<hsize_t> shape;
+    if (mode.kind != RecordMode::norm) shape.assign(b.shape.begin(), b.shape.end());
+    ss.series.create(f, "/state/" + b.name(), shape, spec.flush_every);
+    const char* mode_name = mode.kind == RecordMode::all     ? "all"
+                            : mode.kind == RecordMode::every ? "every"
+                                                             : "norm";
+    h5::write_attribute(ss.series.set.get(), "record",
+                        mode.kind == RecordMode::every ? fmt::format("every:{}", mode.stride)
+                                                       : std::string(mode_name));
+    h5::write_attribute(ss.series.set.get(), "stride", static_cast<std::int64_t>(mode.stride));
+    m.states.push_back(std::move(ss));
+  }
+  for (const std::string& name : metric_names) {
+    m.metrics.emplace_back();
+    m.metrics.back().create(f, "/metrics/" + name, {}, spec.flush_every);
+  }
+}
+
+TrajectoryWriter::~TrajectoryWriter() {
+  try {
+    flush();
+  } catch (...) {  // a destructor must not throw; the last flush is best effort
+  }
+}
+
+long TrajectoryWriter::samples() const noexcept { return impl_->samples; }
+
+void TrajectoryWriter::write_metadata(const RunMetadata& meta) {
+  h5::Handle root(h5::check(H5Gopen2(impl_->file.get(), "/", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
+  const hid_t r = root.get();
+  h5::write_attribute(r, "learnflow_version", std::string(LEARNFLOW_VERSION));
+  h5::write_attribute(r, "model", meta.model);
+  h5::write_attribute(r, "integrator", meta.integrator);
+  h5::write_attribute(r, "seed", static_cast<std::int64_t>(meta.seed));
+  h5::write_attribute(r, "threads", static_cast<std::int64_t>(meta.threads));
+  h5::write_attribute(r, "created", fmt::format("{:%Y-%m-%dT%H:%M:%SZ}",
+                                                fmt::gmtime(std::chrono::system_clock::now())));
+  h5::write_attribute(r, "config", meta.config_text);
+}
+
+void TrajectoryWriter::write_network(const Network& net) {
+  const hid_t f = impl_->file.get();
+  h5::Handle group = h5::create_group_path(f, "/network");
+  std::string names;
+  for (const Population& p : net.populations) names += (names.empty() ? "" : ",") + p.name;
+  h5::write_attribute(group.get(), "populations", names);
+  for (std::size_t i = 0; i < net.populations.size(); ++i) {
+    const Population& p = net.populations[i];
+    h5::Handle g = h5::create_group_path(f, "/network/population/" + p.name);
+    h5::write_attribute(g.get(), "size", static_cast<std::int64_t>(p.size));
+    h5::write_attribute(g.get(), "role", std::string(role_name(p.role)));
+    h5::write_attribute(g.get(), "activation", std::string(activation_name(p.activation)));
+    h5::write_dataset(f, "/parameters/b/" + p.name, {static_cast<unsigned long long>(p.size)},
+                      net.bias[i].data());
+  }
+  for (const Projection& proj : net.projections) {
+    h5::Handle g = h5::create_group_path(f, "/network/projection/" + proj.name);
+    h5::write_attribute(g.get(), "from", net.populations[proj.from].name);
+    h5::write_attribute(g.get(), "to", net.populations[proj.to].name);
+    h5::write_attribute(g.get(), "plastic", static_cast<std::int64_t>(proj.plastic));
+    h5::write_attribute(g.get(), "sparse", static_cast<std::int64_t>(proj.sparse));
+    const auto rows = static_cast<unsigned long long>(proj.rows());
+    const auto cols = static_cast<unsigned long long>(proj.cols());
+    if (!proj.sparse) {
+      h5::write_dataset(f, "/parameters/W/" + proj.name, {rows, cols}, proj.dense.data());
+      continue;
+    }
+    // Sparse: the edge list (src, dst, weight), and the dense matrix when it is not too large.
+    std::vector<double> edges;
+    for (int r = 0; r < proj.csr.outerSize(); ++r) {
+      for (SparseRowMatrix::InnerIterator it(proj.csr, r); it; ++it) {
+        edges.insert(edges.end(), {static_cast<double>(it.col()), static_cast<double>(it.row()),
+                                   it.value()});
+      }
+    }
+    h5::write_dataset(f, "/parameters/edges/" + proj.name, {edges.size() / 3, 3}, edges.data());
+    if (static_cast<long long>(rows * cols) <= max_dense_parameter_entries) {
+      const RowMatrix dense = RowMatrix(proj.csr);
+      h5::write_dataset(f, "/parameters/W/" + proj.name, {rows, cols}, dense.data());
+    }
+  }
+}
+
+void TrajectoryWriter::write_schedule(const std::vector<double>& boundaries) {
+  const hid_t f = impl_->file.get();
+  h5::Handle group = h5::create_group_path(f, "/schedule");
+  h5::write_attribute(group.get(), "t0", boundaries.front());
+  h5::write_attribute(group.get(), "t_end", boundaries.back());
+  const std::vector<double> inner(boundaries.begin() + 1, boundaries.end() - 1);
+  h5::write_dataset(f, "/schedule/breakpoints", {inner.size()}, inner.data());
+}
+
+void TrajectoryWriter::append(double t, const State& s, std::span<const double> metrics) {
+  Impl& m = *impl_;
+  m.time.push(t);
+  for (StateSeries& ss : m.states) {
+    if (ss.mode.kind == RecordMode::every && m.samples % ss.mode.stride != 0) continue;
+    const auto block = m.layout->vector(s, ss.block);
+    if (ss.mode.kind == RecordMode::norm) {
+      ss.series.push(block.norm());
+    } else {
+      ss.series.push(block.data(), block.data() + block.size());
+    }
+  }
+  for (std::size_t i = 0; i < m.metrics.size(); ++i) m.metrics[i].push(metrics[i]);
+  ++m.samples;
+  if (m.samples % m.flush_every == 0) flush();
+}
+
+void TrajectoryWriter::flush() {
+  Impl& m = *impl_;
+  if (!m.file.valid()) return;
+  m.time.write_buffer();
+  for (StateSeries& ss : m.states) ss.series.write_buffer();
+  for (Series& s : m.metrics) s.write_buffer();
+  h5::check(H5Fflush(m.file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
+}
+
+void TrajectoryWriter::write_solver(const IntegrationResult& result) {
+  const hid_t f = impl_->file.get();
+  h5::Handle g = h5::create_group_path(f, "/solver");
+  h5::write_attribute(g.get(), "steps", static_cast<std::int64_t>(result.stats.steps));
+  h5::write_attribute(g.get(), "rejected", static_cast<std::int64_t>(result.stats.rejected));
+  h5::write_attribute(g.get(), "rhs_evals", static_cast<std::int64_t>(result.stats.rhs_evals));
+  h5::write_attribute(g.get(), "wall_seconds", result.stats.wall_seconds);
+  h5::write_attribute(g.get(), "outcome", std::string(outcome_name(result.outcome)));
+  h5::write_attribute(g.get(), "message", result.message);
+  h5::write_attribute(g.get(), "t_final", result.t);
+  flush();
+}
+
+}  // namespace lf

@@ -1,0 +1,50 @@
+#pragma once
+// Streams a run into its HDF5 file (DESIGN §6): chunked datasets extendible along time, written
+// while the run goes on, flushed every `flush_every` samples so that the file of a killed run is
+// readable up to its last flush. Each block is buffered for at most one chunk.
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "integrators/registry.hpp"
+#include "sim/experiment.hpp"
+#include "sim/layout.hpp"
+#include "sim/network.hpp"
+
+namespace lf {
+
+struct RunMetadata {
+  std::string model;
+  std::string integrator;
+  std::uint64_t seed = 0;
+  int threads = 1;
+  std::string config_text;
+};
+
+class TrajectoryWriter {
+ public:
+  // Creates (truncates) `path`. Throws DataFileError when it cannot be written.
+  TrajectoryWriter(const std::string& path, const StateLayout& layout, const OutputSpec& spec,
+                   std::vector<std::string> metric_names);
+  ~TrajectoryWriter();  // flushes and closes
+  TrajectoryWriter(const TrajectoryWriter&) = delete;
+  TrajectoryWriter& operator=(const TrajectoryWriter&) = delete;
+
+  void write_metadata(const RunMetadata& meta);
+  void write_network(const Network& network);  // /network and /parameters
+  void write_schedule(const std::vector<double>& boundaries);
+
+  // One sample: the time, the state, and one value per metric name (in constructor order).
+  void append(double t, const State& s, std::span<const double> metrics);
+  void flush();
+  void write_solver(const IntegrationResult& result);
+
+  long samples() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lf

@@ -1,0 +1,62 @@
+#include "sim/activation.hpp"
+
+#include <array>
+#include <cmath>
+
+namespace lf {
+namespace {
+
+constexpr std::array<std::string_view, 6> names = {"tanh", "logistic", "relu", "leaky_relu",
+                                                   "softplus", "linear"};
+
+// log(1 + e^a) without overflow for large a.
+double softplus(double a) { return a > 30.0 ? a : std::log1p(std::exp(a)); }
+double logistic(double a) { return 1.0 / (1.0 + std::exp(-a)); }
+
+}  // namespace
+
+bool parse_activation(std::string_view name, Activation& out) {
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) {
+      out = static_cast<Activation>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view activation_name(Activation a) { return names[static_cast<std::size_t>(a)]; }
+std::span<const std::string_view> activation_names() { return names; }
+
+void activate(Activation f, Eigen::Ref<const Eigen::VectorXd> a, Eigen::Ref<Eigen::VectorXd> out) {
+  switch (f) {
+    case Activation::tanh: out = a.array().tanh(); break;
+    case Activation::logistic: out = a.unaryExpr([](double v) { return logistic(v); }); break;
+    case Activation::relu: out = a.array().max(0.0); break;
+    case Activation::leaky_relu:
+      out = a.unaryExpr([](double v) { return v > 0.0 ? v : leaky_relu_slope * v; });
+      break;
+    case Activation::softplus: out = a.unaryExpr([](double v) { return softplus(v); }); break;
+    case Activation::linear: out = a; break;
+  }
+}
+
+void activate_derivative(Activation f, Eigen::Ref<const Eigen::VectorXd> a,
+                         Eigen::Ref<Eigen::VectorXd> out) {
+  switch (f) {
+    case Activation::tanh:
+      out = a.unaryExpr([](double v) { const double th = std::tanh(v); return 1.0 - th * th; });
+      break;
+    case Activation::logistic:
+      out = a.unaryExpr([](double v) { const double s = logistic(v); return s * (1.0 - s); });
+      break;
+    case Activation::relu: out = a.unaryExpr([](double v) { return v > 0.0 ? 1.0 : 0.0; }); break;
+    case Activation::leaky_relu:
+      out = a.unaryExpr([](double v) { return v > 0.0 ? 1.0 : leaky_relu_slope; });
+      break;
+    case Activation::softplus: out = a.unaryExpr([](double v) { return logistic(v); }); break;
+    case Activation::linear: out.setOnes(); break;
+  }
+}
+
+}  // namespace lf

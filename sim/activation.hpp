@@ -1,0 +1,26 @@
+#pragma once
+// Neuron activations σ and their derivatives σ', applied elementwise.
+#include <Eigen/Core>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace lf {
+
+enum class Activation { tanh, logistic, relu, leaky_relu, softplus, linear };
+
+// Slope of leaky_relu for negative arguments.
+inline constexpr double leaky_relu_slope = 0.01;
+
+// Parses an activation name; returns false when the name is unknown.
+bool parse_activation(std::string_view name, Activation& out);
+std::string_view activation_name(Activation a);
+std::span<const std::string_view> activation_names();
+
+// out = σ(a), elementwise. `a` and `out` may alias.
+void activate(Activation f, Eigen::Ref<const Eigen::VectorXd> a, Eigen::Ref<Eigen::VectorXd> out);
+// out = σ'(a), elementwise.
+void activate_derivative(Activation f, Eigen::Ref<const Eigen::VectorXd> a,
+                         Eigen::Ref<Eigen::VectorXd> out);
+
+}  // namespace lf

@@ -1,0 +1,181 @@
+#include "sim/cli.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "integrators/registry.hpp"
+#include "models/registry.hpp"
+#include "outputs/h5file.hpp"
+#include "sim/config.hpp"
+#include "sim/errors.hpp"
+#include "sim/run.hpp"
+#include "sim/waves.hpp"
+
+namespace lf {
+namespace {
+
+void print_error(const std::string& message) { fmt::print(stderr, "learnflow: error: {}\n", message); }
+
+int command_run(const std::string& config, const std::vector<std::string>& overrides,
+                RunOptions options, bool quiet) {
+  Experiment ex = load_experiment(config, overrides);
+  Run run(std::move(ex), options);
+  const RunReport report = run.execute();
+  const SolverStats& st = report.result.stats;
+  if (report.result.outcome != Outcome::success) {
+    print_error(fmt::format("numerical failure ({}): {}; the {} sample(s) before it are kept in {}",
+                            outcome_name(report.result.outcome), report.result.message,
+                            report.samples, report.output_path));
+    return exit_numerical;
+  }
+  if (!quiet) {
+    fmt::print(stderr, "learnflow: wrote {} samples to {} ({} steps, {} rejected, {} RHS "
+               "evaluations, {:.3f} s, {} thread(s))\n", report.samples, report.output_path,
+               st.steps, st.rejected, st.rhs_evals, st.wall_seconds, report.threads);
+  }
+  return exit_ok;
+}
+
+int command_validate(const std::string& config, const std::vector<std::string>& overrides) {
+  const Experiment ex = load_experiment(config, overrides);
+  fmt::print("{}: valid\n{}", config, validate_experiment(ex));
+  return exit_ok;
+}
+
+int command_info(const std::string& file, std::size_t max_segments, bool show_config) {
+  const RunFileSummary s = read_run_summary(file);
+  fmt::print("{}\n", file);
+  for (const auto& [k, v] : s.root_attributes) {
+    if (k != "config") fmt::print("  {:<18} {}\n", k, v);
+  }
+  if (s.solver_attributes.empty()) {
+    fmt::print("solver: no statistics (the run did not finish)\n");
+  } else {
+    fmt::print("solver:\n");
+    for (const auto& [k, v] : s.solver_attributes) fmt::print("  {:<18} {}\n", k, v);
+  }
+  fmt::print("samples: {}", s.time.size());
+  if (!s.time.empty()) fmt::print(" (t = {} .. {})", s.time.front(), s.time.back());
+  fmt::print("\ndatasets:\n");
+  for (const DatasetInfo& d : s.datasets) {
+    std::string shape;
+    for (const auto n : d.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(n);
+    std::string attrs;
+    if (const auto it = d.attributes.find("record"); it != d.attributes.end()) {
+      attrs = "  record=" + it->second;
+    }
+    fmt::print("  {:<32} [{}]{}\n", d.path, shape, attrs);
+  }
+  if (!s.activity.empty() && s.boundaries.size() >= 2) {
+    std::vector<std::string> pops;
+    std::vector<std::vector<double>> times, means;
+    for (const auto& a : s.activity) {
+      pops.push_back(a.population);
+      times.push_back(a.time);
+      means.push_back(a.mean);
+    }
+    const std::size_t segments = s.boundaries.size() - 1;
+    fmt::print("wave arrival times (mean activity reaches half its change; delay after the "
+               "segment start){}:\n", segments > max_segments
+                   ? fmt::format(", first {} of {} segments", max_segments, segments) : "");
+    fmt::print("  {:<16} {:>7} {:>12} {:>14} {:>12}\n", "population", "segment", "start",
+               "arrival", "delay");
+    for (const Arrival& a : wave_arrivals(pops, times, means, s.boundaries)) {
+      if (a.segment >= max_segments) continue;
+      if (a.time) {
+        fmt::print("  {:<16} {:>7} {:>12.6g} {:>14.8g} {:>12.6g}\n", a.population, a.segment,
+                   a.start, *a.time, *a.time - a.start);
+      } else {
+        fmt::print("  {:<16} {:>7} {:>12.6g} {:>14} {:>12}\n", a.population, a.segment, a.start,
+                   "-", "-");
+      }
+    }
+  }
+  if (show_config) {
+    const auto it = s.root_attributes.find("config");
+    fmt::print("config:\n{}\n", it != s.root_attributes.end() ? it->second : "(none)");
+  }
+  return exit_ok;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"learnflow: learning in neural networks as continuous-time dynamics"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(LEARNFLOW_VERSION));
+
+  std::string config, output, info_file;
+  std::vector<std::string> overrides;
+  int threads = 0;
+  bool quiet = false, progress = false, show_config = false;
+  std::size_t max_segments = 10;
+
+  CLI::App* run = app.add_subcommand("run", "integrate an experiment and stream it to HDF5");
+  run->add_option("config", config, "experiment file (TOML)")->required();
+  run->add_option("-o,--output", output, "output file (overrides output.file)");
+  run->add_option("--set", overrides, "override a config key: key.path=value (repeatable)")
+      ->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  run->add_option("--threads", threads, "OpenMP threads (default: OMP_NUM_THREADS or all cores)")
+      ->check(CLI::PositiveNumber);
+  run->add_flag("--quiet", quiet, "print nothing on success");
+  run->add_flag("--progress", progress, "draw the progress line even when stderr is not a terminal");
+
+  CLI::App* validate = app.add_subcommand("validate", "check an experiment file without running it");
+  validate->add_option("config", config, "experiment file (TOML)")->required();
+  validate->add_option("--set", overrides, "override a config key: key.path=value (repeatable)")
+      ->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+
+  CLI::App* info = app.add_subcommand("info", "summarise a run file: attributes, datasets, waves");
+  info->add_option("file", info_file, "run file (HDF5)")->required();
+  info->add_option("--segments", max_segments, "show arrival times of this many segments");
+  info->add_flag("--config", show_config, "print the config text stored in the file");
+
+  CLI::App* models = app.add_subcommand("models", "list the models");
+  CLI::App* integrators = app.add_subcommand("integrators", "list the steppers");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return exit_bad_input;
+  }
+
+  try {
+    if (*run) {
+      const bool terminal = isatty(STDERR_FILENO) != 0;
+      return command_run(config, overrides, {output, threads, !quiet && (progress || terminal)},
+                         quiet);
+    }
+    if (*validate) return command_validate(config, overrides);
+    if (*info) return command_info(info_file, max_segments, show_config);
+    if (*models) {
+      for (const ModelInfo& m : model_infos()) fmt::print("{:<10} {}\n", m.name, m.summary);
+      return exit_ok;
+    }
+    if (*integrators) {
+      for (const StepperInfo& s : stepper_infos()) {
+        fmt::print("{:<8} order {:<2} {:<9} {}\n", s.name, s.order == 0 ? std::string("var")
+                                                                         : std::to_string(s.order),
+                   s.adaptive ? "adaptive" : "fixed", s.summary);
+      }
+      return exit_ok;
+    }
+  } catch (const InputError& e) {
+    print_error(e.what());
+    return exit_bad_input;
+  }
+  return exit_bad_input;
+}
+
+}  // namespace lf

@@ -1,0 +1,649 @@
+#include "sim/config.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "integrators/registry.hpp"
+#include "models/registry.hpp"
+#include "sim/csv.hpp"
+#include "sim/errors.hpp"
+
+namespace lf {
+namespace {
+
+std::string_view type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    default: return "a date/time";
+  }
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+// The closest candidate, if it is close enough to be a plausible typo.
+std::optional<std::string> closest(std::string_view word, const auto& candidates) {
+  std::optional<std::string> best;
+  std::size_t best_distance = std::max<std::size_t>(3, word.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    const std::size_t d = edit_distance(word, c);
+    if (d < best_distance) {
+      best_distance = d;
+      best = std::string(c);
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// ---------------------------------------------------------------------------------------------
+// ConfigSection
+
+ConfigSection::ConfigSection(const toml::table& table, std::string path, std::string file)
+    : table_(&table), path_(std::move(path)), file_(std::move(file)) {}
+
+std::string ConfigSection::key_path(std::string_view key) const {
+  if (key.empty()) return path_;
+  return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+}
+
+std::string ConfigSection::where(std::string_view key) const {
+  const toml::node* n = key.empty() ? table_ : table_->get(key);
+  if (n == nullptr) n = table_;
+  const auto& src = n->source();
+  if (src.path && *src.path == "--set") return "--set";
+  if (src.begin.line == 0) return file_;
+  return fmt::format("{}:{}", file_, src.begin.line);
+}
+
+std::string ConfigSection::resolve_path(const std::string& path) const {
+  const std::filesystem::path p(path);
+  if (p.is_absolute()) return path;
+  return (std::filesystem::path(file_).parent_path() / p).lexically_normal().string();
+}
+
+void ConfigSection::fail(std::string_view key, const std::string& message) const {
+  const std::string k = key_path(key);
+  throw ConfigError(k, where(key), fmt::format("{}: {}: {}", where(key), k, message));
+}
+
+bool ConfigSection::has(std::string_view key) const {
+  known_.emplace(key);
+  return table_->contains(key);
+}
+
+const toml::node* ConfigSection::node(std::string_view key) const {
+  known_.emplace(key);
+  return table_->get(key);
+}
+
+double ConfigSection::number(std::string_view key, std::optional<double> fallback) const {
+  const toml::node* n = node(key);
+  if (n == nullptr) {
+    if (!fallback) fail(key, "required key is missing (a number)");
+    return *fallback;
+  }
+  if (!n->is_number()) fail(key, fmt::format("expected a number, got {}", type_name(*n)));
+  const double v = n->value<double>().value();
+  if (!std::isfinite(v)) fail(key, fmt::format("expected a finite number, got {}", v));
+  return v;
+}
+
+double ConfigSection::positive(std::string_view key, std::optional<double> fallback) const {
+  const double v = number(key, fallback);
+  if (!(v > 0.0)) fail(key, fmt::format("must be > 0, got {}", v));
+  return v;
+}
+
+std::int64_t ConfigSection::integer(std::string_view key, std::optional<std::int64_t> fallback) const {
+  const toml::node* n = node(key);
+  if (n == nullptr) {
+    if (!fallback) fail(key, "required key is missing (an integer)");
+    return *fallback;
+  }
+  if (!n->is_integer()) fail(key, fmt::format("expected an integer, got {}", type_name(*n)));
+  return n->value<std::int64_t>().value();
+}
+
+bool ConfigSection::boolean(std::string_view key, std::optional<bool> fallback) const {
+  const toml::node* n = node(key);
+  if (n == nullptr) {
+    if (!fallback) fail(key, "required key is missing (true or false)");
+    return *fallback;
+  }
+  if (!n->is_boolean()) fail(key, fmt::format("expected true or false, got {}", type_name(*n)));
+  return n->value<bool>().value();
+}
+
+std::string ConfigSection::string(std::string_view key, std::optional<std::string> fallback) const {
+  const toml::node* n = node(key);
+  if (n == nullptr) {
+    if (!fallback) fail(key, "required key is missing (a string)");
+    return *fallback;
+  }
+  if (!n->is_string()) fail(key, fmt::format("expected a string, got {}", type_name(*n)));
+  return n->value<std::string>().value();
+}
+
+std::vector<double> ConfigSection::numbers(std::string_view key) const {
+  const toml::node* n = node(key);
+  if (n == nullptr) fail(key, "required key is missing (an array of numbers)");
+  std::vector<double> out;
+  if (n->is_number()) {  // a scalar is an array of one
+    out.push_back(n->value<double>().value());
+    return out;
+  }
+  const toml::array* arr = n->as_array();
+  if (arr == nullptr) fail(key, fmt::format("expected an array of numbers, got {}", type_name(*n)));
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const toml::node& e = *arr->get(i);
+    if (!e.is_number()) {
+      fail(key, fmt::format("element {} must be a number, got {}", i, type_name(e)));
+    }
+    out.push_back(e.value<double>().value());
+    if (!std::isfinite(out.back())) fail(key, fmt::format("element {} is not finite", i));
+  }
+  return out;
+}
+
+std::vector<std::vector<double>> ConfigSection::number_rows(std::string_view key) const {
+  const toml::node* n = node(key);
+  if (n == nullptr) fail(key, "required key is missing (an array of arrays of numbers)");
+  const toml::array* arr = n->as_array();
+  if (arr == nullptr) fail(key, fmt::format("expected an array of arrays, got {}", type_name(*n)));
+  std::vector<std::vector<double>> rows;
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const toml::array* row = arr->get(i)->as_array();
+    if (row == nullptr) fail(key, fmt::format("element {} must be an array of numbers", i));
+    std::vector<double> values;
+    for (std::size_t j = 0; j < row->size(); ++j) {
+      const toml::node& e = *row->get(j);
+      if (!e.is_number()) {
+        fail(key, fmt::format("element [{}][{}] must be a number, got {}", i, j, type_name(e)));
+      }
+      values.push_back(e.value<double>().value());
+    }
+    rows.push_back(std::move(values));
+  }
+  return rows;
+}
+
+ConfigSection ConfigSection::section(std::string_view key) const {
+  static const toml::table empty;
+  const toml::node* n = node(key);
+  if (n == nullptr) return ConfigSection(empty, key_path(key), file_);
+  const toml::table* t = n->as_table();
+  if (t == nullptr) fail(key, fmt::format("expected a table, got {}", type_name(*n)));
+  return ConfigSection(*t, key_path(key), file_);
+}
+
+std::vector<ConfigSection> ConfigSection::sections(std::string_view key) const {
+  std::vector<ConfigSection> out;
+  const toml::node* n = node(key);
+  if (n == nullptr) return out;
+  const toml::array* arr = n->as_array();
+  if (arr == nullptr) fail(key, fmt::format("expected an array of tables ([[{}]]), got {}",
+                                            key_path(key), type_name(*n)));
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const toml::table* t = arr->get(i)->as_table();
+    if (t == nullptr) fail(key, fmt::format("element {} must be a table", i));
+    out.emplace_back(*t, fmt::format("{}[{}]", key_path(key), i), file_);
+  }
+  return out;
+}
+
+void ConfigSection::finish() const {
+  for (const auto& [k, v] : *table_) {
+    const std::string_view key = k.str();
+    if (known_.contains(key)) continue;
+    const auto suggestion = closest(key, known_);
+    const std::string k_path = key_path(key);
+    const std::string place = where(key);
+    throw ConfigError(k_path, place,
+                      fmt::format("{}: unknown key '{}'{}", place, k_path,
+                                  suggestion ? fmt::format(" (did you mean '{}'?)",
+                                                           key_path(*suggestion))
+                                             : std::string()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// --set overrides
+
+void apply_override(toml::table& root, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ConfigError(assignment, "--set",
+                      fmt::format("--set: expected key.path=value, got '{}'", assignment));
+  }
+  const std::string path = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  toml::table parsed;
+  try {
+    parsed = toml::parse("value = " + text, std::string_view("--set"));
+  } catch (const toml::parse_error&) {  // not TOML: a bare string
+    toml::table as_string;
+    as_string.insert("value", text);
+    parsed = std::move(as_string);
+  }
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  for (std::string part; std::getline(ss, part, '.');) {
+    if (part.empty()) {
+      throw ConfigError(path, "--set", fmt::format("--set: empty component in key '{}'", path));
+    }
+    parts.push_back(part);
+  }
+  toml::table* table = &root;
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    toml::node* next = table->get(parts[i]);
+    if (next == nullptr) {
+      table->insert(parts[i], toml::table{});
+      next = table->get(parts[i]);
+    }
+    if (!next->is_table()) {
+      throw ConfigError(path, "--set", fmt::format("--set: '{}' is not a table in '{}'",
+                                                   parts[i], path));
+    }
+    table = next->as_table();
+  }
+  table->insert_or_assign(parts.back(), *parsed.get("value"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The experiment
+
+namespace {
+
+std::vector<std::string> known_names(const std::vector<PopulationSpec>& pops) {
+  std::vector<std::string> names;
+  for (const auto& p : pops) names.push_back(p.name);
+  return names;
+}
+
+Activation read_activation(const ConfigSection& s, std::string_view key, Activation fallback) {
+  if (!s.has(key)) return fallback;
+  const std::string name = s.string(key);
+  Activation a{};
+  if (!parse_activation(name, a)) {
+    std::vector<std::string> choices(activation_names().begin(), activation_names().end());
+    s.fail(key, fmt::format("unknown activation '{}' (choose one of: {})", name, join(choices)));
+  }
+  return a;
+}
+
+InitSpec read_init(const ConfigSection& network) {
+  InitSpec init;
+  const ConfigSection s = network.section("init");
+  init.weights = s.string("weights", init.weights);
+  static const std::vector<std::string> schemes = {"normal", "uniform", "orthogonal", "zeros",
+                                                   "file"};
+  if (std::find(schemes.begin(), schemes.end(), init.weights) == schemes.end()) {
+    s.fail("weights", fmt::format("unknown initialisation '{}' (choose one of: {})", init.weights,
+                                  join(schemes)));
+  }
+  init.scale = s.number("scale", init.scale);
+  if (init.scale < 0.0) s.fail("scale", fmt::format("must be >= 0, got {}", init.scale));
+  init.bias = s.string("bias", init.bias);
+  if (init.bias != "zeros" && init.bias != "normal" && init.bias != "file") {
+    s.fail("bias", fmt::format("unknown bias initialisation '{}' (choose one of: zeros, normal, "
+                               "file)", init.bias));
+  }
+  init.bias_scale = s.number("bias_scale", init.bias_scale);
+  if (init.weights == "file" || init.bias == "file") {
+    init.file = s.resolve_path(s.string("file"));
+  } else if (s.has("file")) {
+    s.fail("file", "a file is read only with weights = \"file\" or bias = \"file\"");
+  }
+  s.finish();
+  return init;
+}
+
+std::vector<EdgeSpec> read_edges(const ConfigSection& s) {
+  std::vector<EdgeSpec> edges;
+  const toml::node* n = s.node("edges");
+  if (n->is_string()) {
+    const std::string file = s.resolve_path(n->value<std::string>().value());
+    const CsvTable table = read_csv(file);
+    for (std::size_t i = 0; i < table.rows.size(); ++i) {
+      const auto& row = table.rows[i];
+      const std::string where = fmt::format("{}:{}", file, table.lines[i]);
+      if (row.size() != 2 && row.size() != 3) {
+        throw DataFileError(file, table.lines[i],
+                            fmt::format("{}: expected src,dst[,weight], found {} fields", where,
+                                        row.size()));
+      }
+      for (std::size_t j = 0; j < 2; ++j) {
+        if (row[j] < 0 || row[j] != std::floor(row[j])) {
+          throw DataFileError(file, table.lines[i],
+                              fmt::format("{}: neuron index {} is not a non-negative integer",
+                                          where, row[j]));
+        }
+      }
+      edges.push_back({static_cast<long>(row[0]), static_cast<long>(row[1]),
+                       row.size() == 3 ? row[2] : std::numeric_limits<double>::quiet_NaN(), where});
+    }
+    return edges;
+  }
+  const auto rows = s.number_rows("edges");
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& row = rows[i];
+    if (row.size() != 2 && row.size() != 3) {
+      s.fail("edges", fmt::format("edge {} must be [src, dst] or [src, dst, weight]", i));
+    }
+    if (row[0] < 0 || row[1] < 0 || row[0] != std::floor(row[0]) || row[1] != std::floor(row[1])) {
+      s.fail("edges", fmt::format("edge {}: neuron indices must be non-negative integers", i));
+    }
+    edges.push_back({static_cast<long>(row[0]), static_cast<long>(row[1]),
+                     row.size() == 3 ? row[2] : std::numeric_limits<double>::quiet_NaN(),
+                     fmt::format("{} (edge {})", s.where("edges"), i)});
+  }
+  return edges;
+}
+
+NetworkSpec read_network(const ConfigSection& s) {
+  NetworkSpec net;
+  const std::int64_t seed = s.integer("seed", 1);
+  if (seed < 0) s.fail("seed", fmt::format("must be >= 0, got {}", seed));
+  net.seed = static_cast<std::uint64_t>(seed);
+  net.init = read_init(s);
+  const Activation activation = read_activation(s, "activation", Activation::tanh);
+
+  const bool layered = s.has("layers");
+  const bool graph = s.has("population");
+  if (layered == graph) {
+    s.fail("", "give either layers = [...] or [[network.population]] tables (exactly one)");
+  }
+  if (layered) {
+    const Activation output_activation = read_activation(s, "output_activation", activation);
+    const bool plastic = s.boolean("plastic", false);
+    const toml::node* n = s.node("layers");
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr || arr->size() < 2) {
+      s.fail("layers", "expected an array of at least two layer sizes, e.g. [2, 8, 1]");
+    }
+    for (std::size_t l = 0; l < arr->size(); ++l) {
+      const auto size = arr->get(l)->value<std::int64_t>();
+      if (!arr->get(l)->is_integer() || !size) {
+        s.fail("layers", fmt::format("element {} must be an integer size", l));
+      }
+      if (*size <= 0) s.fail("layers", fmt::format("element {}: size must be > 0, got {}", l, *size));
+      const bool last = l + 1 == arr->size();
+      net.populations.push_back({fmt::format("layer{}", l), static_cast<long>(*size),
+                                 l == 0 ? Role::input : last ? Role::output : Role::hidden,
+                                 last ? output_activation : activation});
+      if (l > 0) {
+        ProjectionSpec p;
+        p.name = fmt::format("layer{}", l);  // named after its target (DESIGN §9)
+        p.from = fmt::format("layer{}", l - 1);
+        p.to = p.name;
+        p.plastic = plastic;
+        p.key = s.key_path("layers");
+        net.projections.push_back(std::move(p));
+      }
+    }
+  } else {
+    for (const ConfigSection& ps : s.sections("population")) {
+      PopulationSpec pop;
+      pop.name = ps.string("name");
+      if (pop.name.empty() || pop.name.find_first_of("/,") != std::string::npos) {
+        ps.fail("name", fmt::format("'{}' is not a valid name (non-empty, no '/' or ',')", pop.name));
+      }
+      for (const auto& other : net.populations) {
+        if (other.name == pop.name) ps.fail("name", fmt::format("duplicate population '{}'", pop.name));
+      }
+      const std::int64_t size = ps.integer("size");
+      if (size <= 0) ps.fail("size", fmt::format("must be > 0, got {}", size));
+      pop.size = static_cast<long>(size);
+      const std::string role = ps.string("role", "hidden");
+      if (role == "input") pop.role = Role::input;
+      else if (role == "hidden") pop.role = Role::hidden;
+      else if (role == "output") pop.role = Role::output;
+      else ps.fail("role", fmt::format("unknown role '{}' (choose one of: input, hidden, output)", role));
+      pop.activation = read_activation(ps, "activation", activation);
+      ps.finish();
+      net.populations.push_back(std::move(pop));
+    }
+    const std::vector<std::string> names = known_names(net.populations);
+    for (const ConfigSection& ps : s.sections("projection")) {
+      ProjectionSpec p;
+      p.key = ps.key_path("");
+      p.from = ps.string("from");
+      p.to = ps.string("to");
+      for (const char* key : {"from", "to"}) {
+        const std::string& target = std::string_view(key) == "from" ? p.from : p.to;
+        if (std::find(names.begin(), names.end(), target) == names.end()) {
+          const auto guess = closest(target, names);
+          ps.fail(key, fmt::format("no population named '{}'{}", target,
+                                   guess ? fmt::format(" (did you mean '{}'?)", *guess) : ""));
+        }
+      }
+      for (const auto& pop : net.populations) {
+        if (pop.name == p.to && pop.role == Role::input) {
+          ps.fail("to", fmt::format("population '{}' is an input (clamped): it cannot receive a "
+                                    "projection", p.to));
+        }
+      }
+      p.name = ps.string("name", p.from + "_" + p.to);
+      for (const auto& other : net.projections) {
+        if (other.name == p.name) ps.fail("name", fmt::format("duplicate projection '{}'", p.name));
+      }
+      p.plastic = ps.boolean("plastic", false);
+      if (ps.has("edges")) {
+        p.sparse = true;
+        p.edges = read_edges(ps);
+        if (ps.has("weights")) ps.fail("weights", "give either edges or weights, not both");
+      } else if (ps.has("weights")) {
+        p.weights_csv = ps.resolve_path(ps.string("weights"));
+      }
+      ps.finish();
+      net.projections.push_back(std::move(p));
+    }
+    if (net.populations.empty()) s.fail("population", "at least one population is needed");
+  }
+  s.finish();
+  return net;
+}
+
+// A vector-valued key whose scalar form means "the same for every input".
+std::vector<double> read_vector(const ConfigSection& s, std::string_view key, std::size_t n,
+                                std::optional<double> fallback) {
+  if (!s.has(key)) {
+    if (!fallback) s.fail(key, "required key is missing (a number or an array of numbers)");
+    return std::vector<double>(n, *fallback);
+  }
+  std::vector<double> v = s.numbers(key);
+  if (v.size() == 1 && n != 1 && s.node(key)->is_number()) v.assign(n, v[0]);
+  if (v.size() != n) {
+    s.fail(key, fmt::format("has {} values but the input populations have {} neurons", v.size(), n));
+  }
+  return v;
+}
+
+InputSpec read_input(const ConfigSection& s, std::size_t n) {
+  InputSpec in;
+  const std::string kind = s.string("kind", n == 0 ? "constant" : std::optional<std::string>{});
+  if (kind == "constant") {
+    in.kind = InputKind::constant;
+    in.value = n == 0 && !s.has("value") ? std::vector<double>{} : read_vector(s, "value", n, {});
+  } else if (kind == "step") {
+    in.kind = InputKind::step;
+    in.value = read_vector(s, "value", n, {});
+    in.before = read_vector(s, "before", n, 0.0);
+    in.t_step = s.number("t0");
+  } else if (kind == "sine") {
+    in.kind = InputKind::sine;
+    in.amplitude = read_vector(s, "amplitude", n, {});
+    in.frequency = read_vector(s, "frequency", n, {});
+    in.phase = read_vector(s, "phase", n, 0.0);
+    in.offset = read_vector(s, "offset", n, 0.0);
+  } else if (kind == "sequence") {
+    in.kind = InputKind::sequence;
+    in.present = s.positive("present");
+    in.repeat = s.boolean("repeat", true);
+    if (s.has("values") == s.has("file")) {
+      s.fail("values", "give the sequence either inline (values = [[...], ...]) or as file = \"x.csv\"");
+    }
+    if (s.has("values")) {
+      in.sequence = s.number_rows("values");
+      for (std::size_t i = 0; i < in.sequence.size(); ++i) {
+        if (in.sequence[i].size() != n) {
+          s.fail("values", fmt::format("vector {} has {} values but the input populations have {} "
+                                       "neurons", i, in.sequence[i].size(), n));
+        }
+      }
+    } else {
+      const std::string file = s.resolve_path(s.string("file"));
+      const CsvTable table = read_csv(file);
+      for (std::size_t i = 0; i < table.rows.size(); ++i) {
+        if (table.rows[i].size() != n) {
+          throw DataFileError(file, table.lines[i],
+                              fmt::format("{}:{}: row has {} values but the input populations "
+                                          "have {} neurons", file, table.lines[i],
+                                          table.rows[i].size(), n));
+        }
+      }
+      in.sequence = table.rows;
+    }
+    if (in.sequence.empty()) s.fail("values", "the sequence is empty");
+  } else {
+    const std::vector<std::string> kinds = {"constant", "step", "sine", "sequence"};
+    const auto guess = closest(kind, kinds);
+    s.fail("kind", fmt::format("unknown input kind '{}'{} (choose one of: {})", kind,
+                               guess ? fmt::format(" (did you mean '{}'?)", *guess) : "",
+                               join(kinds)));
+  }
+  s.finish();
+  return in;
+}
+
+IntegratorSpec read_integrator(const ConfigSection& s) {
+  IntegratorSpec it;
+  it.stepper = s.string("stepper", it.stepper);
+  if (find_stepper(it.stepper) == nullptr) {
+    std::vector<std::string> names;
+    for (const auto& info : stepper_infos()) names.emplace_back(info.name);
+    const auto guess = closest(it.stepper, names);
+    s.fail("stepper", fmt::format("unknown stepper '{}'{} (choose one of: {})", it.stepper,
+                                  guess ? fmt::format(" (did you mean '{}'?)", *guess) : "",
+                                  join(names)));
+  }
+  it.rtol = s.positive("rtol", it.rtol);
+  it.atol = s.number("atol", it.atol);
+  if (it.atol < 0.0) s.fail("atol", fmt::format("must be >= 0, got {}", it.atol));
+  it.dt0 = s.number("dt0", it.dt0);
+  if (it.dt0 < 0.0) s.fail("dt0", fmt::format("must be >= 0 (0: automatic), got {}", it.dt0));
+  it.dt_max = s.positive("dt_max", it.dt_max);
+  const std::int64_t max_steps = s.integer("max_steps", it.max_steps);
+  if (max_steps <= 0) s.fail("max_steps", fmt::format("must be > 0, got {}", max_steps));
+  it.max_steps = static_cast<long>(max_steps);
+  it.t0 = s.number("t0", it.t0);
+  it.t_end = s.number("t_end", it.t_end);
+  if (!(it.t_end > it.t0)) {
+    s.fail("t_end", fmt::format("must be > t0 = {}, got {}", it.t0, it.t_end));
+  }
+  const StepperInfo& info = *find_stepper(it.stepper);
+  if (!info.adaptive && it.dt0 == 0.0) {
+    s.fail("dt0", fmt::format("the fixed-step stepper '{}' needs a step size dt0 > 0", it.stepper));
+  }
+  s.finish();
+  return it;
+}
+
+RecordMode parse_record_mode(const ConfigSection& s, const std::string& key, const std::string& v) {
+  if (v == "all") return {RecordMode::all, 1};
+  if (v == "norm") return {RecordMode::norm, 1};
+  if (v == "none") return {RecordMode::none, 1};
+  if (v.rfind("every:", 0) == 0) {
+    char* end = nullptr;
+    const long k = std::strtol(v.c_str() + 6, &end, 10);
+    if (*end == '\0' && k > 0 && v.size() > 6) return {RecordMode::every, k};
+  }
+  s.fail(key, fmt::format("unknown record mode '{}' (choose one of: all, every:K, norm, none)", v));
+}
+
+OutputSpec read_output(const ConfigSection& s) {
+  OutputSpec out;
+  out.file = s.string("file", out.file);
+  out.sample_dt = s.positive("sample_dt", out.sample_dt);
+  const std::int64_t flush = s.integer("flush_every", out.flush_every);
+  if (flush <= 0) s.fail("flush_every", fmt::format("must be > 0, got {}", flush));
+  out.flush_every = static_cast<long>(flush);
+  out.residual = s.boolean("residual", out.residual);
+  if (const toml::node* n = s.node("record")) {
+    const toml::table* t = n->as_table();
+    if (t == nullptr) s.fail("record", "expected a table, e.g. { x = \"all\", W = \"norm\" }");
+    const ConfigSection rs = s.section("record");
+    for (const auto& [k, v] : *t) {
+      const std::string key(k.str());
+      out.record[key] = parse_record_mode(rs, key, rs.string(key));
+    }
+  }
+  s.finish();
+  return out;
+}
+
+}  // namespace
+
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataFileError(path, 0, fmt::format("{}: cannot open the config file", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  toml::table root;
+  try {
+    root = toml::parse(buffer.str(), std::string_view(path));
+  } catch (const toml::parse_error& e) {
+    const long line = static_cast<long>(e.source().begin.line);
+    throw DataFileError(path, line, fmt::format("{}:{}: TOML syntax error: {}", path, line,
+                                                e.description()));
+  }
+  for (const std::string& assignment : overrides) apply_override(root, assignment);
+
+  Experiment ex;
+  ex.config_path = path;
+  std::ostringstream text;
+  text << root;
+  ex.config_text = text.str();
+
+  const ConfigSection top(root, "", path);
+  top.string("description", "");
+  ex.network = read_network(top.section("network"));
+  ex.model = parse_model_params(top.section("model"));
+  ex.input = read_input(top.section("input"), ex.input_size());
+  ex.integrator = read_integrator(top.section("integrator"));
+  ex.output = read_output(top.section("output"));
+  top.finish();
+  return ex;
+}
+
+}  // namespace lf

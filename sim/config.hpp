@@ -1,0 +1,61 @@
+#pragma once
+// Reading TOML experiment files. A ConfigSection is a view of one table that reads typed values,
+// reports bad ones as ConfigError naming the dotted key and "file:line", and at finish() reports
+// every key it was never asked for as unknown, suggesting the closest known key.
+#include <toml++/toml.h>
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sim/experiment.hpp"
+
+namespace lf {
+
+class ConfigSection {
+ public:
+  ConfigSection(const toml::table& table, std::string path, std::string file);
+
+  bool has(std::string_view key) const;
+  double number(std::string_view key, std::optional<double> fallback = std::nullopt) const;
+  double positive(std::string_view key, std::optional<double> fallback = std::nullopt) const;
+  std::int64_t integer(std::string_view key, std::optional<std::int64_t> fallback = std::nullopt) const;
+  bool boolean(std::string_view key, std::optional<bool> fallback = std::nullopt) const;
+  std::string string(std::string_view key, std::optional<std::string> fallback = std::nullopt) const;
+  std::vector<double> numbers(std::string_view key) const;          // array of numbers
+  std::vector<std::vector<double>> number_rows(std::string_view key) const;  // array of arrays
+  ConfigSection section(std::string_view key) const;                // absent: an empty section
+  std::vector<ConfigSection> sections(std::string_view key) const;  // array of tables
+  const toml::node* node(std::string_view key) const;               // raw node, marks it known
+
+  std::string key_path(std::string_view key) const;  // "network.layers"
+  std::string where(std::string_view key) const;     // "file:line" of the key (or of the table)
+  // Resolves a path written in the config relative to the config file's folder.
+  std::string resolve_path(const std::string& path) const;
+  [[noreturn]] void fail(std::string_view key, const std::string& message) const;
+
+  // Throws ConfigError for the first key present in the table but never asked for.
+  void finish() const;
+
+ private:
+  const toml::table* table_;
+  std::string path_;
+  std::string file_;
+  mutable std::set<std::string, std::less<>> known_;
+};
+
+// Applies "key.path=value" overrides to a parsed config: the value is parsed as TOML, and read as
+// a bare string when it is not valid TOML (so --set model.type=leaky works). Throws ConfigError.
+void apply_override(toml::table& root, const std::string& assignment);
+
+// Reads, overrides and validates an experiment file. Throws InputError (ConfigError,
+// DataFileError) for any problem.
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides);
+
+// Levenshtein distance, for "did you mean" suggestions.
+std::size_t edit_distance(std::string_view a, std::string_view b);
+
+}  // namespace lf

@@ -1,0 +1,79 @@
+#include "sim/csv.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "sim/errors.hpp"
+
+namespace lf {
+namespace {
+
+std::string trim(const std::string& s) {
+  const auto first = s.find_first_not_of(" \t\r");
+  if (first == std::string::npos) return {};
+  const auto last = s.find_last_not_of(" \t\r");
+  return s.substr(first, last - first + 1);
+}
+
+// Parses one field as a finite double; returns false if it is not a number.
+bool parse_number(const std::string& field, double& out) {
+  const std::string text = trim(field);
+  if (text.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  out = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size() && errno == 0 && std::isfinite(out);
+}
+
+}  // namespace
+
+CsvTable read_csv(const std::string& path, std::size_t columns) {
+  std::ifstream in(path);
+  if (!in) throw DataFileError(path, 0, fmt::format("{}: cannot open file", path));
+  CsvTable table;
+  std::string line;
+  long line_no = 0;
+  bool first_content_line = true;
+  while (std::getline(in, line)) {
+    ++line_no;
+    const std::string content = trim(line);
+    if (content.empty() || content.front() == '#') continue;
+    std::vector<std::string> fields;
+    std::stringstream ss(content);
+    for (std::string field; std::getline(ss, field, ',');) fields.push_back(field);
+    if (content.back() == ',') fields.emplace_back();
+    std::vector<double> row(fields.size());
+    bool numeric = true;
+    std::size_t bad_field = 0;
+    for (std::size_t i = 0; i < fields.size() && numeric; ++i) {
+      numeric = parse_number(fields[i], row[i]);
+      bad_field = i;
+    }
+    if (!numeric) {
+      if (first_content_line) {  // a header line
+        first_content_line = false;
+        continue;
+      }
+      throw DataFileError(path, line_no,
+                          fmt::format("{}:{}: field {} is not a finite number: '{}'", path, line_no,
+                                      bad_field + 1, trim(fields[bad_field])));
+    }
+    first_content_line = false;
+    if (columns > 0 && row.size() != columns) {
+      throw DataFileError(path, line_no,
+                          fmt::format("{}:{}: expected {} fields, found {}", path, line_no, columns,
+                                      row.size()));
+    }
+    table.rows.push_back(std::move(row));
+    table.lines.push_back(line_no);
+  }
+  if (table.rows.empty()) throw DataFileError(path, 0, fmt::format("{}: no data rows", path));
+  return table;
+}
+
+}  // namespace lf

@@ -1,0 +1,48 @@
+#pragma once
+// The external input u(t) (DESIGN §5): a vector over the concatenated input populations.
+// Piecewise-constant inputs split [t0, t_end] into segments; every switch is a breakpoint, and
+// the integrator never steps across one. Within a segment the input is evaluated through a Drive,
+// which holds the segment in force, so that the value at a segment's right end is its left limit.
+#include <Eigen/Core>
+#include <vector>
+
+#include "sim/experiment.hpp"
+
+namespace lf {
+
+class InputSignal {
+ public:
+  InputSignal(const InputSpec& spec, double t0, double t_end);
+
+  // Segment boundaries t0 = b_0 < b_1 < … < b_S = t_end.
+  const std::vector<double>& boundaries() const noexcept { return boundaries_; }
+  std::size_t segments() const noexcept { return boundaries_.size() - 1; }
+  Eigen::Index size() const noexcept { return size_; }
+  bool time_dependent() const noexcept { return spec_.kind == InputKind::sine; }
+
+  // u(t) within segment k (t in [b_k, b_{k+1}]).
+  void value(std::size_t segment, double t, Eigen::Ref<Eigen::VectorXd> out) const;
+
+ private:
+  InputSpec spec_;
+  std::vector<double> boundaries_;
+  std::vector<std::size_t> sequence_index_;  // sequence: which vector each segment shows
+  Eigen::Index size_;
+};
+
+// The input as the right-hand side sees it: the current segment's value, recomputed at each t
+// only for time-dependent inputs. Not thread-safe: one RHS evaluation at a time.
+class Drive {
+ public:
+  explicit Drive(const InputSignal& signal);
+  void enter_segment(std::size_t segment, double t);
+  const Eigen::VectorXd& at(double t) const;
+  const InputSignal& signal() const noexcept { return *signal_; }
+
+ private:
+  const InputSignal* signal_;
+  std::size_t segment_ = 0;
+  mutable Eigen::VectorXd value_;
+};
+
+}  // namespace lf

@@ -1,0 +1,51 @@
+#pragma once
+// The object that runs an Experiment: it owns the network, input, model, integrator settings and
+// output file. Building it validates everything that can be checked before integrating (data
+// files, network against model, output path), so bad input fails before any sample is written.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "integrators/registry.hpp"
+#include "sim/experiment.hpp"
+
+namespace lf {
+
+struct RunOptions {
+  std::string output_path;   // overrides output.file when not empty
+  int threads = 0;           // OpenMP threads; 0: the OpenMP default
+  bool progress = false;     // draw the progress line on stderr
+};
+
+struct RunReport {
+  IntegrationResult result;
+  std::string output_path;
+  long samples = 0;
+  int threads = 1;
+};
+
+// Sample times: the multiples k·sample_dt within [t0, t_end] (rounding at the ends snapped).
+std::vector<double> sample_times(double t0, double t_end, double sample_dt);
+
+class Run {
+ public:
+  // Throws InputError (exit status 2) for anything wrong with the experiment or the output path.
+  Run(Experiment experiment, RunOptions options);
+  ~Run();
+  Run(const Run&) = delete;
+  Run& operator=(const Run&) = delete;
+
+  // Integrates and streams the trajectory. A numerical failure is reported in the result (the
+  // file keeps every sample before it); it does not throw.
+  RunReport execute();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Checks an experiment completely (data files, network against model) without writing anything;
+// returns a description of the run: model, segments, samples, state blocks.
+std::string validate_experiment(const Experiment& experiment);
+
+}  // namespace lf

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages learnflow needs, only those that are missing (idempotent).
+# Usage: tools/install-deps.sh        (root, or sudo available)
+set -euo pipefail
+
+build_packages=(cmake make g++ ccache pkg-config libboost-dev libeigen3-dev libhdf5-dev libfmt-dev
+                doctest-dev libtomlplusplus-dev libcli11-dev)
+python_packages=(python3 python3-h5py python3-matplotlib python3-numpy python3-scipy)
+
+missing=()
+for pkg in "${build_packages[@]}" "${python_packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

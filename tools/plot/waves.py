@@ -1,0 +1,162 @@
+"""Wave propagation: when each population's mean activity responds to each input segment.
+
+Subcommands: `waves` (space-time heatmap + mean activity with arrival marks) and `arrivals`
+(the arrival times as a table or JSON). The C++ side implements the same arrival definition.
+"""
+
+import json
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from errors import PlotError
+from figures import add_figure_command
+from runfile import RunFile
+
+FIGSIZE = (10.0, 7.0)  # inches
+DPI = 100
+MAX_COLUMNS = 2000  # time resolution of the heatmap
+MAX_MARKED_SEGMENTS = 20
+FLAT_TOLERANCE = 1e-12  # relative change below which a segment has no arrival
+
+
+def arrival_time(t, m, start, end):
+    """Wave arrival time of the series m(t) in the segment [start, end], or None if undefined.
+
+    Over the samples with start <= t <= end (at least 2, all finite): m0 = first value,
+    d = last value - m0 (undefined if |d| <= FLAT_TOLERANCE * max(1, |m0|, |m1|)). The arrival is
+    where |m - m0| first reaches |d|/2, interpolated linearly between the two samples around it.
+    t must be increasing.
+    """
+    first = np.searchsorted(t, start, side="left")
+    stop = np.searchsorted(t, end, side="right")
+    if stop - first < 2:
+        return None
+    ts, ms = t[first:stop], m[first:stop]
+    if not np.all(np.isfinite(ms)):
+        return None
+    m0, m1 = ms[0], ms[-1]
+    change = m1 - m0
+    if abs(change) <= FLAT_TOLERANCE * max(1.0, abs(m0), abs(m1)):
+        return None
+    half = 0.5 * abs(change)
+    # Exists: the last sample deviates by |change| >= half.
+    i = 1 + int(np.argmax(np.abs(ms[1:] - m0) >= half))
+    before, after = ms[i - 1] - m0, ms[i] - m0
+    # |before| < half <= |after|, so the segment crosses half on the side of `after`.
+    fraction = (math.copysign(half, after) - before) / (after - before)
+    return float(ts[i - 1] + fraction * (ts[i] - ts[i - 1]))
+
+
+def segment_arrivals(activity, mean, segments):
+    """Arrival time (or None) of one population in each segment."""
+    return [arrival_time(activity.times, mean, start, end) for start, end in segments]
+
+
+def draw_waves(run, args):
+    """Figure: heatmap of x (rows = neurons by population) over mean activity per population."""
+    activities = run.activities()
+    if len(run.time) < 2:
+        raise PlotError(f"{run.path}: fewer than 2 samples recorded")
+    segments = run.segments
+    figure = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    grid = figure.add_gridspec(2, 2, width_ratios=(40, 1), height_ratios=(3, 2))
+    heat = figure.add_subplot(grid[0, 0])
+    means = figure.add_subplot(grid[1, 0], sharex=heat)
+    _draw_heatmap(heat, figure.add_subplot(grid[0, 1]), activities, run.time)
+    _draw_means(means, activities, segments)
+    for axes in (heat, means):
+        axes.vlines([start for start, _ in segments[1:]], 0, 1,
+                    transform=axes.get_xaxis_transform(),
+                    colors="0.3", linestyles=":", linewidth=0.8)
+    heat.tick_params(labelbottom=False)
+    means.set_xlabel("time")
+    figure.suptitle(_title(run))
+    return figure
+
+
+def _draw_heatmap(axes, colorbar_axes, activities, time):
+    blocks = [activity for activity in activities if activity.size > 0]
+    if not blocks:
+        axes.text(0.5, 0.5, "no per-neuron records (norms only)", ha="center", va="center",
+                  transform=axes.transAxes)
+        colorbar_axes.set_axis_off()
+        return
+    t_lo, t_hi = time[0], time[-1]
+    columns = min(MAX_COLUMNS, len(time))
+    # The time shown at the centre of each image column.
+    centres = t_lo + (np.arange(columns) + 0.5) * (t_hi - t_lo) / columns
+    image = np.vstack([activity.held(centres).T for activity in blocks])
+    finite = np.abs(image[np.isfinite(image)])
+    limit = finite.max() if finite.size and finite.max() > 0 else 1.0
+    shown = axes.imshow(image, aspect="auto", interpolation="nearest", cmap="RdBu_r",
+                        vmin=-limit, vmax=limit, extent=(t_lo, t_hi, len(image), 0))
+    edges = np.cumsum([0] + [activity.size for activity in blocks])
+    axes.hlines(edges[1:-1], t_lo, t_hi, colors="k", linewidth=0.6)
+    axes.set_yticks((edges[:-1] + edges[1:]) / 2, [activity.name for activity in blocks])
+    axes.set_ylabel("neurons by population")
+    axes.figure.colorbar(shown, cax=colorbar_axes, label="x")
+
+
+def _draw_means(axes, activities, segments):
+    marked = segments[:MAX_MARKED_SEGMENTS]
+    for activity in activities:
+        mean = activity.mean()
+        label = f"{activity.name} (norm)" if activity.is_norm else activity.name
+        (line,) = axes.plot(activity.times, mean, linewidth=1.2, label=label)
+        arrivals = [t for t in segment_arrivals(activity, mean, marked) if t is not None]
+        axes.plot(arrivals, np.interp(arrivals, activity.times, mean), linestyle="none",
+                  marker="|", markersize=14, markeredgewidth=2, color=line.get_color())
+    note = f" (first {MAX_MARKED_SEGMENTS} of {len(segments)} segments)" \
+        if len(segments) > MAX_MARKED_SEGMENTS else ""
+    axes.set_title(f"mean activity, | = wave arrival{note}", fontsize="medium")
+    axes.set_ylabel("mean x (or ‖x‖)")
+    axes.legend(loc="best", fontsize="small")
+
+
+def _title(run):
+    outcome = run.solver.get("outcome", "none (incomplete run)")
+    return (f"{run.path}: model {run.attr('model', '?')}, integrator "
+            f"{run.attr('integrator', '?')}, outcome {outcome}")
+
+
+def arrival_records(run):
+    """All arrivals: [{"population", "segment", "start", "arrival"}] (arrival None if undefined)."""
+    segments = run.segments
+    records = []
+    for activity in run.activities():
+        arrivals = segment_arrivals(activity, activity.mean(), segments)
+        records += [{"population": activity.name, "segment": index, "start": start,
+                     "arrival": arrival}
+                    for index, ((start, _), arrival) in enumerate(zip(segments, arrivals))]
+    return records
+
+
+def print_arrivals(args):
+    with RunFile(args.run) as run:
+        records = arrival_records(run)
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return
+    width = max(len("population"), *(len(record["population"]) for record in records))
+    print(f"{'population':<{width}} {'segment':>7} {'start':>14} {'arrival':>14} {'delay':>14}")
+    for record in records:
+        arrival = record["arrival"]
+        timing = ("-", "-") if arrival is None else \
+            (f"{arrival:.9g}", f"{arrival - record['start']:.9g}")
+        print(f"{record['population']:<{width}} {record['segment']:>7} "
+              f"{record['start']:>14.9g} {timing[0]:>14} {timing[1]:>14}")
+
+
+def register(subcommands):
+    add_figure_command(subcommands, "waves", draw_waves,
+                       "space-time heatmap of x and mean activity with wave arrivals")
+    parser = subcommands.add_parser(
+        "arrivals", help="print wave arrival times per population and input segment",
+        description="Print, per population with recorded x and per input segment, the time "
+                    "at which the mean activity has made half of its change over the segment.")
+    parser.add_argument("run", metavar="RUN.h5", help="learnflow run file")
+    parser.add_argument("--json", action="store_true",
+                        help='print a JSON list of {"population", "segment", "start", "arrival"}')
+    parser.set_defaults(func=print_arrivals)
