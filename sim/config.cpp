@@ -80,8 +80,8 @@ std::string ConfigSection::where(std::string_view key) const {
   const toml::node* n = key.empty() ? table_ : table_->get(key);
   if (n == nullptr) n = table_;
   const auto& src = n->source();
-  if (src.path && *src.path == "--set") return "--set";
-  if (src.begin.line == 0) return file_;
+  // Nodes from --set overrides are copies without a source position.
+  if (src.begin.line == 0) return "--set";
   return fmt::format("{}:{}", file_, src.begin.line);
 }
 
@@ -229,7 +229,7 @@ void ConfigSection::finish() const {
     const std::string k_path = key_path(key);
     const std::string place = where(key);
     throw ConfigError(k_path, place,
-                      fmt::format("{}: unknown key '{}'{}", place, k_path,
+                      fmt::format("{}: {}: unknown key{}", place, k_path,
                                   suggestion ? fmt::format(" (did you mean '{}'?)",
                                                            key_path(*suggestion))
                                              : std::string()));
@@ -380,6 +380,11 @@ NetworkSpec read_network(const ConfigSection& s) {
 
   const bool layered = s.has("layers");
   const bool graph = s.has("population");
+  if (!layered && !graph) {
+    // A misspelt key is the likely cause: report it first, with a suggestion.
+    for (const char* key : {"output_activation", "plastic", "projection"}) s.has(key);
+    s.finish();
+  }
   if (layered == graph) {
     s.fail("", "give either layers = [...] or [[network.population]] tables (exactly one)");
   }
@@ -491,7 +496,7 @@ std::vector<double> read_vector(const ConfigSection& s, std::string_view key, st
 
 InputSpec read_input(const ConfigSection& s, std::size_t n) {
   InputSpec in;
-  const std::string kind = s.string("kind", n == 0 ? "constant" : std::optional<std::string>{});
+  const std::string kind = s.string("kind", "constant");
   if (kind == "constant") {
     in.kind = InputKind::constant;
     in.value = n == 0 && !s.has("value") ? std::vector<double>{} : read_vector(s, "value", n, {});

@@ -1,0 +1,69 @@
+#pragma once
+// Shared test fixtures: experiments from inline TOML, and a simulation assembled from one
+// (network, input, model) that integrates with any stepper and records what it observes.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "integrators/registry.hpp"
+#include "models/registry.hpp"
+#include "sim/config.hpp"
+#include "sim/input.hpp"
+#include "sim/network.hpp"
+
+namespace lf::test {
+
+// A fresh empty directory under the system temp dir, removed with the object.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  std::filesystem::path path() const { return path_; }
+  std::string file(const std::string& name, const std::string& content = {}) const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Loads an experiment from TOML text (written to a temp file, so relative paths resolve there).
+Experiment experiment_from_toml(const std::string& toml, const std::vector<std::string>& overrides = {});
+
+// Records every sample and every accepted step.
+struct Recorder final : IntegrationObserver {
+  std::vector<double> times;
+  std::vector<State> states;
+  std::vector<double> step_ends;
+  void sample(const State& s, double t) override {
+    times.push_back(t);
+    states.push_back(s);
+  }
+  void step(double t, double, const SolverStats&) override { step_ends.push_back(t); }
+};
+
+// Network + input + model of an experiment, ready to integrate.
+struct Simulation {
+  explicit Simulation(const Experiment& ex);
+  Experiment experiment;
+  Network network;
+  InputSignal signal;
+  Drive drive;
+  std::unique_ptr<Model> model;
+
+  // Integrates from the model's initial state; returns the result, state at the end in `final_state`.
+  IntegrationResult run(const IntegratorSpec& spec, const std::vector<double>& times,
+                        IntegrationObserver& observer, State& final_state);
+  IntegrationResult run(Recorder& recorder, State& final_state) {
+    return run(experiment.integrator, sample_times_of(experiment), recorder, final_state);
+  }
+  static std::vector<double> sample_times_of(const Experiment& ex);
+};
+
+inline double max_abs_diff(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
+  return (a - b).cwiseAbs().maxCoeff();
+}
+
+}  // namespace lf::test
