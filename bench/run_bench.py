@@ -233,27 +233,42 @@ class LeakyRHS:
                 raise SystemExit("scipy worker: sparse projections are not supported")
             W = np.ascontiguousarray(h5[f"/parameters/W/{name}"][...], dtype=np.float64)
             incoming[to].append((W, src_slice[frm]))
+        # Per non-input population: its slice of the state, bias, incoming (W, source view or
+        # slice), and two preallocated buffers. Views of u are made once (u is updated in place).
         self.plan = []
         for p in pops:
             if role[p] == "input":
                 continue
             b = np.array(h5[f"/parameters/b/{p}"][...], dtype=np.float64)
-            self.plan.append((src_slice[p][1], b, incoming[p], np.empty(sizes[p]),
-                              np.empty(sizes[p])))
+            sources = [(W, self.u[ssl] if kind == "u" else ssl)
+                       for W, (kind, ssl) in incoming[p]]
+            self.plan.append((src_slice[p][1], b, sources, np.empty(sizes[p]), np.empty(sizes[p])))
         self.names = [p for p in pops if role[p] != "input"]
+        self._np = np
 
     def __call__(self, t, y):
-        import numpy as np
+        np = self._np
         dy = np.empty_like(y)  # solve_ivp keeps references to returned arrays: no reuse
-        for sl, b, projections, a, tmp in self.plan:
-            np.copyto(a, b)
-            for W, (kind, ssl) in projections:
-                np.dot(W, (self.u if kind == "u" else y)[ssl], out=tmp)
-                a += tmp
+        for sl, b, sources, a, tmp in self.plan:
+            first = True
+            for W, src in sources:
+                x = y[src] if isinstance(src, slice) else src
+                if first:
+                    np.dot(W, x, out=a)
+                    first = False
+                else:
+                    np.dot(W, x, out=tmp)
+                    a += tmp
+            if first:
+                a.fill(0.0)
+            a += b
             np.tanh(a, out=a)
             d = dy[sl]
-            np.multiply(y[sl], self.c, out=d)
-            np.subtract(a, d, out=d)
+            if self.c == 1.0:
+                np.subtract(a, y[sl], out=d)
+            else:
+                np.multiply(y[sl], -self.c, out=d)
+                d += a
             if self.inv_tau != 1.0:
                 d *= self.inv_tau
         return dy
@@ -277,11 +292,11 @@ def segments_of(config):
     raise SystemExit(f"scipy worker: input kind {kind} not supported")
 
 
-def scipy_solve(rhs, bounds, values, method, rtol, atol):
+def scipy_solve(solve_ivp, rhs, bounds, values, method, rtol, atol):
     """Integrates segment by segment (restarting at every switch, as learnflow does).
-    Returns the final state, accepted steps, RHS evaluations and rejected attempts (RK45 only)."""
+    Returns the final state, accepted steps, RHS evaluations and rejected attempts (RK45 only).
+    solve_ivp is passed in, imported before any timing starts."""
     import numpy as np
-    from scipy.integrate import solve_ivp
     y = np.zeros(rhs.n_state)
     steps = nfev = 0
     for k in range(len(bounds) - 1):
@@ -305,6 +320,7 @@ def scipy_worker(job):
     import numpy as np
     import scipy
     import tomllib
+    from scipy.integrate import solve_ivp  # imported here: importing takes ~0.1 s
     with h5py.File(job["run_file"], "r") as h5:
         cfg = h5.attrs["config"]
         config = tomllib.loads(cfg.decode() if isinstance(cfg, bytes) else str(cfg))
@@ -316,8 +332,8 @@ def scipy_worker(job):
         times = []
         for r in range(run["warmup"] + run["repeats"]):
             start = time.perf_counter()
-            y, steps, nfev, rejected = scipy_solve(rhs, bounds, values, run["method"], run["rtol"],
-                                                   run["atol"])
+            y, steps, nfev, rejected = scipy_solve(solve_ivp, rhs, bounds, values, run["method"],
+                                                   run["rtol"], run["atol"])
             elapsed = time.perf_counter() - start
             if r >= run["warmup"]:
                 times.append(elapsed)
@@ -388,6 +404,18 @@ def fmt_us(s):
     return f"{s * 1e6:.3g}" if s is not None else "-"
 
 
+def spread(times):
+    """(max - min) / median of repeated timings, in percent: how noisy the median is."""
+    return 100.0 * (max(times) - min(times)) / statistics.median(times) if len(times) > 1 else 0.0
+
+
+def load_average():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
 def verdict(ok):
     return "met    " if ok else "NOT MET"
 
@@ -426,7 +454,7 @@ def main():
     problems.append(("S1 [2,8,8,1] x1000 sw", "s1_switching"))
     results = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
                "host": platform.node(), "cpus": os.cpu_count(), "repeats": repeats,
-               "threads": T, "problems": {}}
+               "threads": T, "load_before": load_average(), "problems": {}}
     started = time.perf_counter()
 
     for label, name in problems:
@@ -479,6 +507,7 @@ def main():
                                        out / f"{thr_name}_threads{n_threads}.h5",
                                        threads=n_threads, repeats=repeats, warmup=warmup)
     results["threads_scaling"] = {str(k): v for k, v in thr.items()}
+    results["load_after"] = load_average()
     (out / "bench_results.json").write_text(json.dumps(results, indent=1))
     print(f"[{time.perf_counter() - started:6.1f} s] done; all figures in "
           f"{out / 'bench_results.json'}", file=sys.stderr)
@@ -499,9 +528,12 @@ def print_table(results, rec, thr, args, out):
           f"solvers; SciPy {results['scipy']}, NumPy {results['numpy']}, BLAS: {results['blas']}")
     print("error = max |x_i(t_end) - reference| over all neurons; reference = learnflow rkf78 at "
           "rtol = atol = 1e-12")
+    print(f"1-minute load average {results['load_before']:.2f} at the start, "
+          f"{results['load_after']:.2f} at the end (other processes on the machine make timings noisy; "
+          f"'sprd' = (max - min) / median of the repeats)")
     print()
     head = (f"{'problem':<22} {'solver':<17} {'steps':>6} {'rej':>4} {'RHS':>7} {'median s':>9} "
-            f"{'us/RHS':>8} {'floor us':>8} {'RHS/flr':>7} {'error':>9} {'SciPy/lf':>8}")
+            f"{'sprd':>5} {'us/RHS':>8} {'floor us':>8} {'RHS/flr':>7} {'error':>9} {'SciPy/lf':>8}")
     print(head)
     print("-" * len(head))
     checks = []
@@ -512,11 +544,13 @@ def print_table(results, rec, thr, args, out):
         sp_per_rhs = sp["median_seconds"] / sp["rhs_evals"]
         print(f"{p['label']:<22} {'learnflow dopri5':<17} {lf['steps']:>6} {lf['rejected']:>4} "
               f"{lf['rhs_evals']:>7} {fmt_time(lf['median_seconds']):>9} "
+              f"{spread(lf['wall_seconds']):>4.0f}% "
               f"{fmt_us(lf['seconds_per_rhs']):>8} {fmt_us(floor):>8} "
               f"{lf['seconds_per_rhs'] / floor:>7.2f} {p['error_learnflow']:>9.2e} {'':>8}")
         rej = "?" if sp["rejected"] is None else sp["rejected"]
         print(f"{'':<22} {'SciPy RK45':<17} {sp['steps']:>6} {rej:>4} {sp['rhs_evals']:>7} "
-              f"{fmt_time(sp['median_seconds']):>9} {fmt_us(sp_per_rhs):>8} {fmt_us(floor):>8} "
+              f"{fmt_time(sp['median_seconds']):>9} {spread(sp['wall_seconds']):>4.0f}% "
+              f"{fmt_us(sp_per_rhs):>8} {fmt_us(floor):>8} "
               f"{sp_per_rhs / floor:>7.2f} {p['error_scipy']:>9.2e} {ratio:>7.2f}x")
         print(f"{'':<22} reference: rkf78 {p['reference']['steps']} steps, "
               f"{p['reference']['median_seconds']:.3g} s; |reference - SciPy DOP853 1e-12| = "
@@ -545,6 +579,11 @@ def print_table(results, rec, thr, args, out):
     print(f"  x = \"none\" : median {n['median_seconds']:.4g} s  (runs {', '.join(f'{t:.4g}' for t in n['wall_seconds'])})")
     print(f"  overhead {100 * overhead:+.1f}% of the integration; closing the file adds "
           f"{1e3 * closing:.3g} ms more for \"all\"")
+    base = results["problems"].get(rec_name := p1_name(8, 256), {}).get("learnflow")
+    if base:
+        print(f"  (for comparison: the table's run of {rec_name}, 2 samples, took "
+              f"{base['median_seconds']:.4g} s; sampling at 0.01 with nothing recorded costs "
+              f"{100 * (n['median_seconds'] / base['median_seconds'] - 1):+.1f}% over that)")
     checks.append((overhead <= 0.10, f"recording every neuron at sample_dt = 0.01 costs "
                                      f"{100 * overhead:+.1f}% (target <= 10%)"))
     t1, t2 = thr[1], thr[2]

@@ -18,7 +18,13 @@ struct ParallelAlgebra {
   template <class Op, class S0, class... S>
   static void apply(Op op, S0& s0, S&... s) {
     const auto n = static_cast<std::ptrdiff_t>(s0.size());
-#pragma omp parallel for schedule(static) if (n >= parallel_min_size)
+    // No OpenMP construct at all below the threshold: even an inactive parallel region costs a
+    // futex call in libgomp, which dominates the step of a small network.
+    if (n < parallel_min_size) {
+      for (std::ptrdiff_t i = 0; i < n; ++i) op(s0[i], s[i]...);
+      return;
+    }
+#pragma omp parallel for schedule(static)
     for (std::ptrdiff_t i = 0; i < n; ++i) op(s0[i], s[i]...);
   }
 

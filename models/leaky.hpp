@@ -3,9 +3,8 @@
 //     τ ẋ_p = −c x_p + σ_p(a_p),   a_p = b_p + Σ_{projections q→p} W_qp x_q,
 // with input populations clamped to the input u(t) (they are not part of the state).
 // On a layered DAG with c = 1 the fixed point is the feedforward pass.
-#include <vector>
-
 #include "models/model.hpp"
+#include "models/neurons.hpp"
 #include "models/params.hpp"
 #include "sim/input.hpp"
 #include "sim/network.hpp"
@@ -25,31 +24,13 @@ class LeakyModel final : public Model {
   const LeakyParams& params() const noexcept { return params_; }
 
  private:
-  // A source of presynaptic activity: a slice of the input vector or a state block.
-  struct Source {
-    bool is_input = false;
-    Eigen::Index input_offset = 0;
-    BlockId block = 0;
-  };
-  // Rows [row_begin, row_end) of population `population`: the unit of parallel work. The
-  // partition depends only on the network, never on the thread count, so every row is computed
-  // by the same operations whatever the number of threads.
-  struct RowChunk {
-    std::size_t population;
-    Eigen::Index row_begin;
-    Eigen::Index row_end;
-  };
-
   const Network* network_;
   LeakyParams params_;
   const Drive* drive_;
   StateLayout layout_;
-  std::vector<BlockId> block_of_population_;        // x/<pop> block (unused for inputs)
-  std::vector<std::vector<std::size_t>> incoming_;  // per population
-  std::vector<Source> source_of_population_;
-  std::vector<RowChunk> chunks_;
-  bool parallel_ = false;                           // worth a parallel region?
-  mutable Eigen::VectorXd preactivation_;           // scratch, indexed like the state
+  NeuronIndex neurons_;
+  bool parallel_ = false;                  // worth a parallel region?
+  mutable Eigen::VectorXd preactivation_;  // scratch, indexed like the state
 };
 
 }  // namespace lf

@@ -2,7 +2,10 @@
 // A model is one ODE system of a learning theory (DESIGN §4): validated parameters, a StateLayout
 // naming the blocks of its state, and a right-hand side that is exactly an odeint System.
 // The RHS allocates nothing, prints nothing and depends on the thread count only for speed.
+#include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "sim/layout.hpp"
 
@@ -21,6 +24,11 @@ class Model {
   virtual void initial_state(State& s) const = 0;
   // ds = f(s, t). The input in force is read from the Drive the model was built with.
   virtual void rhs(const State& s, State& ds, double t) const = 0;
+
+  // Model-specific metrics written to /metrics/<name> at every sample (names may contain '/').
+  virtual std::vector<std::string> metric_names() const { return {}; }
+  // out.size() == metric_names().size(). Called only at sample times, outside trial stages.
+  virtual void metrics(const State& /*s*/, double /*t*/, std::span<double> /*out*/) const {}
 
   // odeint System interface.
   void operator()(const State& s, State& ds, double t) const { rhs(s, ds, t); }

@@ -250,6 +250,12 @@ void TrajectoryWriter::flush() {
   h5::check(H5Fflush(m.file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
 }
 
+void TrajectoryWriter::write_waves(const std::string& kind, const std::string& member,
+                                   const std::vector<double>& arrivals) {
+  h5::write_dataset(impl_->file.get(), "/waves/" + kind + "/" + member, {arrivals.size()},
+                    arrivals.data());
+}
+
 void TrajectoryWriter::write_solver(const IntegrationResult& result) {
   const hid_t f = impl_->file.get();
   h5::Handle g = h5::create_group_path(f, "/solver");

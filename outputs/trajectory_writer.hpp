@@ -39,6 +39,9 @@ class TrajectoryWriter {
   void append(double t, const State& s, std::span<const double> metrics);
   void flush();
   void write_solver(const IntegrationResult& result);
+  // /waves/<kind>/<member>: the wave arrival time in each input segment (NaN where undefined).
+  void write_waves(const std::string& kind, const std::string& member,
+                   const std::vector<double>& arrivals);
 
   long samples() const noexcept;
 

@@ -82,15 +82,17 @@ int command_info(const std::string& file, std::size_t max_segments, bool show_co
     fmt::print("wave arrival times (mean activity reaches half its change; delay after the "
                "segment start){}:\n", segments > max_segments
                    ? fmt::format(", first {} of {} segments", max_segments, segments) : "");
-    fmt::print("  {:<16} {:>7} {:>12} {:>14} {:>12}\n", "population", "segment", "start",
+    // Arrival times with 12 significant digits: enough to compare with `tools/plot arrivals`
+    // (the same definition in Python) to 1e-9 relative.
+    fmt::print("  {:<16} {:>7} {:>12} {:>19} {:>12}\n", "population", "segment", "start",
                "arrival", "delay");
     for (const Arrival& a : wave_arrivals(pops, times, means, s.boundaries)) {
       if (a.segment >= max_segments) continue;
       if (a.time) {
-        fmt::print("  {:<16} {:>7} {:>12.6g} {:>14.8g} {:>12.6g}\n", a.population, a.segment,
+        fmt::print("  {:<16} {:>7} {:>12.6g} {:>19.12g} {:>12.6g}\n", a.population, a.segment,
                    a.start, *a.time, *a.time - a.start);
       } else {
-        fmt::print("  {:<16} {:>7} {:>12.6g} {:>14} {:>12}\n", a.population, a.segment, a.start,
+        fmt::print("  {:<16} {:>7} {:>12.6g} {:>19} {:>12}\n", a.population, a.segment, a.start,
                    "-", "-");
       }
     }
@@ -121,7 +123,7 @@ int run_cli(int argc, char** argv) {
   run->add_option("--set", overrides, "override a config key: key.path=value (repeatable)")
       ->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   run->add_option("--threads", threads, "OpenMP threads (default: OMP_NUM_THREADS or all cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1 << 16));
   run->add_flag("--quiet", quiet, "print nothing on success");
   run->add_flag("--progress", progress, "draw the progress line even when stderr is not a terminal");
 
@@ -137,6 +139,28 @@ int run_cli(int argc, char** argv) {
 
   CLI::App* models = app.add_subcommand("models", "list the models");
   CLI::App* integrators = app.add_subcommand("integrators", "list the steppers");
+
+  // CLI11 takes an unknown subcommand for a stray argument and says only "A subcommand is
+  // required": name the word, the closest subcommand and the choices instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string word = argv[1];
+    std::string names, guess;
+    std::size_t best = 3;  // a plausible typo: at most 2 edits
+    bool known = false;
+    for (const CLI::App* sub : {run, validate, info, models, integrators}) {
+      const std::string& name = sub->get_name();
+      known = known || name == word;
+      names += (names.empty() ? "" : ", ") + name;
+      if (const std::size_t d = edit_distance(word, name); d < best) {
+        best = d;
+        guess = fmt::format(" (did you mean '{}'?)", name);
+      }
+    }
+    if (!known) {
+      print_error(fmt::format("unknown subcommand '{}'{} (choose one of: {})", word, guess, names));
+      return exit_bad_input;
+    }
+  }
 
   try {
     app.parse(argc, argv);

@@ -80,8 +80,11 @@ std::string ConfigSection::where(std::string_view key) const {
   const toml::node* n = key.empty() ? table_ : table_->get(key);
   if (n == nullptr) n = table_;
   const auto& src = n->source();
-  // Nodes from --set overrides are copies without a source position.
-  if (src.begin.line == 0) return "--set";
+  // Values from --set overrides are parsed with the source path "--set" (apply_override keeps
+  // it). A node without a position (a section absent from the file, a table made by --set)
+  // is reported by the file alone.
+  if (src.path && *src.path == "--set") return "--set";
+  if (src.begin.line == 0) return file_;
   return fmt::format("{}:{}", file_, src.begin.line);
 }
 
@@ -250,10 +253,10 @@ void apply_override(toml::table& root, const std::string& assignment) {
   toml::table parsed;
   try {
     parsed = toml::parse("value = " + text, std::string_view("--set"));
-  } catch (const toml::parse_error&) {  // not TOML: a bare string
-    toml::table as_string;
-    as_string.insert("value", text);
-    parsed = std::move(as_string);
+  } catch (const toml::parse_error&) {  // not TOML: a bare string, quoted and parsed again so
+    std::ostringstream quoted;            // that it too carries the source "--set"
+    quoted << toml::value<std::string>(text);
+    parsed = toml::parse("value = " + quoted.str(), std::string_view("--set"));
   }
   std::vector<std::string> parts;
   std::stringstream ss(path);
@@ -276,7 +279,9 @@ void apply_override(toml::table& root, const std::string& assignment) {
     }
     table = next->as_table();
   }
-  table->insert_or_assign(parts.back(), *parsed.get("value"));
+  // Moved, not copied: toml++ drops the source region of a copied node, and where() needs it
+  // to report "--set" instead of the config file for an overridden key.
+  table->insert_or_assign(parts.back(), std::move(*parsed.get("value")));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,7 +370,7 @@ std::vector<EdgeSpec> read_edges(const ConfigSection& s) {
     }
     edges.push_back({static_cast<long>(row[0]), static_cast<long>(row[1]),
                      row.size() == 3 ? row[2] : std::numeric_limits<double>::quiet_NaN(),
-                     fmt::format("{} (edge {})", s.where("edges"), i)});
+                     fmt::format("{}: {}[{}]", s.where("edges"), s.key_path("edges"), i)});
   }
   return edges;
 }
@@ -481,7 +486,8 @@ NetworkSpec read_network(const ConfigSection& s) {
 
 // A vector-valued key whose scalar form means "the same for every input".
 std::vector<double> read_vector(const ConfigSection& s, std::string_view key, std::size_t n,
-                                std::optional<double> fallback) {
+                                std::optional<double> fallback,
+                                std::string_view populations = "input populations") {
   if (!s.has(key)) {
     if (!fallback) s.fail(key, "required key is missing (a number or an array of numbers)");
     return std::vector<double>(n, *fallback);
@@ -489,12 +495,42 @@ std::vector<double> read_vector(const ConfigSection& s, std::string_view key, st
   std::vector<double> v = s.numbers(key);
   if (v.size() == 1 && n != 1 && s.node(key)->is_number()) v.assign(n, v[0]);
   if (v.size() != n) {
-    s.fail(key, fmt::format("has {} values but the input populations have {} neurons", v.size(), n));
+    s.fail(key, fmt::format("has {} values but the {} have {} neurons", v.size(), populations, n));
   }
   return v;
 }
 
-InputSpec read_input(const ConfigSection& s, std::size_t n) {
+// Rows of `width` numbers, inline (key_inline = [[...], ...]) or from a CSV file (key_file);
+// `what` names the rows' meaning in messages ("input", "target").
+std::vector<std::vector<double>> read_rows(const ConfigSection& s, std::string_view key_inline,
+                                           std::string_view key_file, std::size_t width,
+                                           std::string_view what) {
+  const std::string populations = what == "input" ? "input populations" : "output populations";
+  if (s.has(key_inline)) {
+    auto rows = s.number_rows(key_inline);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      if (rows[i].size() != width) {
+        s.fail(key_inline, fmt::format("{} vector {} has {} values but the {} have {} neurons",
+                                       what, i, rows[i].size(), populations, width));
+      }
+    }
+    if (rows.empty()) s.fail(key_inline, "the sequence is empty");
+    return rows;
+  }
+  const std::string file = s.resolve_path(s.string(key_file));
+  const CsvTable table = read_csv(file);
+  for (std::size_t i = 0; i < table.rows.size(); ++i) {
+    if (table.rows[i].size() != width) {
+      throw DataFileError(file, table.lines[i],
+                          fmt::format("{}:{}: {} row has {} values but the {} have {} neurons", file,
+                                      table.lines[i], what, table.rows[i].size(), populations,
+                                      width));
+    }
+  }
+  return table.rows;
+}
+
+InputSpec read_input(const ConfigSection& s, std::size_t n, std::size_t n_out) {
   InputSpec in;
   const std::string kind = s.string("kind", "constant");
   if (kind == "constant") {
@@ -518,34 +554,29 @@ InputSpec read_input(const ConfigSection& s, std::size_t n) {
     if (s.has("values") == s.has("file")) {
       s.fail("values", "give the sequence either inline (values = [[...], ...]) or as file = \"x.csv\"");
     }
-    if (s.has("values")) {
-      in.sequence = s.number_rows("values");
-      for (std::size_t i = 0; i < in.sequence.size(); ++i) {
-        if (in.sequence[i].size() != n) {
-          s.fail("values", fmt::format("vector {} has {} values but the input populations have {} "
-                                       "neurons", i, in.sequence[i].size(), n));
-        }
-      }
-    } else {
-      const std::string file = s.resolve_path(s.string("file"));
-      const CsvTable table = read_csv(file);
-      for (std::size_t i = 0; i < table.rows.size(); ++i) {
-        if (table.rows[i].size() != n) {
-          throw DataFileError(file, table.lines[i],
-                              fmt::format("{}:{}: row has {} values but the input populations "
-                                          "have {} neurons", file, table.lines[i],
-                                          table.rows[i].size(), n));
-        }
-      }
-      in.sequence = table.rows;
+    in.sequence = read_rows(s, "values", "file", n, "input");
+    if (s.has("targets") && s.has("target_file")) {
+      s.fail("targets", "give the targets either inline (targets = [[...], ...]) or as "
+                        "target_file = \"y.csv\", not both");
     }
-    if (in.sequence.empty()) s.fail("values", "the sequence is empty");
+    if (s.has("targets") || s.has("target_file")) {
+      in.targets = read_rows(s, "targets", "target_file", n_out, "target");
+      if (in.targets.size() != in.sequence.size()) {
+        s.fail(s.has("targets") ? "targets" : "target_file",
+               fmt::format("{} targets for {} input vectors: give one target per input vector",
+                           in.targets.size(), in.sequence.size()));
+      }
+    }
   } else {
     const std::vector<std::string> kinds = {"constant", "step", "sine", "sequence"};
     const auto guess = closest(kind, kinds);
     s.fail("kind", fmt::format("unknown input kind '{}'{} (choose one of: {})", kind,
                                guess ? fmt::format(" (did you mean '{}'?)", *guess) : "",
                                join(kinds)));
+  }
+  if (in.kind != InputKind::sequence && s.has("target")) {
+    in.target = read_vector(s, "target", n_out, {}, "output populations");
+    in.target_t0 = s.number("target_t0", in.target_t0);
   }
   s.finish();
   return in;
@@ -596,8 +627,9 @@ RecordMode parse_record_mode(const ConfigSection& s, const std::string& key, con
   s.fail(key, fmt::format("unknown record mode '{}' (choose one of: all, every:K, norm, none)", v));
 }
 
-OutputSpec read_output(const ConfigSection& s) {
+OutputSpec read_output(const ConfigSection& s, bool residual_by_default) {
   OutputSpec out;
+  out.residual = residual_by_default;
   out.file = s.string("file", out.file);
   out.sample_dt = s.positive("sample_dt", out.sample_dt);
   const std::int64_t flush = s.integer("flush_every", out.flush_every);
@@ -644,9 +676,19 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
   top.string("description", "");
   ex.network = read_network(top.section("network"));
   ex.model = parse_model_params(top.section("model"));
-  ex.input = read_input(top.section("input"), ex.input_size());
+  const bool learning_model = !std::holds_alternative<LeakyParams>(ex.model);
+  for (const ProjectionSpec& p : ex.network.projections) {
+    if (p.plastic && !learning_model) {
+      throw ConfigError(p.key, path, fmt::format("{}: {}: projection '{}' is plastic, but model '{}' "
+                                                 "has no weight flow (use a learning model such as "
+                                                 "costate, or plastic = false)", path, p.key,
+                                                 p.name, model_type(ex.model)));
+    }
+  }
+  ex.input = read_input(top.section("input"), ex.input_size(), ex.output_size());
   ex.integrator = read_integrator(top.section("integrator"));
-  ex.output = read_output(top.section("output"));
+  // Learning models record their relaxation residuals by default.
+  ex.output = read_output(top.section("output"), learning_model);
   top.finish();
   return ex;
 }

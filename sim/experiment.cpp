@@ -18,6 +18,14 @@ std::size_t Experiment::input_size() const {
   return n;
 }
 
+std::size_t Experiment::output_size() const {
+  std::size_t n = 0;
+  for (const auto& p : network.populations) {
+    if (p.role == Role::output) n += static_cast<std::size_t>(p.size);
+  }
+  return n;
+}
+
 RecordMode OutputSpec::mode_for(const std::string& kind, const std::string& member) const {
   if (const auto it = record.find(kind + "/" + member); it != record.end()) return it->second;
   if (const auto it = record.find(kind); it != record.end()) return it->second;

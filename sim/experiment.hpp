@@ -67,6 +67,12 @@ struct InputSpec {
   std::vector<std::vector<double>> sequence;  // sequence: the vectors shown in turn
   double present = 1.0;                   // sequence: time each vector is held
   bool repeat = true;                     // sequence: cycle through the vectors until t_end
+
+  // Targets y for the output populations (learning models): one per sequence vector, or one
+  // constant target for the other kinds, present from target_t0 on (before it: no target, e = 0).
+  std::vector<std::vector<double>> targets;
+  std::vector<double> target;
+  double target_t0 = -std::numeric_limits<double>::infinity();
 };
 
 struct IntegratorSpec {
@@ -91,7 +97,7 @@ struct OutputSpec {
   double sample_dt = 0.05;
   std::map<std::string, RecordMode> record;  // key: block kind ("x") or block name ("x/layer1")
   long flush_every = 100;                    // samples between flushes of the file
-  bool residual = false;                     // write /metrics/residual = ‖ds/dt‖₂ at each sample
+  bool residual = false;  // write /metrics/residual/<kind> = ‖d(block kind)/dt‖₂ at each sample
 
   // The mode of block "kind/member": the exact name wins over the kind; default "all".
   RecordMode mode_for(const std::string& kind, const std::string& member) const;
@@ -106,7 +112,8 @@ struct Experiment {
   IntegratorSpec integrator;
   OutputSpec output;
 
-  std::size_t input_size() const;  // total size of the input populations
+  std::size_t input_size() const;   // total size of the input populations
+  std::size_t output_size() const;  // total size of the output populations
 };
 
 }  // namespace lf

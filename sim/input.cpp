@@ -1,5 +1,6 @@
 #include "sim/input.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <numbers>
@@ -9,6 +10,9 @@ namespace lf {
 InputSignal::InputSignal(const InputSpec& spec, double t0, double t_end)
     : spec_(spec), size_(0) {
   boundaries_.push_back(t0);
+  auto add_breakpoint = [&](double t) {
+    if (t > t0 && t < t_end) boundaries_.push_back(t);
+  };
   switch (spec.kind) {
     case InputKind::constant:
       size_ = static_cast<Eigen::Index>(spec.value.size());
@@ -18,7 +22,7 @@ InputSignal::InputSignal(const InputSpec& spec, double t0, double t_end)
       break;
     case InputKind::step:
       size_ = static_cast<Eigen::Index>(spec.value.size());
-      if (spec.t_step > t0 && spec.t_step < t_end) boundaries_.push_back(spec.t_step);
+      add_breakpoint(spec.t_step);
       break;
     case InputKind::sequence: {
       size_ = static_cast<Eigen::Index>(spec.sequence.front().size());
@@ -35,19 +39,40 @@ InputSignal::InputSignal(const InputSpec& spec, double t0, double t_end)
       break;
     }
   }
+  if (spec.kind != InputKind::sequence) {
+    add_breakpoint(spec.target_t0);
+    std::sort(boundaries_.begin(), boundaries_.end());
+    boundaries_.erase(std::unique(boundaries_.begin(), boundaries_.end()), boundaries_.end());
+  }
   boundaries_.push_back(t_end);
+  target_size_ = static_cast<Eigen::Index>(
+      spec.kind == InputKind::sequence ? (spec.targets.empty() ? 0 : spec.targets.front().size())
+                                       : spec.target.size());
+}
+
+InputSignal InputSignal::reversed() const {
+  InputSignal r = *this;
+  r.reversed_ = !reversed_;
+  const double sum = boundaries_.front() + boundaries_.back();
+  for (std::size_t i = 0; i < boundaries_.size(); ++i) {
+    r.boundaries_[i] = sum - boundaries_[boundaries_.size() - 1 - i];
+  }
+  // Keep the ends exact (t0 and t_end swap roles only in the interior).
+  r.boundaries_.front() = boundaries_.front();
+  r.boundaries_.back() = boundaries_.back();
+  return r;
 }
 
 void InputSignal::value(std::size_t segment, double t, Eigen::Ref<Eigen::VectorXd> out) const {
   assert(segment < segments());
+  const std::size_t k = original(segment);
+  if (reversed_) t = boundaries_.front() + boundaries_.back() - t;
   switch (spec_.kind) {
     case InputKind::constant:
       out = Eigen::Map<const Eigen::VectorXd>(spec_.value.data(), size_);
       break;
     case InputKind::step: {
-      // Segment 0 is before the step unless the step is at or before t0.
-      const bool after = segment > 0 || spec_.t_step <= boundaries_.front();
-      const auto& v = after ? spec_.value : spec_.before;
+      const auto& v = starts_at_or_after(k, spec_.t_step) ? spec_.value : spec_.before;
       out = Eigen::Map<const Eigen::VectorXd>(v.data(), size_);
       break;
     }
@@ -59,20 +84,43 @@ void InputSignal::value(std::size_t segment, double t, Eigen::Ref<Eigen::VectorX
       }
       break;
     case InputKind::sequence: {
-      const auto& v = spec_.sequence[sequence_index_[segment]];
+      const auto& v = spec_.sequence[sequence_index_[k]];
       out = Eigen::Map<const Eigen::VectorXd>(v.data(), size_);
       break;
     }
   }
 }
 
-Drive::Drive(const InputSignal& signal) : signal_(&signal), value_(signal.size()) {
+bool InputSignal::target(std::size_t segment, Eigen::Ref<Eigen::VectorXd> out) const {
+  const std::size_t k = original(segment);
+  if (spec_.kind == InputKind::sequence) {
+    if (spec_.targets.empty()) return false;
+    const auto& y = spec_.targets[sequence_index_[k]];
+    out = Eigen::Map<const Eigen::VectorXd>(y.data(), target_size_);
+    return true;
+  }
+  if (spec_.target.empty() || !starts_at_or_after(k, spec_.target_t0)) return false;
+  out = Eigen::Map<const Eigen::VectorXd>(spec_.target.data(), target_size_);
+  return true;
+}
+
+bool InputSignal::starts_at_or_after(std::size_t original_segment, double t) const {
+  // The start of an original segment, in original time.
+  const double start = reversed_ ? boundaries_.front() + boundaries_.back() -
+                                       boundaries_[segments() - original_segment]
+                                 : boundaries_[original_segment];
+  return start >= t;
+}
+
+Drive::Drive(const InputSignal& signal)
+    : signal_(&signal), value_(signal.size()), target_(signal.target_size()) {
   enter_segment(0, signal.boundaries().front());
 }
 
 void Drive::enter_segment(std::size_t segment, double t) {
   segment_ = segment;
   signal_->value(segment_, t, value_);
+  has_target_ = signal_->target(segment_, target_);
 }
 
 const Eigen::VectorXd& Drive::at(double t) const {

@@ -22,12 +22,28 @@ class InputSignal {
 
   // u(t) within segment k (t in [b_k, b_{k+1}]).
   void value(std::size_t segment, double t, Eigen::Ref<Eigen::VectorXd> out) const;
+  // The target y in segment k; false (and `out` untouched) when the segment has none.
+  bool target(std::size_t segment, Eigen::Ref<Eigen::VectorXd> out) const;
+  Eigen::Index target_size() const noexcept { return target_size_; }
+
+  // The same signal in reversed time s = t0 + t_end − t (for adjoint sweeps): segment k of the
+  // reversed signal is segment S−1−k of this one.
+  InputSignal reversed() const;
+
+  const InputSpec& spec() const noexcept { return spec_; }
 
  private:
   InputSpec spec_;
   std::vector<double> boundaries_;
   std::vector<std::size_t> sequence_index_;  // sequence: which vector each segment shows
   Eigen::Index size_;
+  Eigen::Index target_size_ = 0;
+  bool reversed_ = false;
+  std::size_t original(std::size_t segment) const {
+    return reversed_ ? segments() - 1 - segment : segment;
+  }
+  // Whether original segment k starts at or after time t (original time).
+  bool starts_at_or_after(std::size_t original_segment, double t) const;
 };
 
 // The input as the right-hand side sees it: the current segment's value, recomputed at each t
@@ -37,12 +53,18 @@ class Drive {
   explicit Drive(const InputSignal& signal);
   void enter_segment(std::size_t segment, double t);
   const Eigen::VectorXd& at(double t) const;
+  // The target in force, if the current segment has one.
+  bool has_target() const noexcept { return has_target_; }
+  const Eigen::VectorXd& target() const noexcept { return target_; }
+  std::size_t segment() const noexcept { return segment_; }
   const InputSignal& signal() const noexcept { return *signal_; }
 
  private:
   const InputSignal* signal_;
   std::size_t segment_ = 0;
   mutable Eigen::VectorXd value_;
+  Eigen::VectorXd target_;
+  bool has_target_ = false;
 };
 
 }  // namespace lf

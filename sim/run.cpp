@@ -3,15 +3,19 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <optional>
 
 #include "models/registry.hpp"
 #include "outputs/progress.hpp"
+#include "sim/config.hpp"
+#include "sim/errors.hpp"
 #include "outputs/trajectory_writer.hpp"
 #include "sim/input.hpp"
 #include "sim/network.hpp"
+#include "sim/waves.hpp"
 
 namespace lf {
 
@@ -30,27 +34,74 @@ std::vector<double> sample_times(double t0, double t_end, double sample_dt) {
 
 namespace {
 
-// The observer of a run: writes every sample (and the residual metric) and draws progress.
+// Metric names of a run: the model's own, then /metrics/residual/<kind> = ‖d(kind)/dt‖₂ for
+// every kind of state block when output.residual is set.
+std::vector<std::string> metric_names(const Model& model, bool residual) {
+  std::vector<std::string> names = model.metric_names();
+  if (!residual) return names;
+  for (const Block& b : model.layout().blocks()) {
+    const std::string name = "residual/" + b.kind;
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  return names;
+}
+
+// The observer of a run: writes every sample with its metrics, keeps the mean activity of the
+// x and λ blocks (one number per block and sample) for the wave analysis, and draws progress.
 class RunObserver final : public IntegrationObserver {
  public:
   RunObserver(TrajectoryWriter& writer, const Model& model, bool residual,
               std::optional<ProgressLine>& progress)
       : writer_(writer), model_(model), residual_(residual), progress_(progress),
-        derivative_(residual ? static_cast<std::size_t>(model.layout().size()) : 0) {}
+        model_metrics_(model.metric_names().size()),
+        values_(metric_names(model, residual).size()),
+        derivative_(residual ? static_cast<std::size_t>(model.layout().size()) : 0) {
+    for (BlockId id = 0; id < model.layout().blocks().size(); ++id) {
+      const std::string& kind = model.layout().block(id).kind;
+      if (kind == "x" || kind == "lambda") wave_blocks_.push_back(id);
+    }
+    means_.resize(wave_blocks_.size());
+  }
 
   void sample(const State& s, double t) override {
-    double metrics[1] = {0.0};
+    model_.metrics(s, t, std::span<double>(values_.data(), model_metrics_));
     if (residual_) {
-      model_.rhs(s, derivative_, t);  // ‖ds/dt‖₂: how far from a fixed point
-      double sum = 0.0;
-      for (const double v : derivative_) sum += v * v;
-      metrics[0] = std::sqrt(sum);
+      model_.rhs(s, derivative_, t);  // how far from a fixed point, per kind of block
+      std::size_t at = model_metrics_;
+      std::string kind;
+      for (const Block& b : model_.layout().blocks()) {
+        if (b.kind != kind) {
+          if (!kind.empty()) values_[at - 1] = std::sqrt(values_[at - 1]);
+          kind = b.kind;
+          values_[at++] = 0.0;
+        }
+        values_[at - 1] += Eigen::Map<const Eigen::VectorXd>(derivative_.data() + b.offset, b.size)
+                               .squaredNorm();
+      }
+      if (!kind.empty()) values_[at - 1] = std::sqrt(values_[at - 1]);
     }
-    writer_.append(t, s, std::span<const double>(metrics, residual_ ? 1 : 0));
+    writer_.append(t, s, values_);
+    times_.push_back(t);
+    for (std::size_t i = 0; i < wave_blocks_.size(); ++i) {
+      means_[i].push_back(model_.layout().vector(s, wave_blocks_[i]).mean());
+    }
   }
 
   void step(double t, double dt, const SolverStats& stats) override {
     if (progress_) progress_->update(t, dt, stats);
+  }
+
+  // Arrival times of the forward (x) and backward (λ) waves in every input segment.
+  void write_waves(const std::vector<double>& boundaries) {
+    for (std::size_t i = 0; i < wave_blocks_.size(); ++i) {
+      const Block& b = model_.layout().block(wave_blocks_[i]);
+      std::vector<double> arrivals;
+      for (std::size_t k = 0; k + 1 < boundaries.size(); ++k) {
+        const auto a = arrival_time(times_, means_[i], boundaries[k], boundaries[k + 1]);
+        arrivals.push_back(a ? *a : std::numeric_limits<double>::quiet_NaN());
+      }
+      writer_.write_waves(b.kind, b.member, arrivals);
+    }
   }
 
  private:
@@ -58,8 +109,37 @@ class RunObserver final : public IntegrationObserver {
   const Model& model_;
   bool residual_;
   std::optional<ProgressLine>& progress_;
+  std::size_t model_metrics_;
+  std::vector<double> values_;
   State derivative_;
+  std::vector<BlockId> wave_blocks_;
+  std::vector<double> times_;
+  std::vector<std::vector<double>> means_;
 };
+
+// A record key naming one block ("x/layer1") must name a block of the model's state: a typo
+// would otherwise silently fall back to the default. Keys naming a kind ("x", "W") are not
+// checked, so that one config can set W = "norm" for models with and without plastic weights.
+void check_record_keys(const OutputSpec& output, const StateLayout& layout) {
+  for (const auto& [key, mode] : output.record) {
+    if (key.find('/') == std::string::npos) continue;
+    std::vector<std::string> names;
+    for (const Block& b : layout.blocks()) names.push_back(b.name());
+    if (std::find(names.begin(), names.end(), key) != names.end()) continue;
+    std::string suggestion, list;
+    std::size_t best = std::max<std::size_t>(3, key.size() / 3) + 1;
+    for (const std::string& name : names) {
+      list += (list.empty() ? "" : ", ") + name;
+      if (const std::size_t d = edit_distance(key, name); d < best) {
+        best = d;
+        suggestion = fmt::format(" (did you mean '{}'?)", name);
+      }
+    }
+    throw ConfigError("output.record." + key, "",
+                      fmt::format("output.record.\"{}\": the model has no state block '{}'{} "
+                                  "(blocks: {})", key, key, suggestion, list));
+  }
+}
 
 }  // namespace
 
@@ -84,12 +164,12 @@ struct Run::Impl {
 Run::Run(Experiment experiment, RunOptions options)
     : impl_(std::make_unique<Impl>(std::move(experiment), std::move(options))) {
   Impl& m = *impl_;
+  check_record_keys(m.experiment.output, m.model->layout());
   if (m.options.threads > 0) omp_set_num_threads(m.options.threads);
   if (m.options.output_path.empty()) m.options.output_path = m.experiment.output.file;
-  std::vector<std::string> metrics;
-  if (m.experiment.output.residual) metrics.emplace_back("residual");
   m.writer = std::make_unique<TrajectoryWriter>(m.options.output_path, m.model->layout(),
-                                                m.experiment.output, metrics);
+                                                m.experiment.output,
+                                                metric_names(*m.model, m.experiment.output.residual));
   m.writer->write_metadata({model_type(m.experiment.model), m.experiment.integrator.stepper,
                             m.experiment.network.seed, omp_get_max_threads(),
                             m.experiment.config_text});
@@ -112,6 +192,7 @@ RunReport Run::execute() {
   RunReport report;
   report.result = integrate(*m.model, m.drive, state, spec, m.times, observer);
   if (progress) progress->finish();
+  observer.write_waves(m.signal.boundaries());
   m.writer->write_solver(report.result);
   report.output_path = m.options.output_path;
   report.samples = m.writer->samples();
@@ -124,6 +205,7 @@ std::string validate_experiment(const Experiment& ex) {
   const InputSignal signal(ex.input, ex.integrator.t0, ex.integrator.t_end);
   const Drive drive(signal);
   const auto model = make_model(ex.model, network, drive);
+  check_record_keys(ex.output, model->layout());
   std::string text = fmt::format("model {}, stepper {}, t in [{}, {}], {} input segment(s), {} "
                                  "samples\nstate: {} values\n",
                                  model->type(), ex.integrator.stepper, ex.integrator.t0,

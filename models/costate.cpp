@@ -1,0 +1,276 @@
+#include "models/costate.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "models/projection_ops.hpp"
+
+namespace lf {
+namespace {
+constexpr Eigen::Index rows_per_weight_chunk = 64;
+constexpr double undefined = std::numeric_limits<double>::quiet_NaN();
+}  // namespace
+
+CostateModel::CostateModel(const Network& network, const CostateParams& params, const Drive& drive)
+    : network_(&network), params_(params), drive_(&drive), x_(network, layout_, "x"),
+      lambda_(network, layout_, "lambda"), reference_(network, params.c, params.loss) {
+  const auto& pops = network.populations;
+  std::vector<bool> plastic_input(pops.size(), false);
+  for (std::size_t k = 0; k < network.projections.size(); ++k) {
+    const Projection& q = network.projections[k];
+    if (!q.plastic) {
+      weight_block_.emplace_back();
+      continue;
+    }
+    plastic_input[q.to] = true;
+    const std::vector<Eigen::Index> shape =
+        q.sparse ? std::vector<Eigen::Index>{q.csr.nonZeros()} : std::vector<Eigen::Index>{q.rows(), q.cols()};
+    weight_block_.emplace_back(layout_.add("W", q.name, shape));
+    for (Eigen::Index r = 0; r < q.rows(); r += rows_per_weight_chunk) {
+      weight_chunks_.push_back({k, r, std::min(r + rows_per_weight_chunk, q.rows())});
+    }
+  }
+  for (std::size_t p = 0; p < pops.size(); ++p) {
+    if (params.plastic_bias && plastic_input[p]) {
+      bias_block_.emplace_back(layout_.add("b", pops[p].name, {pops[p].size}));
+    } else {
+      bias_block_.emplace_back();
+    }
+  }
+  for (const auto& chunk : x_.chunks()) {
+    if (bias_block_[chunk.population]) bias_chunks_.push_back(chunk);
+  }
+  const InputSpec& input = drive.signal().spec();
+  if (input.kind == InputKind::sequence && !input.targets.empty()) {
+    accuracy_patterns_ = input.sequence.size();
+  }
+  parallel_ = x_.work() >= parallel_min_work && x_.chunks().size() > 1;
+
+  Eigen::Index neurons = 0, outputs = 0;
+  for (const Population& p : pops) {
+    if (p.role != Role::input) neurons += p.size;
+    if (p.role == Role::output) outputs += p.size;
+  }
+  activation_.resize(neurons);
+  derivative_.resize(neurons);
+  delta_.resize(neurons);
+  error_ = Eigen::VectorXd::Zero(neurons);
+  output_x_.resize(outputs);
+  output_e_.resize(outputs);
+  metric_ds_.resize(static_cast<std::size_t>(layout_.size()));
+}
+
+WeightView CostateModel::weight_view(const State& s, std::size_t k) const {
+  if (weight_block_[k]) return {&network_->projections[k], s.data() + layout_.block(*weight_block_[k]).offset};
+  return network_weights(*network_, k);
+}
+
+Eigen::Map<const Eigen::VectorXd> CostateModel::bias_view(const State& s, std::size_t p) const {
+  if (bias_block_[p]) return layout_.vector(s, *bias_block_[p]);
+  return {network_->bias[p].data(), network_->bias[p].size()};
+}
+
+std::vector<WeightView> CostateModel::weights(const State& s) const {
+  std::vector<WeightView> w;
+  for (std::size_t k = 0; k < network_->projections.size(); ++k) w.push_back(weight_view(s, k));
+  return w;
+}
+
+std::vector<Eigen::VectorXd> CostateModel::biases(const State& s) const {
+  std::vector<Eigen::VectorXd> b;
+  for (std::size_t p = 0; p < network_->populations.size(); ++p) b.emplace_back(bias_view(s, p));
+  return b;
+}
+
+void CostateModel::initial_state(State& s) const {
+  std::fill(s.begin(), s.end(), 0.0);
+  for (std::size_t k = 0; k < weight_block_.size(); ++k) {
+    if (!weight_block_[k]) continue;
+    const WeightView w = network_weights(*network_, k);
+    layout_.vector(s, *weight_block_[k]) = Eigen::Map<const Eigen::VectorXd>(w.values, w.size());
+  }
+  for (std::size_t p = 0; p < bias_block_.size(); ++p) {
+    if (bias_block_[p]) layout_.vector(s, *bias_block_[p]) = network_->bias[p];
+  }
+}
+
+void CostateModel::output_error(const State& s) const {
+  const auto& pops = network_->populations;
+  Eigen::Index at = 0;
+  for (std::size_t p = 0; p < pops.size(); ++p) {
+    if (pops[p].role != Role::output) continue;
+    output_x_.segment(at, pops[p].size) = layout_.vector(s, x_.block(p));
+    at += pops[p].size;
+  }
+  if (drive_->has_target()) {
+    loss_error(params_.loss, output_x_, drive_->target(), output_e_);
+  } else {
+    output_e_.setZero();
+  }
+  at = 0;
+  for (std::size_t p = 0; p < pops.size(); ++p) {
+    if (pops[p].role != Role::output) continue;
+    error_.segment(layout_.block(x_.block(p)).offset, pops[p].size) = output_e_.segment(at, pops[p].size);
+    at += pops[p].size;
+  }
+}
+
+void CostateModel::rhs(const State& s, State& ds, double t) const {
+  const Eigen::VectorXd& u = drive_->at(t);
+  const auto& pops = network_->populations;
+  const auto& chunks = x_.chunks();
+  const double c = params_.c;
+  const double inv_tau_x = 1.0 / params_.tau_x, inv_tau_lambda = 1.0 / params_.tau_lambda;
+  const double inv_gamma = 1.0 / params_.gamma, decay = params_.kappa / params_.gamma;
+  // x blocks come first in the layout: their offsets index the neuron scratch vectors.
+  auto neuron_offset = [&](std::size_t p) { return layout_.block(x_.block(p)).offset; };
+
+  // Forward: a, σ(a), σ'(a), ẋ and δ = σ'(a) ⊙ λ, row chunk by row chunk.
+  auto forward_chunk = [&](std::size_t i) {
+    const std::size_t p = chunks[i].population;
+    const Eigen::Index r0 = chunks[i].row_begin, len = chunks[i].size();
+    const Eigen::Index off = neuron_offset(p) + r0;
+    auto a = activation_.segment(off, len);
+    a = bias_view(s, p).segment(r0, len);
+    for (const std::size_t k : x_.incoming(p)) {
+      add_rows_times(weight_view(s, k), r0, len,
+                     x_.activity(layout_, s, u, network_->projections[k].from), a);
+    }
+    auto d = derivative_.segment(off, len);
+    activate_derivative(pops[p].activation, a, d);
+    activate(pops[p].activation, a, a);
+    layout_.vector(ds, x_.block(p)).segment(r0, len) =
+        inv_tau_x * (a - c * layout_.vector(s, x_.block(p)).segment(r0, len));
+    delta_.segment(off, len) = d.cwiseProduct(layout_.vector(s, lambda_.block(p)).segment(r0, len));
+  };
+  // Costates: λ̇ = (−c λ + Σ Wᵀ δ_to + e)/τ_λ, by chunks of the population's own rows.
+  auto costate_chunk = [&](std::size_t i) {
+    const std::size_t p = chunks[i].population;
+    const Eigen::Index r0 = chunks[i].row_begin, len = chunks[i].size();
+    auto dl = layout_.vector(ds, lambda_.block(p)).segment(r0, len);
+    dl = error_.segment(neuron_offset(p) + r0, len);
+    for (const std::size_t k : x_.outgoing(p)) {
+      const std::size_t to = network_->projections[k].to;
+      add_columns_transposed_times(weight_view(s, k), r0, len,
+                                   delta_.segment(neuron_offset(to), pops[to].size), dl);
+    }
+    dl = inv_tau_lambda * (dl - c * layout_.vector(s, lambda_.block(p)).segment(r0, len));
+  };
+  // Weight flow: γ Ẇ = δ_to x_fromᵀ − κ W on plastic projections.
+  auto weight_chunk = [&](std::size_t i) {
+    const WeightChunk& wc = weight_chunks_[i];
+    const Projection& q = network_->projections[wc.projection];
+    const Block& block = layout_.block(*weight_block_[wc.projection]);
+    outer_rows(weight_view(s, wc.projection), wc.row_begin, wc.row_end - wc.row_begin,
+               delta_.segment(neuron_offset(q.to), q.rows()), x_.activity(layout_, s, u, q.from),
+               inv_gamma, decay, ds.data() + block.offset + row_offset(q, wc.row_begin));
+  };
+  // Bias flow: γ ḃ = δ − κ b.
+  auto bias_chunk = [&](std::size_t i) {
+    const std::size_t p = bias_chunks_[i].population;
+    const Eigen::Index r0 = bias_chunks_[i].row_begin, len = bias_chunks_[i].size();
+    layout_.vector(ds, *bias_block_[p]).segment(r0, len) =
+        inv_gamma * delta_.segment(neuron_offset(p) + r0, len) -
+        decay * layout_.vector(s, *bias_block_[p]).segment(r0, len);
+  };
+
+  // Small networks avoid OpenMP constructs entirely (an inactive region still costs a futex).
+  if (!parallel_) {
+    for (std::size_t i = 0; i < chunks.size(); ++i) forward_chunk(i);
+    output_error(s);
+    for (std::size_t i = 0; i < chunks.size(); ++i) costate_chunk(i);
+    for (std::size_t i = 0; i < weight_chunks_.size(); ++i) weight_chunk(i);
+    for (std::size_t i = 0; i < bias_chunks_.size(); ++i) bias_chunk(i);
+    return;
+  }
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (std::size_t i = 0; i < chunks.size(); ++i) forward_chunk(i);
+#pragma omp single
+    output_error(s);  // needs every x; its barrier makes every δ visible to the phases below
+#pragma omp for schedule(static) nowait
+    for (std::size_t i = 0; i < chunks.size(); ++i) costate_chunk(i);
+#pragma omp for schedule(static) nowait
+    for (std::size_t i = 0; i < weight_chunks_.size(); ++i) weight_chunk(i);
+#pragma omp for schedule(static)
+    for (std::size_t i = 0; i < bias_chunks_.size(); ++i) bias_chunk(i);
+  }
+}
+
+std::vector<Eigen::VectorXd> CostateModel::weight_flow(const State& s, double t) const {
+  rhs(s, metric_ds_, t);  // fills delta_
+  const Eigen::VectorXd& u = drive_->at(t);
+  std::vector<Eigen::VectorXd> flows;
+  for (std::size_t k = 0; k < network_->projections.size(); ++k) {
+    const Projection& q = network_->projections[k];
+    const WeightView w = weight_view(s, k);
+    Eigen::VectorXd flow(w.size());
+    outer_rows(w, 0, q.rows(),
+               delta_.segment(layout_.block(x_.block(q.to)).offset, q.rows()),
+               x_.activity(layout_, s, u, q.from), 1.0 / params_.gamma,
+               params_.kappa / params_.gamma, flow.data());
+    flows.push_back(std::move(flow));
+  }
+  return flows;
+}
+
+std::vector<std::string> CostateModel::metric_names() const {
+  std::vector<std::string> names{"loss"};
+  for (const Projection& q : network_->projections) names.push_back("alignment/cosine/" + q.name);
+  for (const Projection& q : network_->projections) names.push_back("alignment/norm_ratio/" + q.name);
+  if (accuracy_patterns_) names.emplace_back("accuracy");
+  return names;
+}
+
+void CostateModel::metrics(const State& s, double t, std::span<double> out) const {
+  const std::size_t n_proj = network_->projections.size();
+  const std::vector<Eigen::VectorXd> flows = weight_flow(s, t);  // also sets output_x_
+  const Eigen::VectorXd u = drive_->at(t);
+  std::size_t at = 0;
+  out[at++] = drive_->has_target() ? loss_value(params_.loss, output_x_, drive_->target()) : undefined;
+
+  // Alignment with the exact gradient at the current inputs and weights (undefined without a
+  // target, or where the gradient vanishes).
+  std::vector<double> cosine(n_proj, undefined), ratio(n_proj, undefined);
+  if (drive_->has_target()) {
+    Eigen::VectorXd guess(activation_.size());
+    for (std::size_t p = 0; p < network_->populations.size(); ++p) {
+      if (x_.is_input(p)) continue;
+      const Block& b = layout_.block(x_.block(p));
+      guess.segment(b.offset, b.size) = layout_.vector(s, x_.block(p));
+    }
+    const auto w = weights(s);
+    const auto g = reference_.gradient(w, biases(s), u, drive_->target(), guess);
+    for (std::size_t k = 0; g.converged && k < n_proj; ++k) {
+      const double norm_g = g.weights[k].norm(), norm_f = flows[k].norm();
+      if (norm_g == 0.0 || norm_f == 0.0) continue;
+      cosine[k] = flows[k].dot(g.weights[k]) / (norm_f * norm_g);
+      ratio[k] = params_.gamma * norm_f / norm_g;
+    }
+  }
+  for (std::size_t k = 0; k < n_proj; ++k) out[at++] = cosine[k];
+  for (std::size_t k = 0; k < n_proj; ++k) out[at++] = ratio[k];
+
+  if (accuracy_patterns_) {
+    // The settled network's answers to every (input, target) pair of the sequence.
+    const InputSpec& spec = drive_->signal().spec();
+    const auto w = weights(s);
+    const auto b = biases(s);
+    std::size_t right = 0;
+    for (std::size_t i = 0; i < *accuracy_patterns_; ++i) {
+      const Eigen::Map<const Eigen::VectorXd> ui(spec.sequence[i].data(), u.size());
+      const Eigen::Map<const Eigen::VectorXd> yi(spec.targets[i].data(), output_x_.size());
+      const auto settled = reference_.settle(w, b, ui);
+      const Eigen::VectorXd y_hat = reference_.output(settled);
+      Eigen::Index predicted = 0, expected = 0;
+      const bool ok = y_hat.size() == 1 ? std::abs(y_hat[0] - yi[0]) < 0.5
+                                        : (y_hat.maxCoeff(&predicted), yi.maxCoeff(&expected),
+                                           predicted == expected);
+      right += ok && settled.converged;
+    }
+    out[at++] = static_cast<double>(right) / static_cast<double>(*accuracy_patterns_);
+  }
+}
+
+}  // namespace lf

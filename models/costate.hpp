@@ -1,0 +1,75 @@
+#pragma once
+// Model "costate" (Betti & Gori; DESIGN §4): neuron states x, Lagrange-multiplier costates λ that
+// carry the output error backwards as a wave ("backprop diffusion"), and weights that flow while
+// both relax, on any digraph:
+//     τ_x ẋ_p = −c x_p + σ(a_p),                      a_p = b_p + Σ_{q→p} W_q x_from(q)
+//     τ_λ λ̇_p = −c λ_p + Σ_{q: p→r} W_qᵀ(σ'(a_r) ⊙ λ_r) + e_p,   e = −∂V/∂x on outputs
+//     γ Ẇ_q  = (σ'(a_to) ⊙ λ_to) x_fromᵀ − κ W_q     (plastic projections)
+//     γ ḃ_p  = σ'(a_p) ⊙ λ_p − κ b_p                 (plastic biases)
+// At the fixed point with c = 1, λ is the backprop error and γẆ = −∂V/∂W (backprop on a DAG,
+// recurrent backprop on a cyclic graph).
+#include <optional>
+#include <vector>
+
+#include "models/backprop.hpp"
+#include "models/model.hpp"
+#include "models/neurons.hpp"
+#include "models/params.hpp"
+#include "sim/input.hpp"
+#include "sim/network.hpp"
+
+namespace lf {
+
+class CostateModel final : public Model {
+ public:
+  // Holds `network` and `drive` by reference: both must outlive the model.
+  CostateModel(const Network& network, const CostateParams& params, const Drive& drive);
+
+  std::string_view type() const override { return "costate"; }
+  const StateLayout& layout() const override { return layout_; }
+  void initial_state(State& s) const override;
+  void rhs(const State& s, State& ds, double t) const override;
+  std::vector<std::string> metric_names() const override;
+  void metrics(const State& s, double t, std::span<double> out) const override;
+
+  const CostateParams& params() const noexcept { return params_; }
+  const NeuronIndex& neurons() const noexcept { return x_; }
+  const NeuronIndex& costates() const noexcept { return lambda_; }
+  // Current weights of every projection and biases of every population in state s.
+  std::vector<WeightView> weights(const State& s) const;
+  std::vector<Eigen::VectorXd> biases(const State& s) const;
+  // The weight flow dW_q/dt of every projection in state s (whether plastic or not), in the
+  // layout of the weight values: the quantity compared with −(1/γ)∂V/∂W.
+  std::vector<Eigen::VectorXd> weight_flow(const State& s, double t) const;
+  const ExactBackprop& reference() const noexcept { return reference_; }
+
+ private:
+  struct WeightChunk {
+    std::size_t projection;
+    Eigen::Index row_begin, row_end;
+  };
+
+  WeightView weight_view(const State& s, std::size_t k) const;
+  Eigen::Map<const Eigen::VectorXd> bias_view(const State& s, std::size_t p) const;
+  // e = −∂V/∂x of the output neurons into error_ (zero without a target).
+  void output_error(const State& s) const;
+
+  const Network* network_;
+  CostateParams params_;
+  const Drive* drive_;
+  StateLayout layout_;
+  NeuronIndex x_;        // blocks x/<pop>
+  NeuronIndex lambda_;   // blocks lambda/<pop>
+  std::vector<std::optional<BlockId>> weight_block_;  // W/<proj> for plastic projections
+  std::vector<std::optional<BlockId>> bias_block_;    // b/<pop> for plastic biases
+  std::vector<WeightChunk> weight_chunks_;
+  std::vector<NeuronIndex::RowChunk> bias_chunks_;
+  ExactBackprop reference_;
+  std::optional<std::size_t> accuracy_patterns_;  // number of (input, target) pairs, if any
+  bool parallel_ = false;
+  // Scratch indexed like the x blocks (which come first in the layout).
+  mutable Eigen::VectorXd activation_, derivative_, delta_, error_, output_x_, output_e_;
+  mutable State metric_ds_;
+};
+
+}  // namespace lf

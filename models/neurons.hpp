@@ -1,0 +1,50 @@
+#pragma once
+// Bookkeeping shared by the models whose neurons are leaky units on the network's populations:
+// which populations are inputs (clamped to the input vector) and which carry state blocks, the
+// projections into each population, and a fixed partition of neuron rows into chunks for
+// parallel work. The partition depends only on the network, never on the thread count, so every
+// row is computed by the same operations whatever the number of threads.
+#include <vector>
+
+#include "sim/layout.hpp"
+#include "sim/network.hpp"
+
+namespace lf {
+
+class NeuronIndex {
+ public:
+  struct RowChunk {
+    std::size_t population;
+    Eigen::Index row_begin;
+    Eigen::Index row_end;
+    Eigen::Index size() const { return row_end - row_begin; }
+  };
+
+  // Adds a block "<kind>/<population>" to `layout` for every non-input population.
+  NeuronIndex(const Network& network, StateLayout& layout, const std::string& kind);
+
+  bool is_input(std::size_t p) const { return input_offset_[p] >= 0; }
+  BlockId block(std::size_t p) const { return block_[p]; }
+  const std::vector<std::size_t>& incoming(std::size_t p) const { return incoming_[p]; }
+  const std::vector<std::size_t>& outgoing(std::size_t p) const { return outgoing_[p]; }
+  const std::vector<RowChunk>& chunks() const { return chunks_; }
+  // Multiply-adds of one pass over all weights: decides whether a parallel region pays.
+  Eigen::Index work() const { return work_; }
+
+  // Activity of population p: a slice of the input u for inputs, else its state block.
+  Eigen::Map<const Eigen::VectorXd> activity(const StateLayout& layout, const State& s,
+                                             const Eigen::VectorXd& u, std::size_t p) const;
+
+ private:
+  const Network* network_;
+  std::vector<Eigen::Index> input_offset_;  // −1 for non-inputs
+  std::vector<BlockId> block_;
+  std::vector<std::vector<std::size_t>> incoming_, outgoing_;
+  std::vector<RowChunk> chunks_;
+  Eigen::Index work_ = 0;
+};
+
+// Below this many multiply-adds per RHS a parallel region costs more than it saves.
+inline constexpr Eigen::Index parallel_min_work = 32768;
+
+}  // namespace lf
