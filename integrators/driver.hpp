@@ -99,6 +99,7 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
     job.drive.enter_segment(k, t_begin);
     policy.restart(sys, t_begin);
     if (dt == 0.0) dt = initial_step(sys, policy.state(), t, spec.rtol, spec.atol, order);
+    job.observer.segment_start(policy.state(), t);
     while (next_sample < times.size() && times[next_sample] <= t) {
       job.observer.sample(policy.state(), times[next_sample++]);
     }
@@ -147,7 +148,7 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
         }
         ++next_sample;
       }
-      job.observer.step(t, h, stats);
+      job.observer.step(policy.state(), t, h, stats);
     }
   }
   return finish(Outcome::success, t, {});

@@ -39,8 +39,10 @@ class IntegrationObserver {
  public:
   virtual ~IntegrationObserver() = default;
   virtual void sample(const State& s, double t) = 0;
-  // After every accepted step (for progress reports). dt: the step just taken.
-  virtual void step(double /*t*/, double /*dt*/, const SolverStats& /*stats*/) {}
+  // After every accepted step (progress reports, trajectory stores). dt: the step just taken.
+  virtual void step(const State& /*s*/, double /*t*/, double /*dt*/, const SolverStats& /*stats*/) {}
+  // At the start of every input segment, after the input switched (s is continuous there).
+  virtual void segment_start(const State& /*s*/, double /*t*/) {}
 };
 
 struct IntegrationResult {

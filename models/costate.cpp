@@ -131,11 +131,10 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
     const Eigen::Index r0 = chunks[i].row_begin, len = chunks[i].size();
     const Eigen::Index off = neuron_offset(p) + r0;
     auto a = activation_.segment(off, len);
-    a = bias_view(s, p).segment(r0, len);
-    for (const std::size_t k : x_.incoming(p)) {
-      add_rows_times(weight_view(s, k), r0, len,
-                     x_.activity(layout_, s, u, network_->projections[k].from), a);
-    }
+    x_.preactivation(
+        chunks[i], [&](std::size_t k) { return weight_view(s, k); },
+        [&](std::size_t q) { return bias_view(s, q); },
+        [&](std::size_t q) { return x_.activity(layout_, s, u, q); }, a);
     auto d = derivative_.segment(off, len);
     activate_derivative(pops[p].activation, a, d);
     activate(pops[p].activation, a, a);

@@ -25,13 +25,10 @@ void LeakyModel::rhs(const State& s, State& ds, double t) const {
     const BlockId block = neurons_.block(p);
     auto a = preactivation_.segment(layout_.block(block).offset + r0, len);
 
-    // a = b + Σ W x_src, projections summed in declaration order.
-    a = network_->bias[p].segment(r0, len);
-    for (const std::size_t k : neurons_.incoming(p)) {
-      const Projection& proj = network_->projections[k];
-      add_rows_times(network_weights(*network_, k), r0, len,
-                     neurons_.activity(layout_, s, u, proj.from), a);
-    }
+    neurons_.preactivation(
+        chunk, [&](std::size_t k) { return network_weights(*network_, k); },
+        [&](std::size_t q) -> const Eigen::VectorXd& { return network_->bias[q]; },
+        [&](std::size_t q) { return neurons_.activity(layout_, s, u, q); }, a);
     activate(network_->populations[p].activation, a, a);
     const auto x = layout_.vector(s, block).segment(r0, len);
     auto dx = layout_.vector(ds, block).segment(r0, len);

@@ -6,6 +6,7 @@
 // row is computed by the same operations whatever the number of threads.
 #include <vector>
 
+#include "models/projection_ops.hpp"
 #include "sim/layout.hpp"
 #include "sim/network.hpp"
 
@@ -35,6 +36,13 @@ class NeuronIndex {
   Eigen::Map<const Eigen::VectorXd> activity(const StateLayout& layout, const State& s,
                                              const Eigen::VectorXd& u, std::size_t p) const;
 
+  // a = b_p + Σ_{q→p} W_q x_from(q) over the rows of `chunk`, projections summed in declaration
+  // order. `weights(k)` gives the WeightView of projection k, `bias(p)` the biases of p, and
+  // `activity(p)` the activity of population p.
+  template <class Weights, class Bias, class Activity>
+  void preactivation(const RowChunk& chunk, Weights&& weights, Bias&& bias, Activity&& activity,
+                     Eigen::Ref<Eigen::VectorXd> a) const;
+
  private:
   const Network* network_;
   std::vector<Eigen::Index> input_offset_;  // −1 for non-inputs
@@ -43,6 +51,17 @@ class NeuronIndex {
   std::vector<RowChunk> chunks_;
   Eigen::Index work_ = 0;
 };
+
+template <class Weights, class Bias, class Activity>
+void NeuronIndex::preactivation(const RowChunk& chunk, Weights&& weights, Bias&& bias,
+                                Activity&& activity, Eigen::Ref<Eigen::VectorXd> a) const {
+  const std::size_t p = chunk.population;
+  a = bias(p).segment(chunk.row_begin, chunk.size());
+  for (const std::size_t k : incoming_[p]) {
+    add_rows_times(weights(k), chunk.row_begin, chunk.size(),
+                   activity(network_->projections[k].from), a);
+  }
+}
 
 // Below this many multiply-adds per RHS a parallel region costs more than it saves.
 inline constexpr Eigen::Index parallel_min_work = 32768;

@@ -4,6 +4,7 @@
 
 #include <array>
 
+#include "models/adjoint.hpp"
 #include "models/costate.hpp"
 #include "models/leaky.hpp"
 #include "sim/config.hpp"
@@ -78,6 +79,8 @@ std::unique_ptr<Model> make_model(const ModelParams& params, const Network& netw
     using P = std::decay_t<decltype(p)>;
     if constexpr (std::is_same_v<P, LeakyParams>) return std::make_unique<LeakyModel>(network, p, drive);
     if constexpr (std::is_same_v<P, CostateParams>) {
+      // Adjoint mode: the forward pass first; the run then sweeps backward (sim/run.cpp).
+      if (p.mode == CostateMode::adjoint) return std::make_unique<AdjointForwardModel>(network, p, drive);
       return std::make_unique<CostateModel>(network, p, drive);
     }
   }, params);

@@ -250,10 +250,22 @@ void TrajectoryWriter::flush() {
   h5::check(H5Fflush(m.file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
 }
 
+void TrajectoryWriter::write_array(const std::string& path,
+                                   const std::vector<unsigned long long>& shape, const double* data) {
+  h5::write_dataset(impl_->file.get(), path, shape, data);
+}
+
+void TrajectoryWriter::write_attributes(
+    const std::string& path, const std::vector<std::pair<std::string, double>>& numbers,
+    const std::vector<std::pair<std::string, std::string>>& texts) {
+  h5::Handle g = h5::create_group_path(impl_->file.get(), path);
+  for (const auto& [name, value] : numbers) h5::write_attribute(g.get(), name.c_str(), value);
+  for (const auto& [name, value] : texts) h5::write_attribute(g.get(), name.c_str(), value);
+}
+
 void TrajectoryWriter::write_waves(const std::string& kind, const std::string& member,
                                    const std::vector<double>& arrivals) {
-  h5::write_dataset(impl_->file.get(), "/waves/" + kind + "/" + member, {arrivals.size()},
-                    arrivals.data());
+  write_array("/waves/" + kind + "/" + member, {arrivals.size()}, arrivals.data());
 }
 
 void TrajectoryWriter::write_solver(const IntegrationResult& result) {

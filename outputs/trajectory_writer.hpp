@@ -39,6 +39,13 @@ class TrajectoryWriter {
   void append(double t, const State& s, std::span<const double> metrics);
   void flush();
   void write_solver(const IntegrationResult& result);
+  // A finished float64 array at `path` (groups created as needed), e.g. under /adjoint.
+  void write_array(const std::string& path, const std::vector<unsigned long long>& shape,
+                   const double* data);
+  // Attributes of the group at `path` (created as needed).
+  void write_attributes(const std::string& path,
+                        const std::vector<std::pair<std::string, double>>& numbers,
+                        const std::vector<std::pair<std::string, std::string>>& texts = {});
   // /waves/<kind>/<member>: the wave arrival time in each input segment (NaN where undefined).
   void write_waves(const std::string& kind, const std::string& member,
                    const std::vector<double>& arrivals);

@@ -32,6 +32,19 @@ int command_run(const std::string& config, const std::vector<std::string>& overr
                             report.samples, report.output_path));
     return exit_numerical;
   }
+  if (report.adjoint && report.adjoint->outcome != Outcome::success) {
+    print_error(fmt::format("numerical failure in the adjoint (backward) sweep ({}): {}; the "
+                            "forward trajectory is kept in {}",
+                            outcome_name(report.adjoint->outcome), report.adjoint->message,
+                            report.output_path));
+    return exit_numerical;
+  }
+  if (!quiet && report.adjoint) {
+    const SolverStats& back = report.adjoint->stats;
+    fmt::print(stderr, "learnflow: adjoint sweep: {} steps, {} rejected, {} RHS evaluations, "
+               "{:.3f} s; gradients in /adjoint/grad\n", back.steps, back.rejected,
+               back.rhs_evals, back.wall_seconds);
+  }
   if (!quiet) {
     fmt::print(stderr, "learnflow: wrote {} samples to {} ({} steps, {} rejected, {} RHS "
                "evaluations, {:.3f} s, {} thread(s))\n", report.samples, report.output_path,

@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <optional>
 
+#include "models/adjoint.hpp"
 #include "models/registry.hpp"
+#include "sim/adjoint_sweep.hpp"
 #include "outputs/progress.hpp"
 #include "sim/config.hpp"
 #include "sim/errors.hpp"
@@ -87,7 +89,7 @@ class RunObserver final : public IntegrationObserver {
     }
   }
 
-  void step(double t, double dt, const SolverStats& stats) override {
+  void step(const State&, double t, double dt, const SolverStats& stats) override {
     if (progress_) progress_->update(t, dt, stats);
   }
 
@@ -187,13 +189,31 @@ RunReport Run::execute() {
   if (m.options.progress) progress.emplace(stderr, spec.t0, spec.t_end);
   RunObserver observer(*m.writer, *m.model, m.experiment.output.residual, progress);
 
+  // Adjoint mode: keep the forward trajectory for the backward sweep.
+  const auto* adjoint = dynamic_cast<const AdjointForwardModel*>(m.model.get());
+  std::optional<TrajectoryStore> store;
+  std::optional<ForwardRecorder> recorder;
+  IntegrationObserver* forward_observer = &observer;
+  if (adjoint != nullptr) {
+    store.emplace(m.signal.segments(), adjoint->neuron_count());
+    recorder.emplace(observer, *adjoint, *store);
+    forward_observer = &*recorder;
+  }
+
   State state(static_cast<std::size_t>(m.model->layout().size()));
   m.model->initial_state(state);
   RunReport report;
-  report.result = integrate(*m.model, m.drive, state, spec, m.times, observer);
+  report.result = integrate(*m.model, m.drive, state, spec, m.times, *forward_observer);
   if (progress) progress->finish();
   observer.write_waves(m.signal.boundaries());
   m.writer->write_solver(report.result);
+  if (adjoint != nullptr && report.result.outcome == Outcome::success) {
+    const AdjointSweep sweep = sweep_backward(*adjoint, m.network, m.signal, spec, m.times, *store,
+                                              state);
+    write_adjoint(sweep, m.network, *m.writer);
+    m.writer->flush();
+    report.adjoint = sweep.result;
+  }
   report.output_path = m.options.output_path;
   report.samples = m.writer->samples();
   report.threads = omp_get_max_threads();

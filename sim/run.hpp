@@ -3,6 +3,7 @@
 // output file. Building it validates everything that can be checked before integrating (data
 // files, network against model, output path), so bad input fails before any sample is written.
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct RunOptions {
 
 struct RunReport {
   IntegrationResult result;
+  std::optional<IntegrationResult> adjoint;  // the backward sweep of costate mode = "adjoint"
   std::string output_path;
   long samples = 0;
   int threads = 1;

@@ -41,7 +41,7 @@ struct Recorder final : IntegrationObserver {
     times.push_back(t);
     states.push_back(s);
   }
-  void step(double t, double, const SolverStats&) override { step_ends.push_back(t); }
+  void step(const State&, double t, double, const SolverStats&) override { step_ends.push_back(t); }
 };
 
 // Network + input + model of an experiment, ready to integrate.

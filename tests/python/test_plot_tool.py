@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "plot"
 sys.path.insert(0, str(TOOL))
 
+import metrics  # noqa: E402
 import waves  # noqa: E402
 from runfile import RunFile  # noqa: E402
 
@@ -28,22 +29,26 @@ from runfile import RunFile  # noqa: E402
 EXP_ARRIVAL = -math.log(0.5 * (1.0 + math.exp(-5.0)))
 
 
-def write_run(path, time, breakpoints, records, populations, solver=True):
-    """Write a learnflow run file. records: {population: (record, data)} with record "all",
-    "every:K" or "norm" and data already subsampled as that record stores it."""
+def write_run(path, time, breakpoints, records, populations, solver=True, costates=None,
+              extra=None):
+    """Write a learnflow run file. records (x) and costates (lambda): {population: (record,
+    data)} with record "all", "every:K" or "norm" and data already subsampled as that record
+    stores it. extra: {dataset path: data}, e.g. metrics."""
     with h5py.File(path, "w") as f:
         f.attrs["learnflow_version"] = np.bytes_("0.1.0")  # fixed-length string
         f.attrs["model"] = "synthetic"  # variable-length string
         f.attrs["integrator"] = np.bytes_("dopri5")
         f.attrs["seed"] = np.int64(1)
         f.create_dataset("time", data=time)
-        for name, (record, data) in records.items():
-            dataset = f.create_dataset(f"state/x/{name}", data=data)
-            dataset.attrs["record"] = record
-            dataset.attrs["stride"] = np.int64(record.split(":")[1] if ":" in record else 1)
+        for kind, blocks in (("x", records), ("lambda", costates or {})):
+            for name, (record, data) in blocks.items():
+                dataset = f.create_dataset(f"state/{kind}/{name}", data=data)
+                dataset.attrs["record"] = record
+                dataset.attrs["stride"] = np.int64(record.split(":")[1] if ":" in record else 1)
         # Another block kind, which waves must ignore.
-        f.create_dataset("state/lambda/h1", data=np.ones((len(time), 2)))
-        f.create_dataset("metrics/loss", data=np.zeros(len(time)))
+        f.create_dataset("state/W/h1", data=np.ones(len(time))).attrs["record"] = "norm"
+        for name, data in (extra or {}).items():
+            f.create_dataset(name, data=data)
         network = f.create_group("network")
         network.attrs["populations"] = ",".join(populations)
         for name in populations:
@@ -62,13 +67,19 @@ def ramp(t, start, rise):
     return np.clip((t - start) / rise, 0.0, 1.0)
 
 
-def write_two_segment_run(path, solver=True):
+def write_two_segment_run(path, solver=True, costate=True):
     """Segments [0, 5] and [5, 10], samples every 0.01.
 
+    x, the forward wave:
     h1 (all): mean 1 - exp(-t), then decays by exp(-(t - 5)): arrivals EXP_ARRIVAL, 5 + EXP_ARRIVAL.
     h2 (all): mean ramps 0 -> 1 over [1, 3], then 1 -> 0 over [6.5, 7.5]: arrivals 2, 7.
     h3 (norm): 1 + 4 * ramp over [3, 4], then constant: arrival 3.5, then undefined.
     out (every:2, last row missing as in a killed run): mean -0.5 * that of h2: arrivals 2, 7.
+
+    With costate, also costate_metrics(t), STORED_WAVES and lambda, the backward wave:
+    h1 (norm): 2 * ramp over [2, 4], then 2 -> 0 over [7, 9]: arrivals 3, 8.
+    h2 (every:2): mean ramps 0 -> -1 over [1.5, 2.5], then constant: arrival 2, then undefined.
+    out (all): mean ramps 0 -> 1 over [0.5, 1.5], then 1 -> 0 over [5.5, 6.5]: arrivals 1, 6.
     """
     t = np.linspace(0.0, 10.0, 1001)
     first = t <= 5.0
@@ -83,7 +94,36 @@ def write_two_segment_run(path, solver=True):
         "h3": ("norm", h3),
         "out": ("every:2", (-0.5 * h2[::2, None] + spread[[1, 2]])[:-1]),
     }
-    write_run(path, t, [5.0], records, ["in", "h1", "h2", "h3", "out"], solver)
+    costates = extra = None
+    if costate:
+        costates = {
+            "h1": ("norm", np.where(first, 2.0 * ramp(t, 2.0, 2.0), 2.0 - 2.0 * ramp(t, 7.0, 2.0))),
+            "h2": ("every:2", -ramp(t, 1.5, 1.0)[::2, None] + spread[[0, 3]]),
+            "out": ("all", np.where(first, ramp(t, 0.5, 1.0), 1.0 - ramp(t, 5.5, 1.0))[:, None]
+                    + spread[[1, 2]]),
+        }
+        extra = {**costate_metrics(t), **STORED_WAVES}
+    write_run(path, t, [5.0], records, ["in", "h1", "h2", "h3", "out"], solver, costates, extra)
+
+
+# Arrivals as learnflow would store them, made different from those of /state.
+STORED_WAVES = {"waves/x/h2": [2.5, np.nan], "waves/lambda/out": [1.25, 6.25]}
+
+
+def costate_metrics(t):
+    """/metrics of a costate run at times t; the cosine of h2 is undefined throughout."""
+    return {
+        "metrics/loss": np.where(t < 1.0, np.nan, 0.5 * np.exp(-t)),  # no target before t = 1
+        "metrics/alignment/cosine/h1": 1.0 - 2.0 * np.exp(-t),
+        "metrics/alignment/cosine/h2": np.full(len(t), np.nan),
+        "metrics/alignment/cosine/out": np.tanh(t),
+        "metrics/alignment/norm_ratio/h1": 1.0 + np.exp(-t),
+        "metrics/alignment/norm_ratio/out": 1.0 - 0.5 * np.exp(-t),
+        "metrics/accuracy": np.where(t < 5.0, 0.5, 1.0),
+        "metrics/residual/x": t * np.exp(-t),  # 0 at t = 0: a gap on the log scale
+        "metrics/residual/lambda": np.exp(-2.0 * t),
+        "metrics/residual/W": 0.1 * np.exp(-t),
+    }
 
 
 def run_tool(*args):
@@ -147,43 +187,121 @@ class PlotToolTest(unittest.TestCase):
         self.assertTrue(result.stderr.startswith("plot: error:"), result.stderr)
         self.assertIn(message, result.stderr)
 
-    def test_arrivals_json(self):
-        result = run_tool("arrivals", self.run_file, "--json")
+    def arrivals_json(self, *options):
+        result = run_tool("arrivals", self.run_file, "--json", *options)
         self.assertEqual(result.returncode, 0, result.stderr)
-        records = json.loads(result.stdout)
-        expected = [("h1", 0, 0.0, EXP_ARRIVAL), ("h1", 1, 5.0, 5.0 + EXP_ARRIVAL),
-                    ("h2", 0, 0.0, 2.0), ("h2", 1, 5.0, 7.0),
-                    ("h3", 0, 0.0, 3.5), ("h3", 1, 5.0, None),
-                    ("out", 0, 0.0, 2.0), ("out", 1, 5.0, 7.0)]
-        self.assertEqual([(r["population"], r["segment"], r["start"]) for r in records],
-                         [e[:3] for e in expected])
-        for record, (population, _, _, arrival) in zip(records, expected):
-            with self.subTest(population=population, segment=record["segment"]):
+        return json.loads(result.stdout)
+
+    def test_arrivals_json(self):
+        records = self.arrivals_json()
+        # Forward (x) waves first, then backward (lambda) waves, each in network order.
+        expected = [("x", "h1", 0, 0.0, EXP_ARRIVAL), ("x", "h1", 1, 5.0, 5.0 + EXP_ARRIVAL),
+                    ("x", "h2", 0, 0.0, 2.0), ("x", "h2", 1, 5.0, 7.0),
+                    ("x", "h3", 0, 0.0, 3.5), ("x", "h3", 1, 5.0, None),
+                    ("x", "out", 0, 0.0, 2.0), ("x", "out", 1, 5.0, 7.0),
+                    ("lambda", "h1", 0, 0.0, 3.0), ("lambda", "h1", 1, 5.0, 8.0),
+                    ("lambda", "h2", 0, 0.0, 2.0), ("lambda", "h2", 1, 5.0, None),
+                    ("lambda", "out", 0, 0.0, 1.0), ("lambda", "out", 1, 5.0, 6.0)]
+        self.assertEqual([(r["kind"], r["population"], r["segment"], r["start"]) for r in records],
+                         [e[:4] for e in expected])
+        for record, (kind, population, _, _, arrival) in zip(records, expected):
+            with self.subTest(kind=kind, population=population, segment=record["segment"]):
                 if arrival is None:
                     self.assertIsNone(record["arrival"])
                 else:
                     # Sampling error of the exponential; the ramps are exact.
-                    delta = 1e-4 if population == "h1" else 1e-12
+                    delta = 1e-4 if (kind, population) == ("x", "h1") else 1e-12
                     self.assertAlmostEqual(record["arrival"], arrival, delta=delta)
+
+    def test_arrivals_json_of_run_without_costates(self):
+        write_two_segment_run(self.run_file, costate=False)
+        records = self.arrivals_json()
+        self.assertEqual(len(records), 8)
+        self.assertEqual({record["kind"] for record in records}, {"x"})
 
     def test_arrivals_table(self):
         result = run_tool("arrivals", self.run_file)
         self.assertEqual(result.returncode, 0, result.stderr)
         lines = result.stdout.splitlines()
-        self.assertEqual(lines[0].split(), ["population", "segment", "start", "arrival", "delay"])
-        rows = {tuple(line.split()[:2]): line.split()[2:] for line in lines[1:]}
-        self.assertEqual(len(rows), 8)
-        start, arrival, delay = map(float, rows[("h2", "1")])
+        self.assertEqual(lines[0].split(),
+                         ["population", "segment", "start", "arrival", "delay", "kind"])
+        rows = {(line.split()[5], *line.split()[:2]): line.split()[2:5] for line in lines[1:]}
+        self.assertEqual(len(rows), 14)
+        start, arrival, delay = map(float, rows[("x", "h2", "1")])
         self.assertEqual((start, arrival, delay), (5.0, 7.0, 2.0))
-        self.assertEqual(rows[("h3", "1")], ["5", "-", "-"])
+        self.assertEqual(rows[("x", "h3", "1")], ["5", "-", "-"])
+        start, arrival, delay = map(float, rows[("lambda", "out", "1")])
+        self.assertEqual((start, arrival, delay), (5.0, 6.0, 1.0))
+        self.assertEqual(rows[("lambda", "h2", "1")], ["5", "-", "-"])
+
+    def test_arrivals_from_file(self):
+        # Without --from-file the stored values are ignored: computed from /state as above.
+        computed = {(r["kind"], r["population"], r["segment"]): r["arrival"]
+                    for r in self.arrivals_json()}
+        self.assertAlmostEqual(computed[("x", "h2", 0)], 2.0, delta=1e-12)
+        self.assertAlmostEqual(computed[("lambda", "out", 0)], 1.0, delta=1e-12)
+        records = self.arrivals_json("--from-file")
+        self.assertEqual([(r["kind"], r["population"], r["segment"], r["start"], r["arrival"])
+                          for r in records],
+                         [("x", "h2", 0, 0.0, 2.5), ("x", "h2", 1, 5.0, None),
+                          ("lambda", "out", 0, 0.0, 1.25), ("lambda", "out", 1, 5.0, 6.25)])
+        result = run_tool("arrivals", self.run_file, "--from-file")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual([line.split() for line in result.stdout.splitlines()[1:]],
+                         [["h2", "0", "0", "2.5", "2.5", "x"], ["h2", "1", "5", "-", "-", "x"],
+                          ["out", "0", "0", "1.25", "1.25", "lambda"],
+                          ["out", "1", "5", "6.25", "1.25", "lambda"]])
+
+    def test_arrivals_from_file_without_stored_waves(self):
+        write_two_segment_run(self.run_file, costate=False)
+        self.assert_error_exit(run_tool("arrivals", self.run_file, "--from-file"),
+                               "no stored wave arrivals")
+
+    def test_arrivals_from_file_with_wrong_count(self):
+        t = np.linspace(0.0, 2.0, 21)
+        write_run(self.run_file, t, [1.0], {"h": ("all", t[:, None])}, ["h"],
+                  extra={"waves/x/h": [0.5, 1.5, 2.5]})
+        self.assert_error_exit(run_tool("arrivals", self.run_file, "--from-file"),
+                               "/waves/x/h holds 3 arrivals for 2 input segments")
 
     def test_waves_writes_png_next_to_run(self):
         result = run_tool("waves", self.run_file)
         self.assertEqual(result.returncode, 0, result.stderr)
         output = self.directory / "run_waves.png"
         self.assertGreater(output.stat().st_size, 10000)
-        self.assertEqual(png_size(output),
+        # One column for x, one for lambda.
+        self.assertEqual(png_size(output), (round(2 * waves.FIGSIZE[0] * waves.DPI),
+                                            round(waves.FIGSIZE[1] * waves.DPI)))
+
+    def test_waves_without_costates_has_one_column(self):
+        write_two_segment_run(self.run_file, costate=False)
+        result = run_tool("waves", self.run_file)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(png_size(self.directory / "run_waves.png"),
                          (round(waves.FIGSIZE[0] * waves.DPI), round(waves.FIGSIZE[1] * waves.DPI)))
+
+    def test_waves_labels_forward_and_backward(self):
+        with RunFile(self.run_file) as run:
+            figure = waves.draw_waves(run, None)
+        # Per column: heatmap, mean panel, colour bar.
+        x_heat, x_means, x_bar, l_heat, l_means, l_bar = figure.axes
+        self.assertEqual((x_heat.get_title(), l_heat.get_title()),
+                         ("forward wave (x)", "backward wave (λ)"))
+        self.assertEqual((x_bar.get_ylabel(), l_bar.get_ylabel()), ("x", "λ"))
+        self.assertTrue(x_means.get_title().startswith("mean x "))
+        self.assertTrue(l_means.get_title().startswith("mean λ "))
+        self.assertEqual([text.get_text() for text in l_means.get_legend().get_texts()],
+                         ["h1 (norm)", "h2", "out"])
+        # Arrival marks of lambda: the last line per population (h1, h2, out).
+        marks = [line.get_xdata() for line in l_means.lines[1::2]]
+        np.testing.assert_allclose(np.concatenate(marks), [3.0, 8.0, 2.0, 1.0, 6.0], atol=1e-12)
+
+    def test_waves_of_costates_only(self):
+        t = np.linspace(0.0, 2.0, 21)
+        write_run(self.run_file, t, [], {}, ["in", "h"], costates={"h": ("all", t[:, None])})
+        with RunFile(self.run_file) as run:
+            figure = waves.draw_waves(run, None)
+        self.assertEqual(figure.axes[0].get_title(), "backward wave (λ)")
 
     def test_waves_pdf_of_killed_run(self):
         write_two_segment_run(self.run_file, solver=False)
@@ -219,6 +337,65 @@ class PlotToolTest(unittest.TestCase):
         with h5py.File(other, "w") as f:
             f.create_dataset("time", data=np.arange(3.0))
         self.assert_error_exit(run_tool("waves", other), "not a learnflow run file")
+
+    def test_metrics_writes_png_next_to_run(self):
+        result = run_tool("metrics", self.run_file)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        output = self.directory / "run_metrics.png"
+        self.assertEqual(result.stdout.strip(), str(output))
+        self.assertGreater(output.stat().st_size, 10000)
+        height = metrics.TITLE_HEIGHT + len(metrics.PANELS) * metrics.PANEL_HEIGHT
+        self.assertEqual(png_size(output),
+                         (round(metrics.WIDTH * metrics.DPI), round(height * metrics.DPI)))
+
+    def test_metrics_panels(self):
+        with RunFile(self.run_file) as run:
+            figure = metrics.draw_metrics(run, None)
+        loss, cosine, ratio, accuracy, residual = figure.axes
+        self.assertEqual([axes.get_yscale() for axes in figure.axes],
+                         ["log", "linear", "log", "linear", "log"])
+        self.assertEqual(cosine.get_ylim(), (-1.05, 1.05))
+        self.assertEqual(accuracy.get_ylim(), (-0.05, 1.05))
+        legend = {axes: [text.get_text() for text in axes.get_legend().get_texts()]
+                  for axes in (cosine, ratio, residual)}
+        # The cosine of h2 is undefined throughout: left out.
+        self.assertEqual(legend, {cosine: ["h1", "out"], ratio: ["h1", "out"],
+                                  residual: ["W", "lambda", "x"]})
+        self.assertIsNone(loss.get_legend())
+        self.assertLess(loss.get_ylim()[1], 1.0)  # the switch lines leave the y limits alone
+        self.assertTrue(np.isnan(loss.lines[0].get_ydata()[:100]).all())  # gap: no target yet
+        self.assertEqual(accuracy.lines[0].get_drawstyle(), "steps-post")
+        for axes in (cosine, ratio):
+            reference = axes.lines[-1]
+            self.assertEqual((reference.get_linestyle(), tuple(reference.get_ydata())),
+                             ("--", (1.0, 1.0)))
+        # The input switch at t = 5, on every panel.
+        for axes in figure.axes:
+            (switches,) = axes.collections
+            self.assertEqual([segment[0, 0] for segment in switches.get_segments()], [5.0])
+
+    def test_metrics_draws_only_panels_with_data(self):
+        t = np.linspace(0.0, 60.0, 601)
+        # 59 input switches: too many to mark.
+        write_run(self.run_file, t, np.arange(1.0, 60.0), {"h": ("all", t[:, None])}, ["h"],
+                  extra={"metrics/residual/x": np.exp(-t), "metrics/loss": np.full(len(t), np.nan)})
+        with RunFile(self.run_file) as run:
+            figure = metrics.draw_metrics(run, None)
+        (residual,) = figure.axes
+        self.assertEqual(residual.get_title(), "relaxation residuals")
+        self.assertEqual(len(residual.collections), 0)
+
+    def test_metrics_of_killed_run(self):
+        t = np.linspace(0.0, 1.0, 11)
+        write_run(self.run_file, t, [], {}, ["h"], solver=False,
+                  extra={"metrics/loss": np.exp(-t[:7]), "metrics/accuracy": np.ones(13)})
+        output = self.directory / "metrics.pdf"
+        self.assertEqual(run_tool("metrics", self.run_file, "-o", output).returncode, 0)
+        self.assertTrue(output.read_bytes().startswith(b"%PDF"))
+
+    def test_no_metrics(self):
+        write_two_segment_run(self.run_file, costate=False)
+        self.assert_error_exit(run_tool("metrics", self.run_file), "no metrics")
 
     def test_no_recorded_x(self):
         t = np.linspace(0.0, 1.0, 11)

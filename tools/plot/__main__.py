@@ -17,10 +17,11 @@ import matplotlib
 matplotlib.use("Agg")  # render off-screen: no display needed
 
 from errors import PlotError
+import metrics
 import waves
 
 # Modules providing register(subcommands); add new subcommand modules here.
-COMMAND_MODULES = (waves,)
+COMMAND_MODULES = (waves, metrics)
 
 
 def main(argv=None):

@@ -3,9 +3,12 @@
 import argparse
 from pathlib import Path
 
+from matplotlib.collections import LineCollection
+
 from runfile import RunFile
 
 FORMATS = (".png", ".pdf")
+MAX_SWITCH_LINES = 50  # more input switches than this are not marked: they would hide the data
 
 
 def output_path(value):
@@ -21,6 +24,27 @@ def default_output(run_path, command):
     path = Path(run_path)
     stem = path.stem if path.suffix == ".h5" else path.name
     return path.with_name(f"{stem}_{command}.png")
+
+
+def run_title(run):
+    """Figure title: the run file, its model, integrator and solver outcome."""
+    outcome = run.solver.get("outcome", "none (incomplete run)")
+    return (f"{run.path}: model {run.attr('model', '?')}, integrator "
+            f"{run.attr('integrator', '?')}, outcome {outcome}")
+
+
+def mark_switches(axes_list, segments):
+    """Vertical dotted lines at the input switches (the segment starts after the first) on each
+    axes, unless there are more than MAX_SWITCH_LINES of them."""
+    switches = [start for start, _ in segments[1:]]
+    if len(switches) > MAX_SWITCH_LINES:
+        return
+    for axes in axes_list:
+        # Not axes.vlines: it would widen the y data limits to [0, 1] (axes coordinates).
+        lines = LineCollection([[(t, 0.0), (t, 1.0)] for t in switches],
+                               transform=axes.get_xaxis_transform(),
+                               colors="0.3", linestyles=":", linewidths=0.8)
+        axes.add_collection(lines, autolim=False)
 
 
 def add_figure_command(subcommands, name, draw, description):

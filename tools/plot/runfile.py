@@ -5,6 +5,7 @@ samples than planned, or fewer than /time.
 """
 
 import os
+import re
 
 import h5py
 import numpy as np
@@ -15,6 +16,11 @@ from errors import PlotError
 BLOCK_ROWS = 4096
 
 
+def natural_key(name):
+    """Sort key that puts "layer2" before "layer10"."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def text(value):
     """An attribute value as str: h5py returns bytes for fixed-length strings."""
     if isinstance(value, (bytes, np.bytes_)):
@@ -23,7 +29,8 @@ def text(value):
 
 
 class Activity:
-    """The recorded activity /state/x/<population> of one population."""
+    """A recorded per-population block /state/<kind>/<population>: the activity x or the
+    costate lambda of one population."""
 
     def __init__(self, name, dataset, time):
         self.name = name
@@ -35,7 +42,7 @@ class Activity:
 
     @property
     def is_norm(self):
-        """True for a "norm" record: one value per sample, the L2 norm of x."""
+        """True for a "norm" record: one value per sample, the L2 norm of the block."""
         return self._dataset.ndim == 1
 
     @property
@@ -44,7 +51,7 @@ class Activity:
         return 0 if self.is_norm else self._dataset.shape[1]
 
     def mean(self):
-        """m(t) at self.times: the mean over neurons of x, or the norm itself for a norm record."""
+        """m(t) at self.times: the mean over neurons, or the norm itself for a norm record."""
         if self.is_norm:
             return self._dataset[:self.length].astype(float)
         result = np.empty(self.length)
@@ -54,7 +61,7 @@ class Activity:
         return result
 
     def held(self, grid):
-        """x at each time of grid, [len(grid), n]: the latest sample at or before it
+        """The block at each time of grid, [len(grid), n]: the latest sample at or before it
         (the first sample before that; NaN if there is no sample)."""
         if self.length == 0:
             return np.full((len(grid), self.size), np.nan)
@@ -127,11 +134,35 @@ class RunFile:
         return {name: text(value) if isinstance(value, (str, bytes, np.bytes_)) else value
                 for name, value in group.attrs.items()}
 
-    def activities(self):
-        """Recorded activities (/state/x) in network order; PlotError if there are none."""
-        recorded = self._file.get("state/x", {})
-        result = [Activity(name, recorded[name], self.time)
-                  for name in self.population_names if name in recorded]
-        if not result:
-            raise PlotError(f"{self.path}: no recorded x (/state/x/<population>)")
+    def activities(self, kind="x"):
+        """Recorded blocks /state/<kind>/<population> in network order (empty if none)."""
+        recorded = self._file.get(f"state/{kind}", {})
+        return [Activity(name, recorded[name], self.time)
+                for name in self.population_names if name in recorded]
+
+    def stored_waves(self, kind):
+        """{population: arrival per input segment (NaN: undefined)} from /waves/<kind>, in
+        network order: the arrivals learnflow computed during the run (empty if none)."""
+        stored = self._file.get(f"waves/{kind}", {})
+        return {name: stored[name][()].astype(float)
+                for name in self.population_names if name in stored}
+
+    def metrics(self, path):
+        """{name: (times, values)} of /metrics/<path>: the dataset itself, or the datasets of
+        that group by name (natural order); empty if absent. A killed run may hold fewer values
+        than /time (or the reverse): both are cut to the shorter."""
+        node = self._file.get(f"metrics/{path}")
+        if isinstance(node, h5py.Dataset):
+            members = {path.rsplit("/", 1)[-1]: node}
+        elif isinstance(node, h5py.Group):
+            members = {name: node[name] for name in sorted(node, key=natural_key)
+                       if isinstance(node[name], h5py.Dataset)}
+        else:
+            members = {}
+        result = {}
+        for name, dataset in members.items():
+            if dataset.ndim != 1:
+                continue
+            length = min(len(self.time), dataset.shape[0])
+            result[name] = (self.time[:length], dataset[:length].astype(float))
         return result

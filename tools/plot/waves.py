@@ -1,7 +1,9 @@
-"""Wave propagation: when each population's mean activity responds to each input segment.
+"""Wave propagation: when each population's mean activity (forward wave, x) or mean costate
+(backward wave, lambda) responds to each input segment.
 
-Subcommands: `waves` (space-time heatmap + mean activity with arrival marks) and `arrivals`
-(the arrival times as a table or JSON). The C++ side implements the same arrival definition.
+Subcommands: `waves` (space-time heatmap + mean per population with arrival marks, one column
+per wave) and `arrivals` (the arrival times as a table or JSON). The C++ side implements the same
+arrival definition and stores its results under /waves/<kind>/<population>.
 """
 
 import json
@@ -11,14 +13,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from errors import PlotError
-from figures import add_figure_command
+from figures import add_figure_command, mark_switches, run_title
 from runfile import RunFile
 
-FIGSIZE = (10.0, 7.0)  # inches
+FIGSIZE = (10.0, 7.0)  # inches, per wave column
 DPI = 100
 MAX_COLUMNS = 2000  # time resolution of the heatmap
 MAX_MARKED_SEGMENTS = 20
 FLAT_TOLERANCE = 1e-12  # relative change below which a segment has no arrival
+# The recorded blocks whose waves are analysed: kind (as in /state/<kind>) -> (symbol, wave).
+WAVE_KINDS = {"x": ("x", "forward wave"), "lambda": ("λ", "backward wave")}
 
 
 def arrival_time(t, m, start, end):
@@ -54,29 +58,45 @@ def segment_arrivals(activity, mean, segments):
     return [arrival_time(activity.times, mean, start, end) for start, end in segments]
 
 
+def recorded_waves(run):
+    """{kind: activities} of the WAVE_KINDS recorded in /state; PlotError if there are none."""
+    recorded = {kind: run.activities(kind) for kind in WAVE_KINDS}
+    recorded = {kind: activities for kind, activities in recorded.items() if activities}
+    if not recorded:
+        raise PlotError(f"{run.path}: no recorded x (/state/x/<population>) "
+                        "nor lambda (/state/lambda/<population>)")
+    return recorded
+
+
 def draw_waves(run, args):
-    """Figure: heatmap of x (rows = neurons by population) over mean activity per population."""
-    activities = run.activities()
+    """Figure, one column per recorded wave (x forward, then λ backward): heatmap of the block
+    (rows = neurons by population) over its mean per population with arrival marks."""
+    recorded = recorded_waves(run)
     if len(run.time) < 2:
         raise PlotError(f"{run.path}: fewer than 2 samples recorded")
     segments = run.segments
-    figure = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
-    grid = figure.add_gridspec(2, 2, width_ratios=(40, 1), height_ratios=(3, 2))
-    heat = figure.add_subplot(grid[0, 0])
-    means = figure.add_subplot(grid[1, 0], sharex=heat)
-    _draw_heatmap(heat, figure.add_subplot(grid[0, 1]), activities, run.time)
-    _draw_means(means, activities, segments)
-    for axes in (heat, means):
-        axes.vlines([start for start, _ in segments[1:]], 0, 1,
-                    transform=axes.get_xaxis_transform(),
-                    colors="0.3", linestyles=":", linewidth=0.8)
-    heat.tick_params(labelbottom=False)
-    means.set_xlabel("time")
-    figure.suptitle(_title(run))
+    columns = len(recorded)
+    figure = Figure(figsize=(FIGSIZE[0] * columns, FIGSIZE[1]), dpi=DPI, layout="constrained")
+    grid = figure.add_gridspec(2, 2 * columns, width_ratios=(40, 1) * columns,
+                               height_ratios=(3, 2))
+    first = None
+    for column, (kind, activities) in enumerate(recorded.items()):
+        symbol, wave = WAVE_KINDS[kind]
+        heat = figure.add_subplot(grid[0, 2 * column], sharex=first)
+        first = first or heat
+        means = figure.add_subplot(grid[1, 2 * column], sharex=heat)
+        _draw_heatmap(heat, figure.add_subplot(grid[0, 2 * column + 1]), activities, run.time,
+                      symbol)
+        _draw_means(means, activities, segments, symbol)
+        mark_switches((heat, means), segments)
+        heat.set_title(f"{wave} ({symbol})", fontweight="bold")
+        heat.tick_params(labelbottom=False)
+        means.set_xlabel("time")
+    figure.suptitle(run_title(run))
     return figure
 
 
-def _draw_heatmap(axes, colorbar_axes, activities, time):
+def _draw_heatmap(axes, colorbar_axes, activities, time, symbol):
     blocks = [activity for activity in activities if activity.size > 0]
     if not blocks:
         axes.text(0.5, 0.5, "no per-neuron records (norms only)", ha="center", va="center",
@@ -96,10 +116,10 @@ def _draw_heatmap(axes, colorbar_axes, activities, time):
     axes.hlines(edges[1:-1], t_lo, t_hi, colors="k", linewidth=0.6)
     axes.set_yticks((edges[:-1] + edges[1:]) / 2, [activity.name for activity in blocks])
     axes.set_ylabel("neurons by population")
-    axes.figure.colorbar(shown, cax=colorbar_axes, label="x")
+    axes.figure.colorbar(shown, cax=colorbar_axes, label=symbol)
 
 
-def _draw_means(axes, activities, segments):
+def _draw_means(axes, activities, segments, symbol):
     marked = segments[:MAX_MARKED_SEGMENTS]
     for activity in activities:
         mean = activity.mean()
@@ -110,53 +130,76 @@ def _draw_means(axes, activities, segments):
                   marker="|", markersize=14, markeredgewidth=2, color=line.get_color())
     note = f" (first {MAX_MARKED_SEGMENTS} of {len(segments)} segments)" \
         if len(segments) > MAX_MARKED_SEGMENTS else ""
-    axes.set_title(f"mean activity, | = wave arrival{note}", fontsize="medium")
-    axes.set_ylabel("mean x (or ‖x‖)")
+    axes.set_title(f"mean {symbol} per population, | = wave arrival{note}", fontsize="medium")
+    axes.set_ylabel(f"mean {symbol} (or ‖{symbol}‖)")
     axes.legend(loc="best", fontsize="small")
 
 
-def _title(run):
-    outcome = run.solver.get("outcome", "none (incomplete run)")
-    return (f"{run.path}: model {run.attr('model', '?')}, integrator "
-            f"{run.attr('integrator', '?')}, outcome {outcome}")
+def _records(kind, population, segments, arrivals):
+    return [{"population": population, "segment": index, "start": start, "arrival": arrival,
+             "kind": kind}
+            for index, ((start, _), arrival) in enumerate(zip(segments, arrivals))]
 
 
 def arrival_records(run):
-    """All arrivals: [{"population", "segment", "start", "arrival"}] (arrival None if undefined)."""
+    """All arrivals computed from /state, x before lambda: [{"population", "segment", "start",
+    "arrival", "kind"}] (arrival None if undefined)."""
     segments = run.segments
     records = []
-    for activity in run.activities():
-        arrivals = segment_arrivals(activity, activity.mean(), segments)
-        records += [{"population": activity.name, "segment": index, "start": start,
-                     "arrival": arrival}
-                    for index, ((start, _), arrival) in enumerate(zip(segments, arrivals))]
+    for kind, activities in recorded_waves(run).items():
+        for activity in activities:
+            arrivals = segment_arrivals(activity, activity.mean(), segments)
+            records += _records(kind, activity.name, segments, arrivals)
+    return records
+
+
+def stored_arrival_records(run):
+    """The arrivals learnflow stored in /waves, as arrival_records gives them."""
+    segments = run.segments
+    records = []
+    for kind in WAVE_KINDS:
+        for population, stored in run.stored_waves(kind).items():
+            if len(stored) != len(segments):
+                raise PlotError(f"{run.path}: /waves/{kind}/{population} holds {len(stored)} "
+                                f"arrivals for {len(segments)} input segments")
+            arrivals = [float(value) if np.isfinite(value) else None for value in stored]
+            records += _records(kind, population, segments, arrivals)
+    if not records:
+        raise PlotError(f"{run.path}: no stored wave arrivals (/waves/<kind>/<population>)")
     return records
 
 
 def print_arrivals(args):
     with RunFile(args.run) as run:
-        records = arrival_records(run)
+        records = stored_arrival_records(run) if args.from_file else arrival_records(run)
     if args.json:
         print(json.dumps(records, indent=1))
         return
     width = max(len("population"), *(len(record["population"]) for record in records))
-    print(f"{'population':<{width}} {'segment':>7} {'start':>14} {'arrival':>14} {'delay':>14}")
+    print(f"{'population':<{width}} {'segment':>7} {'start':>14} {'arrival':>14} {'delay':>14} "
+          "kind")
     for record in records:
         arrival = record["arrival"]
         timing = ("-", "-") if arrival is None else \
             (f"{arrival:.9g}", f"{arrival - record['start']:.9g}")
         print(f"{record['population']:<{width}} {record['segment']:>7} "
-              f"{record['start']:>14.9g} {timing[0]:>14} {timing[1]:>14}")
+              f"{record['start']:>14.9g} {timing[0]:>14} {timing[1]:>14} {record['kind']}")
 
 
 def register(subcommands):
     add_figure_command(subcommands, "waves", draw_waves,
-                       "space-time heatmap of x and mean activity with wave arrivals")
+                       "space-time heatmaps of x (forward wave) and, where recorded, of the "
+                       "costates lambda (backward wave), with mean per population and arrivals")
     parser = subcommands.add_parser(
         "arrivals", help="print wave arrival times per population and input segment",
-        description="Print, per population with recorded x and per input segment, the time "
-                    "at which the mean activity has made half of its change over the segment.")
+        description="Print, per population with recorded x (forward wave) or lambda (backward "
+                    "wave) and per input segment, the time at which the mean over neurons has "
+                    "made half of its change over the segment.")
     parser.add_argument("run", metavar="RUN.h5", help="learnflow run file")
     parser.add_argument("--json", action="store_true",
-                        help='print a JSON list of {"population", "segment", "start", "arrival"}')
+                        help='print a JSON list of {"population", "segment", "start", "arrival", '
+                             '"kind"} (kind "x" or "lambda")')
+    parser.add_argument("--from-file", action="store_true",
+                        help="print the arrivals learnflow stored in /waves instead of computing "
+                             "them from /state")
     parser.set_defaults(func=print_arrivals)

@@ -1,0 +1,200 @@
+#include "models/adjoint.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+#include "models/backprop.hpp"
+#include "models/projection_ops.hpp"
+
+namespace lf {
+
+// ---------------------------------------------------------------------------------------------
+// TrajectoryStore
+
+TrajectoryStore::TrajectoryStore(std::size_t segments, Eigen::Index size)
+    : segments_(segments), size_(size) {}
+
+void TrajectoryStore::add(std::size_t segment, double t, const double* x, const double* dxdt) {
+  Segment& seg = segments_[segment];
+  if (!seg.t.empty() && t <= seg.t.back()) return;  // a repeated knot (segment start and step)
+  seg.t.push_back(t);
+  seg.x.insert(seg.x.end(), x, x + size_);
+  seg.f.insert(seg.f.end(), dxdt, dxdt + size_);
+}
+
+void TrajectoryStore::interpolate(std::size_t segment, double t,
+                                  Eigen::Ref<Eigen::VectorXd> out) const {
+  const Segment& seg = segments_[segment];
+  assert(!seg.t.empty());
+  const auto n = static_cast<std::ptrdiff_t>(seg.t.size());
+  // The knot interval [t_i, t_{i+1}] holding t (clamped to the segment's knots).
+  std::ptrdiff_t i = std::upper_bound(seg.t.begin(), seg.t.end(), t) - seg.t.begin() - 1;
+  i = std::clamp<std::ptrdiff_t>(i, 0, std::max<std::ptrdiff_t>(n - 2, 0));
+  using Map = Eigen::Map<const Eigen::VectorXd>;
+  const Map x0(seg.x.data() + i * size_, size_), f0(seg.f.data() + i * size_, size_);
+  if (n == 1 || t <= seg.t[i]) {
+    out = x0;
+    return;
+  }
+  const Map x1(seg.x.data() + (i + 1) * size_, size_), f1(seg.f.data() + (i + 1) * size_, size_);
+  const double h = seg.t[i + 1] - seg.t[i];
+  const double th = std::min((t - seg.t[i]) / h, 1.0);
+  // Cubic Hermite basis: matches x and ẋ at both knots; error O(h⁴).
+  const double h00 = (1 + 2 * th) * (1 - th) * (1 - th), h10 = th * (1 - th) * (1 - th);
+  const double h01 = th * th * (3 - 2 * th), h11 = th * th * (th - 1);
+  out = h00 * x0 + (h10 * h) * f0 + h01 * x1 + (h11 * h) * f1;
+}
+
+std::size_t TrajectoryStore::knots() const {
+  std::size_t n = 0;
+  for (const Segment& s : segments_) n += s.t.size();
+  return n;
+}
+
+std::size_t TrajectoryStore::bytes() const {
+  return knots() * (1 + 2 * static_cast<std::size_t>(size_)) * sizeof(double);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward pass
+
+AdjointForwardModel::AdjointForwardModel(const Network& network, const CostateParams& params,
+                                         const Drive& drive)
+    : network_(&network), params_(params), drive_(&drive), x_(network, layout_, "x") {
+  neuron_count_ = layout_.size();
+  integral_ = layout_.add("integral", "loss", {1});
+  preactivation_.resize(neuron_count_);
+  Eigen::Index outputs = 0;
+  for (const Population& p : network.populations) outputs += p.role == Role::output ? p.size : 0;
+  output_x_.resize(outputs);
+}
+
+void AdjointForwardModel::initial_state(State& s) const { std::fill(s.begin(), s.end(), 0.0); }
+
+double AdjointForwardModel::loss(const State& s) const {
+  if (!drive_->has_target()) return 0.0;
+  Eigen::Index at = 0;
+  for (std::size_t p = 0; p < network_->populations.size(); ++p) {
+    if (network_->populations[p].role != Role::output) continue;
+    const auto x = layout_.vector(s, x_.block(p));
+    output_x_.segment(at, x.size()) = x;
+    at += x.size();
+  }
+  return loss_value(params_.loss, output_x_, drive_->target());
+}
+
+void AdjointForwardModel::rhs(const State& s, State& ds, double t) const {
+  const Eigen::VectorXd& u = drive_->at(t);
+  const double inv_tau = 1.0 / params_.tau_x;
+  for (const NeuronIndex::RowChunk& chunk : x_.chunks()) {
+    const BlockId block = x_.block(chunk.population);
+    auto a = preactivation_.segment(layout_.block(block).offset + chunk.row_begin, chunk.size());
+    x_.preactivation(
+        chunk, [&](std::size_t k) { return network_weights(*network_, k); },
+        [&](std::size_t q) -> const Eigen::VectorXd& { return network_->bias[q]; },
+        [&](std::size_t q) { return x_.activity(layout_, s, u, q); }, a);
+    activate(network_->populations[chunk.population].activation, a, a);
+    layout_.vector(ds, block).segment(chunk.row_begin, chunk.size()) =
+        inv_tau * (a - params_.c * layout_.vector(s, block).segment(chunk.row_begin, chunk.size()));
+  }
+  layout_.vector(ds, integral_)[0] = loss(s);  // J̇ = V(x)
+}
+
+void AdjointForwardModel::metrics(const State& s, double, std::span<double> out) const {
+  out[0] = drive_->has_target() ? loss(s) : std::numeric_limits<double>::quiet_NaN();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward sweep
+
+AdjointBackwardModel::AdjointBackwardModel(const Network& network, const CostateParams& params,
+                                           const Drive& reversed_drive,
+                                           const TrajectoryStore& forward,
+                                           const NeuronIndex& forward_neurons,
+                                           const StateLayout& forward_layout)
+    : network_(&network), params_(params), drive_(&reversed_drive), forward_(&forward),
+      fx_(&forward_neurons), forward_layout_(&forward_layout), lambda_(network, layout_, "lambda") {
+  for (const Projection& q : network.projections) {
+    grad_w_.push_back(layout_.add("gradW", q.name, {network_weights(network, grad_w_.size()).size()}));
+  }
+  for (std::size_t p = 0; p < network.populations.size(); ++p) {
+    grad_b_.push_back(lambda_.is_input(p) ? 0 : layout_.add("gradb", network.populations[p].name,
+                                                           {network.populations[p].size}));
+  }
+  const auto& bounds = reversed_drive.signal().boundaries();
+  time_sum_ = bounds.front() + bounds.back();
+  x_.resize(static_cast<std::size_t>(forward_layout.size()));
+  Eigen::Index n = 0, outputs = 0;
+  for (const Population& p : network.populations) {
+    if (p.role != Role::input) n += p.size;
+    if (p.role == Role::output) outputs += p.size;
+  }
+  derivative_.resize(n);
+  delta_.resize(n);
+  output_x_.resize(outputs);
+  output_e_.resize(outputs);
+}
+
+void AdjointBackwardModel::initial_state(State& s) const { std::fill(s.begin(), s.end(), 0.0); }
+
+void AdjointBackwardModel::rhs(const State& s, State& ds, double sigma) const {
+  const auto& pops = network_->populations;
+  const double t = time_sum_ - sigma;
+  const std::size_t segment = drive_->signal().segments() - 1 - drive_->segment();
+  const Eigen::Index n = derivative_.size();
+  forward_->interpolate(segment, t, Eigen::Map<Eigen::VectorXd>(x_.data(), n));
+  const Eigen::VectorXd& u = drive_->at(sigma);
+  const double inv_tau = 1.0 / params_.tau_x;
+  // λ blocks and the forward x blocks both start at offset 0, in population order.
+  auto offset = [&](std::size_t p) { return layout_.block(lambda_.block(p)).offset; };
+
+  for (const NeuronIndex::RowChunk& chunk : fx_->chunks()) {
+    const std::size_t p = chunk.population;
+    auto d = derivative_.segment(offset(p) + chunk.row_begin, chunk.size());
+    fx_->preactivation(
+        chunk, [&](std::size_t k) { return network_weights(*network_, k); },
+        [&](std::size_t q) -> const Eigen::VectorXd& { return network_->bias[q]; },
+        [&](std::size_t q) { return fx_->activity(*forward_layout_, x_, u, q); }, d);
+    activate_derivative(pops[p].activation, d, d);
+    delta_.segment(offset(p) + chunk.row_begin, chunk.size()) =
+        d.cwiseProduct(layout_.vector(s, lambda_.block(p)).segment(chunk.row_begin, chunk.size()));
+  }
+  // e = −∂V/∂x on the outputs, at the forward x(t).
+  Eigen::Index at = 0;
+  for (std::size_t p = 0; p < pops.size(); ++p) {
+    if (pops[p].role != Role::output) continue;
+    output_x_.segment(at, pops[p].size) = forward_layout_->vector(x_, fx_->block(p));
+    at += pops[p].size;
+  }
+  if (drive_->has_target()) {
+    loss_error(params_.loss, output_x_, drive_->target(), output_e_);
+  } else {
+    output_e_.setZero();
+  }
+
+  at = 0;
+  for (std::size_t p = 0; p < pops.size(); ++p) {
+    if (lambda_.is_input(p)) continue;
+    auto dl = layout_.vector(ds, lambda_.block(p));
+    dl.setZero();
+    for (const std::size_t k : lambda_.outgoing(p)) {
+      const std::size_t to = network_->projections[k].to;
+      add_columns_transposed_times(network_weights(*network_, k), 0, pops[p].size,
+                                   delta_.segment(offset(to), pops[to].size), dl);
+    }
+    dl = inv_tau * (dl - params_.c * layout_.vector(s, lambda_.block(p)));
+    if (pops[p].role == Role::output) {
+      dl += output_e_.segment(at, pops[p].size);
+      at += pops[p].size;
+    }
+    layout_.vector(ds, grad_b_[p]) = inv_tau * delta_.segment(offset(p), pops[p].size);
+  }
+  for (std::size_t k = 0; k < network_->projections.size(); ++k) {
+    const Projection& q = network_->projections[k];
+    outer_rows(network_weights(*network_, k), 0, q.rows(), delta_.segment(offset(q.to), q.rows()),
+               fx_->activity(*forward_layout_, x_, u, q.from), inv_tau, 0.0,
+               ds.data() + layout_.block(grad_w_[k]).offset);
+  }
+}
+
+}  // namespace lf
