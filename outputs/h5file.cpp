@@ -157,7 +157,9 @@ h5::Handle open_for_reading(const std::string& path) {
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     throw DataFileError(path, 0, fmt::format("{}: not a readable HDF5 file", path));
   }
-  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  // The file of a run still going, or killed, is marked as open by its SWMR writer.
+  if (file < 0) file = H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
   if (file < 0) throw DataFileError(path, 0, fmt::format("{}: cannot open HDF5 file", path));
   return {file, H5Fclose};
 }

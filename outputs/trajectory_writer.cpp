@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -66,7 +67,7 @@ struct Series {
   void push(double v) { push(&v, &v + 1); }
 
   void write_buffer() {
-    if (buffer.empty()) return;
+    if (buffer.empty() || !set.valid()) return;
     const hsize_t rows = buffer.size() / row_size;
     std::vector<hsize_t> dims{rows_written + rows}, start{rows_written}, count{rows};
     for (const hsize_t d : row_shape) {
@@ -85,6 +86,11 @@ struct Series {
     rows_written += rows;
     buffer.clear();
   }
+
+  void write_and_flush() {
+    write_buffer();
+    if (set.valid()) h5::check(H5Dflush(set.get()), "H5Dflush");
+  }
 };
 
 struct StateSeries {
@@ -102,6 +108,8 @@ struct TrajectoryWriter::Impl {
   std::vector<StateSeries> states;
   std::vector<Series> metrics;
   long samples = 0;
+  bool streaming = false;      // in SWMR mode
+  bool closed_series = false;  // after end_streaming(): no more samples
 };
 
 TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& layout,
@@ -118,7 +126,10 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
       throw DataFileError(path, 0, fmt::format("{}: cannot write the output file: directory '{}' "
                                                "does not exist", path, parent.string()));
     }
-    const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    // The latest file format: needed for single-writer/multiple-reader (SWMR) streaming.
+    h5::Handle fapl(h5::check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate"), H5Pclose);
+    H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
     if (file < 0) {
       throw DataFileError(path, 0, fmt::format("{}: cannot write the output file (permission "
                                                "denied or not a valid path)", path));
@@ -226,6 +237,7 @@ void TrajectoryWriter::write_schedule(const std::vector<double>& boundaries) {
 
 void TrajectoryWriter::append(double t, const State& s, std::span<const double> metrics) {
   Impl& m = *impl_;
+  assert(!m.closed_series && "append after end_streaming");
   m.time.push(t);
   for (StateSeries& ss : m.states) {
     if (ss.mode.kind == RecordMode::every && m.samples % ss.mode.stride != 0) continue;
@@ -244,10 +256,38 @@ void TrajectoryWriter::append(double t, const State& s, std::span<const double> 
 void TrajectoryWriter::flush() {
   Impl& m = *impl_;
   if (!m.file.valid()) return;
-  m.time.write_buffer();
-  for (StateSeries& ss : m.states) ss.series.write_buffer();
-  for (Series& s : m.metrics) s.write_buffer();
+  // /time last, each dataset flushed before the next: a reader of a killed run takes the length
+  // of /time as the number of complete samples, and every other dataset holds at least as many
+  // rows. (/time and the metrics, one double a row, are only written here: their chunk is
+  // flush_every rows.)
+  for (StateSeries& ss : m.states) ss.series.write_and_flush();
+  for (Series& s : m.metrics) s.write_and_flush();
+  m.time.write_and_flush();
   h5::check(H5Fflush(m.file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
+}
+
+void TrajectoryWriter::begin_streaming() {
+  flush();
+  // From here on the file is written in SWMR mode: HDF5 orders its metadata writes so that the
+  // file on disk is readable at every moment, by h5py (swmr=True) or `learnflow info`, even
+  // after a SIGKILL. No object can be created until end_streaming().
+  h5::check(H5Fstart_swmr_write(impl_->file.get()), "H5Fstart_swmr_write");
+  impl_->streaming = true;
+}
+
+void TrajectoryWriter::end_streaming() {
+  Impl& m = *impl_;
+  if (!m.streaming) return;
+  flush();
+  // Close every dataset, then the file, and reopen it normally to add /solver, /waves, …
+  m.time.set.reset();
+  for (StateSeries& ss : m.states) ss.series.set.reset();
+  for (Series& s : m.metrics) s.set.reset();
+  m.file.reset();
+  m.streaming = false;
+  m.closed_series = true;
+  m.file = h5::Handle(h5::check(H5Fopen(m.path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), "H5Fopen"),
+                      H5Fclose);
 }
 
 void TrajectoryWriter::write_array(const std::string& path,

@@ -38,6 +38,10 @@ class TrajectoryWriter {
   // One sample: the time, the state, and one value per metric name (in constructor order).
   void append(double t, const State& s, std::span<const double> metrics);
   void flush();
+  // Samples are streamed between these two calls, in SWMR mode (see the .cpp); metadata,
+  // network and schedule are written before, solver statistics, waves and adjoint after.
+  void begin_streaming();
+  void end_streaming();
   void write_solver(const IntegrationResult& result);
   // A finished float64 array at `path` (groups created as needed), e.g. under /adjoint.
   void write_array(const std::string& path, const std::vector<unsigned long long>& shape,

@@ -177,7 +177,7 @@ Run::Run(Experiment experiment, RunOptions options)
                             m.experiment.config_text});
   m.writer->write_network(m.network);
   m.writer->write_schedule(m.signal.boundaries());
-  m.writer->flush();
+  m.writer->begin_streaming();
 }
 
 Run::~Run() = default;
@@ -205,6 +205,7 @@ RunReport Run::execute() {
   RunReport report;
   report.result = integrate(*m.model, m.drive, state, spec, m.times, *forward_observer);
   if (progress) progress->finish();
+  m.writer->end_streaming();
   observer.write_waves(m.signal.boundaries());
   m.writer->write_solver(report.result);
   if (adjoint != nullptr && report.result.outcome == Outcome::success) {

@@ -79,7 +79,11 @@ class RunFile:
             raise PlotError(f"{self.path}: no such file")
         if not h5py.is_hdf5(self.path):
             raise PlotError(f"{self.path}: not an HDF5 file")
-        self._file = h5py.File(self.path, "r")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError:
+            # A run still going, or killed, leaves its file marked as open by an SWMR writer.
+            self._file = h5py.File(self.path, "r", swmr=True)
         try:
             self._check()
             self.time = self._file["time"][()]
