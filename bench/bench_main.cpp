@@ -3,7 +3,8 @@
 //   - the solver statistics (steps, rejected, RHS evaluations; identical in every repeat),
 //   - the wall time of each repeat's integration (SolverStats::wall_seconds, i.e. Run::execute()
 //     without building the network, opening the file or closing it), their median, and the median
-//     divided by the number of RHS evaluations,
+//     divided by the number of RHS evaluations, and the process CPU time of each execute()
+//     (CPU / (wall x threads) well below 1 means other processes took the CPUs),
 //   - the "floor": the median time of the bare matrix-vector products of one RHS evaluation
 //     (y = W x for every projection of the same network, Eigen, one thread), against which the
 //     time per RHS evaluation is judged.
@@ -13,6 +14,7 @@
 //                   [-o OUT.h5] [--floor-batches N]
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -32,6 +34,17 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// CPU time of the whole process (all threads), in seconds. Compared with the wall time it tells
+// whether a run was descheduled by other processes on the machine.
+double process_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + 1e-6 * static_cast<double>(tv.tv_usec);
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 double median(std::vector<double> v) {
@@ -124,16 +137,20 @@ int bench(const std::string& config, const std::vector<std::string>& overrides,
           const std::string& output, int threads, int repeats, int warmup, long floor_batches) {
   const lf::Experiment ex = lf::load_experiment(config, overrides);
 
-  std::vector<double> wall, execute_wall, close_wall;
+  std::vector<double> wall, execute_wall, close_wall, execute_cpu;
   lf::SolverStats stats;
   lf::RunReport report;
   for (int r = 0; r < warmup + repeats; ++r) {
     const auto t_close = [&] {
       lf::Run run(ex, lf::RunOptions{output, threads, false});
+      const double cpu0 = process_cpu_seconds();
       const auto t0 = Clock::now();
       report = run.execute();
       const double execute_seconds = seconds_since(t0);
-      if (r >= warmup) execute_wall.push_back(execute_seconds);
+      if (r >= warmup) {
+        execute_wall.push_back(execute_seconds);
+        execute_cpu.push_back(process_cpu_seconds() - cpu0);
+      }
       return Clock::now();
     }();  // the Run is destroyed here: the output file is flushed and closed
     if (report.result.outcome != lf::Outcome::success) {
@@ -163,12 +180,13 @@ int bench(const std::string& config, const std::vector<std::string>& overrides,
       "{{\"config\": {}, \"stepper\": {}, \"rtol\": {:.3g}, \"atol\": {:.3g}, \"threads\": {}, "
       "\"repeats\": {}, \"warmup\": {}, \"steps\": {}, \"rejected\": {}, \"rhs_evals\": {}, "
       "\"samples\": {}, \"wall_seconds\": {}, \"median_seconds\": {:.9g}, "
-      "\"seconds_per_rhs\": {:.9g}, \"execute_seconds\": {}, \"close_seconds\": {}, "
+      "\"seconds_per_rhs\": {:.9g}, \"execute_seconds\": {}, \"execute_cpu_seconds\": {}, "
+      "\"close_seconds\": {}, "
       "\"floor\": {}, \"output\": {}}}\n",
       json_string(config), json_string(ex.integrator.stepper), ex.integrator.rtol,
       ex.integrator.atol, report.threads, repeats, warmup, stats.steps, stats.rejected,
       stats.rhs_evals, report.samples, json_array(wall), median_wall, per_rhs,
-      json_array(execute_wall), json_array(close_wall), floor_json,
+      json_array(execute_wall), json_array(execute_cpu), json_array(close_wall), floor_json,
       json_string(report.output_path));
   return lf::exit_ok;
 }

@@ -329,17 +329,18 @@ def scipy_worker(job):
     result = {"numpy": np.__version__, "scipy": scipy.__version__, "blas": blas_description(),
               "segments": len(bounds) - 1, "runs": {}}
     for run in job["runs"]:
-        times = []
+        times, cpu = [], []
         for r in range(run["warmup"] + run["repeats"]):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             y, steps, nfev, rejected = scipy_solve(solve_ivp, rhs, bounds, values, run["method"],
                                                    run["rtol"], run["atol"])
-            elapsed = time.perf_counter() - start
+            elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
             if r >= run["warmup"]:
                 times.append(elapsed)
+                cpu.append(elapsed_cpu)
         result["runs"][run["label"]] = {
             "method": run["method"], "rtol": run["rtol"], "atol": run["atol"], "steps": steps,
-            "rejected": rejected, "rhs_evals": nfev, "wall_seconds": times,
+            "rejected": rejected, "rhs_evals": nfev, "wall_seconds": times, "cpu_seconds": cpu,
             "median_seconds": statistics.median(times), "final": y.tolist()}
     json.dump(result, sys.stdout)
 
@@ -407,6 +408,23 @@ def fmt_us(s):
 def spread(times):
     """(max - min) / median of repeated timings, in percent: how noisy the median is."""
     return 100.0 * (max(times) - min(times)) / statistics.median(times) if len(times) > 1 else 0.0
+
+
+def cpu_share(m, threads):
+    """Median over the repeats of CPU time / (wall time x threads): about 1 when the process had
+    its CPUs to itself, well below when other processes took them (then the time is inflated)."""
+    if "execute_cpu_seconds" in m:
+        pairs = zip(m["execute_cpu_seconds"], m["execute_seconds"])
+    else:
+        pairs = zip(m["cpu_seconds"], m["wall_seconds"])
+    return statistics.median(c / (w * threads) for c, w in pairs)
+
+
+def contention_note(*measurements):
+    """' [contended: cpu 49%]' when any measurement had its CPUs less than 90% of the time."""
+    shares = [cpu_share(m, m.get("threads", 1)) for m in measurements]
+    worst = min(shares)
+    return f" [contended: cpu {100 * worst:.0f}%, measure again]" if worst < 0.9 else ""
 
 
 def load_average():
@@ -530,10 +548,11 @@ def print_table(results, rec, thr, args, out):
           "rtol = atol = 1e-12")
     print(f"1-minute load average {results['load_before']:.2f} at the start, "
           f"{results['load_after']:.2f} at the end (other processes on the machine make timings noisy; "
-          f"'sprd' = (max - min) / median of the repeats)")
+          f"'sprd' = (max - min) / median of the repeats; 'cpu' = CPU time / (wall x threads), "
+          f"well below 100% when other processes took the CPUs)")
     print()
     head = (f"{'problem':<22} {'solver':<17} {'steps':>6} {'rej':>4} {'RHS':>7} {'median s':>9} "
-            f"{'sprd':>5} {'us/RHS':>8} {'floor us':>8} {'RHS/flr':>7} {'error':>9} {'SciPy/lf':>8}")
+            f"{'sprd':>5} {'cpu':>4} {'us/RHS':>8} {'floor us':>8} {'RHS/flr':>7} {'error':>9} {'SciPy/lf':>8}")
     print(head)
     print("-" * len(head))
     checks = []
@@ -544,12 +563,13 @@ def print_table(results, rec, thr, args, out):
         sp_per_rhs = sp["median_seconds"] / sp["rhs_evals"]
         print(f"{p['label']:<22} {'learnflow dopri5':<17} {lf['steps']:>6} {lf['rejected']:>4} "
               f"{lf['rhs_evals']:>7} {fmt_time(lf['median_seconds']):>9} "
-              f"{spread(lf['wall_seconds']):>4.0f}% "
+              f"{spread(lf['wall_seconds']):>4.0f}% {100 * cpu_share(lf, lf['threads']):>3.0f}% "
               f"{fmt_us(lf['seconds_per_rhs']):>8} {fmt_us(floor):>8} "
               f"{lf['seconds_per_rhs'] / floor:>7.2f} {p['error_learnflow']:>9.2e} {'':>8}")
         rej = "?" if sp["rejected"] is None else sp["rejected"]
         print(f"{'':<22} {'SciPy RK45':<17} {sp['steps']:>6} {rej:>4} {sp['rhs_evals']:>7} "
               f"{fmt_time(sp['median_seconds']):>9} {spread(sp['wall_seconds']):>4.0f}% "
+              f"{100 * cpu_share(sp, 1):>3.0f}% "
               f"{fmt_us(sp_per_rhs):>8} {fmt_us(floor):>8} "
               f"{sp_per_rhs / floor:>7.2f} {p['error_scipy']:>9.2e} {ratio:>7.2f}x")
         print(f"{'':<22} reference: rkf78 {p['reference']['steps']} steps, "
@@ -560,23 +580,26 @@ def print_table(results, rec, thr, args, out):
             checks.append((ratio >= 1.3 and acc,
                            f"{p['label']}: learnflow {ratio:.2f}x faster than SciPy (target >= 1.3x) "
                            f"with error {p['error_learnflow']:.2e} vs SciPy {p['error_scipy']:.2e} "
-                           f"({'equal or better' if acc else 'WORSE'})"))
+                           f"({'equal or better' if acc else 'WORSE'})" + contention_note(lf, sp)))
             r = lf["seconds_per_rhs"] / floor
             checks.append((r <= 1.3, f"{p['label']}: time per RHS {fmt_us(lf['seconds_per_rhs'])} us"
                                      f" = {r:.2f}x the bare matvec floor {fmt_us(floor)} us "
-                                     f"(target <= 1.3x)"))
+                                     f"(target <= 1.3x)" + contention_note(lf)))
         else:
             checks.append((ratio >= 50, f"{p['label']}: learnflow {ratio:.1f}x faster than SciPy "
                                         f"(target >= 50x); errors {p['error_learnflow']:.2e} "
-                                        f"(learnflow) vs {p['error_scipy']:.2e} (SciPy)"))
+                                        f"(learnflow) vs {p['error_scipy']:.2e} (SciPy)"
+                                        + contention_note(lf, sp)))
 
     print()
     a, n = rec["all"], rec["none"]
     overhead = a["median_seconds"] / n["median_seconds"] - 1.0
     closing = statistics.median(a["close_seconds"]) - statistics.median(n["close_seconds"])
     print(f"recording, P1 L=8 n=256, sample_dt = 0.01 ({a['samples']} samples):")
-    print(f"  x = \"all\"  : median {a['median_seconds']:.4g} s  (runs {', '.join(f'{t:.4g}' for t in a['wall_seconds'])})")
-    print(f"  x = \"none\" : median {n['median_seconds']:.4g} s  (runs {', '.join(f'{t:.4g}' for t in n['wall_seconds'])})")
+    for mode, m in (('"all"', a), ('"none"', n)):
+        print(f"  x = {mode:<7}: median {m['median_seconds']:.4g} s, cpu "
+              f"{100 * cpu_share(m, m['threads']):.0f}%  (runs "
+              f"{', '.join(f'{t:.4g}' for t in m['wall_seconds'])})")
     print(f"  overhead {100 * overhead:+.1f}% of the integration; closing the file adds "
           f"{1e3 * closing:.3g} ms more for \"all\"")
     base = results["problems"].get(rec_name := p1_name(8, 256), {}).get("learnflow")
@@ -585,14 +608,16 @@ def print_table(results, rec, thr, args, out):
               f"{base['median_seconds']:.4g} s; sampling at 0.01 with nothing recorded costs "
               f"{100 * (n['median_seconds'] / base['median_seconds'] - 1):+.1f}% over that)")
     checks.append((overhead <= 0.10, f"recording every neuron at sample_dt = 0.01 costs "
-                                     f"{100 * overhead:+.1f}% (target <= 10%)"))
+                                     f"{100 * overhead:+.1f}% (target <= 10%)" + contention_note(a, n)))
     t1, t2 = thr[1], thr[2]
     speedup = t1["median_seconds"] / t2["median_seconds"]
-    print(f"threads, P1 L=4 n=1000: 1 thread {t1['median_seconds']:.4g} s, 2 threads "
-          f"{t2['median_seconds']:.4g} s (reported threads: {t1['threads']}, {t2['threads']}); "
-          f"speed-up {speedup:.2f}x on {results['cpus']} CPUs")
+    print(f"threads, P1 L=4 n=1000: 1 thread {t1['median_seconds']:.4g} s (cpu "
+          f"{100 * cpu_share(t1, t1['threads']):.0f}%), 2 threads {t2['median_seconds']:.4g} s (cpu "
+          f"{100 * cpu_share(t2, t2['threads']):.0f}%; runs "
+          f"{', '.join(f'{t:.4g}' for t in t2['wall_seconds'])}); speed-up {speedup:.2f}x on "
+          f"{results['cpus']} CPUs")
     checks.append((speedup >= 1.6, f"2 threads {speedup:.2f}x faster than 1 on P1 L=4 n=1000 "
-                                   f"(target >= 1.6x)"))
+                                   f"(target >= 1.6x)" + contention_note(t1, t2)))
     print()
     print("targets (issue item 11):")
     for ok, text in checks:

@@ -114,7 +114,10 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
           StepPolicy::dense || next_sample >= times.size() ? t_end
                                                            : std::min(t_end, times[next_sample]);
       const double natural_dt = dt;
-      double h = std::min({dt, spec.dt_max, stop - t});
+      double h = std::min(dt, spec.dt_max);
+      // A step that would end within rounding of the stop lands on it exactly (otherwise a fixed
+      // step k·dt0 can fall ulps short of a sample time and leave a step of 1e-17 behind).
+      if (h >= (stop - t) * (1.0 - 1e-9)) h = stop - t;
       for (;;) {
         const bool lands_on_stop = h >= stop - t;
         double h_next = h;

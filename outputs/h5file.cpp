@@ -263,13 +263,15 @@ RunFileSummary read_run_summary(const std::string& path) {
       std::stringstream ss(h5::read_attribute_text(net.get(), "populations"));
       for (std::string name; std::getline(ss, name, ',');) summary.populations.push_back(name);
     }
+    for (const std::string kind : {"x", "lambda"})
     for (const std::string& pop : summary.populations) {
-      const std::string set_path = "/state/x/" + pop;
+      const std::string set_path = "/state/" + kind + "/" + pop;
       if (!h5::exists(f, set_path)) continue;
       const auto data = h5::read_dataset(f, set_path, shape);
       h5::Handle set(h5::check(H5Dopen2(f, set_path.c_str(), H5P_DEFAULT), "H5Dopen2"), H5Dclose);
       const long stride = std::stol(h5::read_attribute_text(set.get(), "stride"));
       RunFileSummary::Activity act;
+      act.kind = kind;
       act.population = pop;
       const std::size_t rows = shape.empty() ? 0 : shape[0];
       const std::size_t cols = shape.size() == 2 ? shape[1] : 1;  // "norm" records are [T]

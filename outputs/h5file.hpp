@@ -32,8 +32,10 @@ struct RunFileSummary {
   std::vector<double> time;
   std::vector<double> boundaries;  // t0, breakpoints…, t_end
   std::vector<std::string> populations;  // network order
-  // Mean activity per recorded population (x block) over its sample times.
+  // Mean activity per recorded population over its sample times: x blocks (forward waves),
+  // then λ blocks (backward waves).
   struct Activity {
+    std::string kind;  // "x" or "lambda"
     std::string population;
     std::vector<double> time;
     std::vector<double> mean;

@@ -84,29 +84,22 @@ int command_info(const std::string& file, std::size_t max_segments, bool show_co
     fmt::print("  {:<32} [{}]{}\n", d.path, shape, attrs);
   }
   if (!s.activity.empty() && s.boundaries.size() >= 2) {
-    std::vector<std::string> pops;
-    std::vector<std::vector<double>> times, means;
-    for (const auto& a : s.activity) {
-      pops.push_back(a.population);
-      times.push_back(a.time);
-      means.push_back(a.mean);
-    }
     const std::size_t segments = s.boundaries.size() - 1;
-    fmt::print("wave arrival times (mean activity reaches half its change; delay after the "
-               "segment start){}:\n", segments > max_segments
+    fmt::print("wave arrival times (mean activity reaches half its change; x: forward wave, "
+               "lambda: backward wave){}:\n", segments > max_segments
                    ? fmt::format(", first {} of {} segments", max_segments, segments) : "");
-    // Arrival times with 12 significant digits: enough to compare with `tools/plot arrivals`
-    // (the same definition in Python) to 1e-9 relative.
-    fmt::print("  {:<16} {:>7} {:>12} {:>19} {:>12}\n", "population", "segment", "start",
-               "arrival", "delay");
-    for (const Arrival& a : wave_arrivals(pops, times, means, s.boundaries)) {
-      if (a.segment >= max_segments) continue;
-      if (a.time) {
-        fmt::print("  {:<16} {:>7} {:>12.6g} {:>19.12g} {:>12.6g}\n", a.population, a.segment,
-                   a.start, *a.time, *a.time - a.start);
-      } else {
-        fmt::print("  {:<16} {:>7} {:>12.6g} {:>19} {:>12}\n", a.population, a.segment, a.start,
-                   "-", "-");
+    fmt::print("  {:<7} {:<16} {:>7} {:>12} {:>18} {:>12}\n", "kind", "population", "segment",
+               "start", "arrival", "delay");
+    for (const auto& act : s.activity) {
+      for (std::size_t k = 0; k < std::min(segments, max_segments); ++k) {
+        const auto arrival = arrival_time(act.time, act.mean, s.boundaries[k], s.boundaries[k + 1]);
+        if (arrival) {
+          fmt::print("  {:<7} {:<16} {:>7} {:>12.6g} {:>18.12g} {:>12.6g}\n", act.kind,
+                     act.population, k, s.boundaries[k], *arrival, *arrival - s.boundaries[k]);
+        } else {
+          fmt::print("  {:<7} {:<16} {:>7} {:>12.6g} {:>18} {:>12}\n", act.kind, act.population, k,
+                     s.boundaries[k], "-", "-");
+        }
       }
     }
   }

@@ -1,6 +1,7 @@
 #include "sim/run.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -48,8 +49,9 @@ std::vector<std::string> metric_names(const Model& model, bool residual) {
   return names;
 }
 
-// The observer of a run: writes every sample with its metrics, keeps the mean activity of the
-// x and λ blocks (one number per block and sample) for the wave analysis, and draws progress.
+// The observer of a run: writes every sample with its metrics, draws progress, and measures the
+// arrival of the forward (x) and backward (λ) waves in each input segment from the mean activity
+// of each block, keeping only the current segment's samples.
 class RunObserver final : public IntegrationObserver {
  public:
   RunObserver(TrajectoryWriter& writer, const Model& model, bool residual,
@@ -63,6 +65,7 @@ class RunObserver final : public IntegrationObserver {
       if (kind == "x" || kind == "lambda") wave_blocks_.push_back(id);
     }
     means_.resize(wave_blocks_.size());
+    arrivals_.resize(wave_blocks_.size());
   }
 
   void sample(const State& s, double t) override {
@@ -93,20 +96,36 @@ class RunObserver final : public IntegrationObserver {
     if (progress_) progress_->update(t, dt, stats);
   }
 
-  // Arrival times of the forward (x) and backward (λ) waves in every input segment.
-  void write_waves(const std::vector<double>& boundaries) {
+  void segment_start(const State&, double t) override {
+    if (started_) close_segment(t);
+    started_ = true;
+    segment_begin_ = t;
+  }
+
+  // /waves/<kind>/<pop>: one arrival per input segment (NaN where undefined or not reached).
+  void write_waves(const std::vector<double>& boundaries, double t_reached) {
+    if (started_) close_segment(t_reached);
+    started_ = false;
+    const std::size_t segments = boundaries.size() - 1;
     for (std::size_t i = 0; i < wave_blocks_.size(); ++i) {
+      arrivals_[i].resize(segments, std::numeric_limits<double>::quiet_NaN());
       const Block& b = model_.layout().block(wave_blocks_[i]);
-      std::vector<double> arrivals;
-      for (std::size_t k = 0; k + 1 < boundaries.size(); ++k) {
-        const auto a = arrival_time(times_, means_[i], boundaries[k], boundaries[k + 1]);
-        arrivals.push_back(a ? *a : std::numeric_limits<double>::quiet_NaN());
-      }
-      writer_.write_waves(b.kind, b.member, arrivals);
+      writer_.write_waves(b.kind, b.member, arrivals_[i]);
     }
   }
 
  private:
+  // The arrival in the segment ending at `end`; the sample at `end` (if any) also opens the next.
+  void close_segment(double end) {
+    for (std::size_t i = 0; i < wave_blocks_.size(); ++i) {
+      const auto a = arrival_time(times_, means_[i], segment_begin_, end);
+      arrivals_[i].push_back(a ? *a : std::numeric_limits<double>::quiet_NaN());
+    }
+    const auto keep = std::lower_bound(times_.begin(), times_.end(), end) - times_.begin();
+    times_.erase(times_.begin(), times_.begin() + keep);
+    for (auto& m : means_) m.erase(m.begin(), m.begin() + keep);
+  }
+
   TrajectoryWriter& writer_;
   const Model& model_;
   bool residual_;
@@ -115,8 +134,11 @@ class RunObserver final : public IntegrationObserver {
   std::vector<double> values_;
   State derivative_;
   std::vector<BlockId> wave_blocks_;
-  std::vector<double> times_;
-  std::vector<std::vector<double>> means_;
+  bool started_ = false;
+  double segment_begin_ = 0.0;
+  std::vector<double> times_;                  // samples of the current segment
+  std::vector<std::vector<double>> means_;     // per wave block, at those samples
+  std::vector<std::vector<double>> arrivals_;  // per wave block, per closed segment
 };
 
 // A record key naming one block ("x/layer1") must name a block of the model's state: a typo
@@ -206,7 +228,7 @@ RunReport Run::execute() {
   report.result = integrate(*m.model, m.drive, state, spec, m.times, *forward_observer);
   if (progress) progress->finish();
   m.writer->end_streaming();
-  observer.write_waves(m.signal.boundaries());
+  observer.write_waves(m.signal.boundaries(), report.result.t);
   m.writer->write_solver(report.result);
   if (adjoint != nullptr && report.result.outcome == Outcome::success) {
     const AdjointSweep sweep = sweep_backward(*adjoint, m.network, m.signal, spec, m.times, *store,
@@ -235,9 +257,7 @@ std::string validate_experiment(const Experiment& ex) {
                                               ex.output.sample_dt).size(),
                                  model->layout().size());
   for (const Block& b : model->layout().blocks()) {
-    std::string shape;
-    for (const auto d : b.shape) shape += (shape.empty() ? "" : "x") + std::to_string(d);
-    text += fmt::format("  {:<24} [{}]\n", b.name(), shape);
+    text += fmt::format("  {:<24} [{}]\n", b.name(), fmt::join(b.shape, "x"));
   }
   return text;
 }

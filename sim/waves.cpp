@@ -10,8 +10,11 @@ std::optional<double> arrival_time(std::span<const double> time, std::span<const
   const auto first = std::lower_bound(time.begin(), time.end(), segment_begin) - time.begin();
   const auto last = std::upper_bound(time.begin(), time.end(), segment_end) - time.begin();
   if (last - first < 2) return std::nullopt;
+  for (auto i = first; i < last; ++i) {
+    if (!std::isfinite(mean[i])) return std::nullopt;
+  }
   const double m0 = mean[first], m1 = mean[last - 1], change = m1 - m0;
-  if (!std::isfinite(change) ||
+  if (
       std::abs(change) <= 1e-12 * std::max({1.0, std::abs(m0), std::abs(m1)})) {
     return std::nullopt;
   }
@@ -26,20 +29,6 @@ std::optional<double> arrival_time(std::span<const double> time, std::span<const
     return time[i - 1] + frac * (time[i] - time[i - 1]);
   }
   return std::nullopt;
-}
-
-std::vector<Arrival> wave_arrivals(const std::vector<std::string>& populations,
-                                   const std::vector<std::vector<double>>& times,
-                                   const std::vector<std::vector<double>>& means,
-                                   const std::vector<double>& boundaries) {
-  std::vector<Arrival> out;
-  for (std::size_t p = 0; p < populations.size(); ++p) {
-    for (std::size_t k = 0; k + 1 < boundaries.size(); ++k) {
-      out.push_back({populations[p], k, boundaries[k],
-                     arrival_time(times[p], means[p], boundaries[k], boundaries[k + 1])});
-    }
-  }
-  return out;
 }
 
 }  // namespace lf

@@ -2,29 +2,15 @@
 // Wave analytics: when does a population's activity arrive after an input switch?
 // Arrival time of a population in segment [ts, te] (the same definition as tools/plot):
 // m(t) = mean activity over the samples with ts <= t <= te; m0 = first, m1 = last, d = m1 − m0;
-// undefined when fewer than 2 samples or |d| <= 1e-12·max(1, |m0|, |m1|); otherwise the first
+// undefined when fewer than 2 samples, any sample is not finite, or |d| <= 1e-12·max(1, |m0|,
+// |m1|); otherwise the first
 // time |m − m0| reaches |d|/2, linearly interpolated between the two samples around it.
 #include <optional>
 #include <span>
-#include <string>
-#include <vector>
 
 namespace lf {
 
 std::optional<double> arrival_time(std::span<const double> time, std::span<const double> mean,
                                    double segment_begin, double segment_end);
-
-struct Arrival {
-  std::string population;
-  std::size_t segment;
-  double start;
-  std::optional<double> time;
-};
-
-// Arrivals of every population in every segment given by `boundaries` (t0, switches…, t_end).
-std::vector<Arrival> wave_arrivals(const std::vector<std::string>& populations,
-                                   const std::vector<std::vector<double>>& times,
-                                   const std::vector<std::vector<double>>& means,
-                                   const std::vector<double>& boundaries);
 
 }  // namespace lf

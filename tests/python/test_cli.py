@@ -390,11 +390,10 @@ class OverrideTest(LearnflowTestCase):
 
 class FixedStepTest(LearnflowTestCase):
 
-    @unittest.expectedFailure  # integrators/driver.hpp: t += h falls ulps short of a sample time
     def test_fixed_step_count_is_exact(self):
-        # rk4 with dt0 = 0.01 on [0, 2], stopping at the samples 0.1 k: exactly 200 steps. The
-        # driver accumulates t += h, lands a few ulps before a sample time and then takes an
-        # extra step of ~1e-17 (201 steps). Remove the decorator when that is fixed.
+        # rk4 with dt0 = 0.01 on [0, 2], stopping at the samples 0.1 k: exactly 200 steps.
+        # Regression: t += h used to land a few ulps before a sample time and take an extra
+        # step of ~1e-17 (201 steps); a step ending within rounding of a stop now lands on it.
         config = self.write("experiment.toml", LAYERED)
         result = self.learnflow("run", config, "--quiet", "--set", "integrator.t_end=2",
                                 "--set", "integrator.stepper=rk4", "--set", "integrator.dt0=0.01")

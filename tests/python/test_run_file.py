@@ -449,16 +449,17 @@ class ThreadsTest(RunFileTestCase):
 
 
 def info_arrivals(stdout):
-    """{(population, segment): arrival or None} from the table `learnflow info` prints."""
+    """{(kind, population, segment): arrival or None} from the table `learnflow info` prints."""
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("wave arrival times"))
-    assert lines[start + 1].split() == ["population", "segment", "start", "arrival", "delay"]
+    assert lines[start + 1].split() == ["kind", "population", "segment", "start", "arrival",
+                                        "delay"]
     arrivals = {}
     for line in lines[start + 2:]:
         if not line.startswith("  "):
             break
-        population, segment, _, arrival, _ = line.split()
-        arrivals[(population, int(segment))] = None if arrival == "-" else float(arrival)
+        kind, population, segment, _, arrival, _ = line.split()
+        arrivals[(kind, population, int(segment))] = None if arrival == "-" else float(arrival)
     return arrivals
 
 
@@ -475,14 +476,15 @@ class InfoTest(RunFileTestCase):
         tool = subprocess.run([sys.executable, str(ROOT / "tools" / "plot"), "arrivals", str(path),
                                "--json"], capture_output=True, text=True, timeout=120)
         self.assertEqual(tool.returncode, 0, tool.stderr)
-        python = {(r["population"], r["segment"]): r["arrival"] for r in json.loads(tool.stdout)}
+        python = {(r["kind"], r["population"], r["segment"]): r["arrival"]
+                  for r in json.loads(tool.stdout)}
         cxx = info_arrivals(info.stdout)
         self.assertEqual(sorted(cxx), sorted(python))
-        self.assertEqual(sorted({population for population, _ in cxx}),
+        self.assertEqual(sorted({population for _, population, _ in cxx}),
                          ["layer1", "layer2", "layer4"])
         for key, arrival in python.items():
-            with self.subTest(population=key[0], segment=key[1]):
-                if key[1] == 0:  # before the step nothing moves: no arrival
+            with self.subTest(kind=key[0], population=key[1], segment=key[2]):
+                if key[2] == 0:  # before the step nothing moves: no arrival
                     self.assertIsNone(arrival)
                     self.assertIsNone(cxx[key])
                 else:
@@ -490,7 +492,7 @@ class InfoTest(RunFileTestCase):
                     self.assertGreater(arrival, 1.0)
                     self.assertLess(abs(cxx[key] - arrival), 1e-9 * abs(arrival))
         # Deeper layers respond later: the forward wave.
-        self.assertLess(python[("layer1", 1)], python[("layer2", 1)])
+        self.assertLess(python[("x", "layer1", 1)], python[("x", "layer2", 1)])
 
 
 if __name__ == "__main__":
