@@ -97,6 +97,7 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
   for (std::size_t k = 0; k + 1 < bounds.size(); ++k) {
     const double t_begin = bounds[k], t_end = bounds[k + 1];
     job.drive.enter_segment(k, t_begin);
+    job.model.enter_segment(policy.state(), t_begin);
     policy.restart(sys, t_begin);
     if (dt == 0.0) dt = initial_step(sys, policy.state(), t, spec.rtol, spec.atol, order);
     job.observer.segment_start(policy.state(), t);

@@ -25,6 +25,11 @@ class Model {
   // ds = f(s, t). The input in force is read from the Drive the model was built with.
   virtual void rhs(const State& s, State& ds, double t) const = 0;
 
+  // A discrete event at the start of every input segment (phase change, new example): the model
+  // may change the state (reset targets, apply an end-of-phase update). The Drive is already in
+  // the new segment. Called before the stepper restarts, never inside a step.
+  virtual void enter_segment(State& /*s*/, double /*t*/) const {}
+
   // Model-specific metrics written to /metrics/<name> at every sample (names may contain '/').
   virtual std::vector<std::string> metric_names() const { return {}; }
   // out.size() == metric_names().size(). Called only at sample times, outside trial stages.

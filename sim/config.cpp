@@ -530,6 +530,29 @@ std::vector<std::vector<double>> read_rows(const ConfigSection& s, std::string_v
   return table.rows;
 }
 
+double phase_total(const InputSpec& in) {
+  double total = 0.0;
+  for (const double d : in.phase_durations) total += d;
+  return total;
+}
+
+// phases = [{ name = "forward", duration = 4.0 }, { name = "target", duration = 6.0 }]
+// Returns the total duration (0 without phases).
+double read_phases(const ConfigSection& s, InputSpec& in) {
+  in.phase_names.clear();
+  in.phase_durations.clear();
+  for (const ConfigSection& ps : s.sections("phases")) {
+    const std::string name = ps.string("name");
+    if (std::find(in.phase_names.begin(), in.phase_names.end(), name) != in.phase_names.end()) {
+      ps.fail("name", fmt::format("duplicate phase '{}'", name));
+    }
+    in.phase_names.push_back(name);
+    in.phase_durations.push_back(ps.positive("duration"));
+    ps.finish();
+  }
+  return phase_total(in);
+}
+
 InputSpec read_input(const ConfigSection& s, std::size_t n, std::size_t n_out) {
   InputSpec in;
   const std::string kind = s.string("kind", "constant");
@@ -549,7 +572,12 @@ InputSpec read_input(const ConfigSection& s, std::size_t n, std::size_t n_out) {
     in.offset = read_vector(s, "offset", n, 0.0);
   } else if (kind == "sequence") {
     in.kind = InputKind::sequence;
-    in.present = s.positive("present");
+    in.present = read_phases(s, in) > 0.0 && !s.has("present") ? phase_total(in)
+                                                                 : s.positive("present");
+    if (!in.phase_durations.empty() && std::abs(phase_total(in) - in.present) > 1e-12 * in.present) {
+      s.fail("phases", fmt::format("the phases last {} in all, but each vector is presented for "
+                                   "present = {}: they must be equal", phase_total(in), in.present));
+    }
     in.repeat = s.boolean("repeat", true);
     if (s.has("values") == s.has("file")) {
       s.fail("values", "give the sequence either inline (values = [[...], ...]) or as file = \"x.csv\"");
@@ -574,6 +602,7 @@ InputSpec read_input(const ConfigSection& s, std::size_t n, std::size_t n_out) {
                                guess ? fmt::format(" (did you mean '{}'?)", *guess) : "",
                                join(kinds)));
   }
+  if (in.kind != InputKind::sequence) read_phases(s, in);
   if (in.kind != InputKind::sequence && s.has("target")) {
     in.target = read_vector(s, "target", n_out, {}, "output populations");
     in.target_t0 = s.number("target_t0", in.target_t0);

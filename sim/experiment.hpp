@@ -68,6 +68,11 @@ struct InputSpec {
   double present = 1.0;                   // sequence: time each vector is held
   bool repeat = true;                     // sequence: cycle through the vectors until t_end
 
+  // Phases of each example (DESIGN §5): names and durations, repeated with period Σ durations
+  // from t0 (for a sequence, the period is `present`). Every phase switch is a breakpoint.
+  std::vector<std::string> phase_names;
+  std::vector<double> phase_durations;
+
   // Targets y for the output populations (learning models): one per sequence vector, or one
   // constant target for the other kinds, present from target_t0 on (before it: no target, e = 0).
   std::vector<std::vector<double>> targets;

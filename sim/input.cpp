@@ -9,45 +9,73 @@ namespace lf {
 
 InputSignal::InputSignal(const InputSpec& spec, double t0, double t_end)
     : spec_(spec), size_(0) {
-  boundaries_.push_back(t0);
-  auto add_breakpoint = [&](double t) {
-    if (t > t0 && t < t_end) boundaries_.push_back(t);
+  // Breakpoints strictly inside (t0, t_end); each family is computed by multiplication from t0
+  // (no drift), and the same formula gives the same double where families coincide.
+  std::vector<double> points{t0};
+  auto add = [&](double t) {
+    if (t > t0 && t < t_end) points.push_back(t);
   };
   switch (spec.kind) {
-    case InputKind::constant:
-      size_ = static_cast<Eigen::Index>(spec.value.size());
-      break;
-    case InputKind::sine:
-      size_ = static_cast<Eigen::Index>(spec.amplitude.size());
-      break;
+    case InputKind::constant: size_ = static_cast<Eigen::Index>(spec.value.size()); break;
+    case InputKind::sine: size_ = static_cast<Eigen::Index>(spec.amplitude.size()); break;
     case InputKind::step:
       size_ = static_cast<Eigen::Index>(spec.value.size());
-      add_breakpoint(spec.t_step);
+      add(spec.t_step);
       break;
-    case InputKind::sequence: {
+    case InputKind::sequence:
       size_ = static_cast<Eigen::Index>(spec.sequence.front().size());
-      // Switch k happens at t0 + k·present, computed by multiplication (no drift).
-      sequence_index_.push_back(0);
-      const std::size_t n = spec.sequence.size();
-      for (std::size_t k = 1;; ++k) {
-        const double t = t0 + static_cast<double>(k) * spec.present;
-        if (!(t < t_end)) break;
-        if (!spec.repeat && k >= n) break;  // the last vector is held until t_end
-        boundaries_.push_back(t);
-        sequence_index_.push_back(k % n);
+      for (std::size_t k = 1; t0 + static_cast<double>(k) * spec.present < t_end; ++k) {
+        if (!spec.repeat && k >= spec.sequence.size()) break;  // the last vector is held
+        add(t0 + static_cast<double>(k) * spec.present);
       }
       break;
+  }
+  if (spec.kind != InputKind::sequence) add(spec.target_t0);
+  const double period = phase_period();
+  if (period > 0.0) {
+    for (std::size_t m = 0; t0 + static_cast<double>(m) * period < t_end; ++m) {
+      double offset = 0.0;
+      for (const double d : spec.phase_durations) {
+        add(t0 + static_cast<double>(m) * period + offset);
+        offset += d;
+      }
     }
   }
-  if (spec.kind != InputKind::sequence) {
-    add_breakpoint(spec.target_t0);
-    std::sort(boundaries_.begin(), boundaries_.end());
-    boundaries_.erase(std::unique(boundaries_.begin(), boundaries_.end()), boundaries_.end());
-  }
+  std::sort(points.begin(), points.end());
+  points.erase(std::unique(points.begin(), points.end()), points.end());
+  boundaries_ = std::move(points);
   boundaries_.push_back(t_end);
+
+  // What each segment shows, from its start time (tolerance: rounding of the breakpoints).
+  for (std::size_t k = 0; k + 1 < boundaries_.size(); ++k) {
+    const double since = boundaries_[k] - t0;
+    if (spec.kind == InputKind::sequence) {
+      auto item = static_cast<std::size_t>(std::floor(since / spec.present + 1e-9));
+      const std::size_t n = spec.sequence.size();
+      sequence_index_.push_back(spec.repeat ? item % n : std::min(item, n - 1));
+    }
+    std::size_t phase = 0;
+    if (period > 0.0) {
+      const double within = since - std::floor(since / period + 1e-9) * period;
+      double offset = 0.0;
+      for (std::size_t j = 0; j < spec.phase_durations.size(); ++j) {
+        if (within + 1e-9 * period >= offset) phase = j;
+        offset += spec.phase_durations[j];
+      }
+    }
+    phase_.push_back(phase);
+  }
   target_size_ = static_cast<Eigen::Index>(
       spec.kind == InputKind::sequence ? (spec.targets.empty() ? 0 : spec.targets.front().size())
                                        : spec.target.size());
+}
+
+double InputSignal::phase_period() const {
+  if (spec_.phase_durations.empty()) return 0.0;
+  if (spec_.kind == InputKind::sequence) return spec_.present;
+  double period = 0.0;
+  for (const double d : spec_.phase_durations) period += d;
+  return period;
 }
 
 InputSignal InputSignal::reversed() const {

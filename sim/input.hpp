@@ -22,6 +22,8 @@ class InputSignal {
 
   // u(t) within segment k (t in [b_k, b_{k+1}]).
   void value(std::size_t segment, double t, Eigen::Ref<Eigen::VectorXd> out) const;
+  // The phase of segment k (index into spec().phase_names; 0 when there are no phases).
+  std::size_t phase(std::size_t segment) const { return phase_[original(segment)]; }
   // The target y in segment k; false (and `out` untouched) when the segment has none.
   bool target(std::size_t segment, Eigen::Ref<Eigen::VectorXd> out) const;
   Eigen::Index target_size() const noexcept { return target_size_; }
@@ -36,12 +38,14 @@ class InputSignal {
   InputSpec spec_;
   std::vector<double> boundaries_;
   std::vector<std::size_t> sequence_index_;  // sequence: which vector each segment shows
+  std::vector<std::size_t> phase_;           // phase of each segment
   Eigen::Index size_;
   Eigen::Index target_size_ = 0;
   bool reversed_ = false;
   std::size_t original(std::size_t segment) const {
     return reversed_ ? segments() - 1 - segment : segment;
   }
+  double phase_period() const;  // 0 without phases
   // Whether original segment k starts at or after time t (original time).
   bool starts_at_or_after(std::size_t original_segment, double t) const;
 };
@@ -57,6 +61,7 @@ class Drive {
   bool has_target() const noexcept { return has_target_; }
   const Eigen::VectorXd& target() const noexcept { return target_; }
   std::size_t segment() const noexcept { return segment_; }
+  std::size_t phase() const { return signal_->phase(segment_); }
   const InputSignal& signal() const noexcept { return *signal_; }
 
  private:

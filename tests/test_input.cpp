@@ -53,3 +53,23 @@ TEST_CASE("step and sine inputs") {
   const Drive d(w);
   CHECK(d.at(1.0)[0] == doctest::Approx(3.0));  // 1 + 2 sin(2π·0.25·1)
 }
+
+TEST_CASE("phases split every presentation into breakpoints") {
+  InputSpec spec;
+  spec.kind = InputKind::sequence;
+  spec.sequence = {{1.0}, {2.0}};
+  spec.present = 1.0;
+  spec.phase_names = {"forward", "target"};
+  spec.phase_durations = {0.3, 0.7};
+  const InputSignal signal(spec, 0.0, 2.0);
+  REQUIRE(signal.boundaries() == std::vector<double>{0.0, 0.3, 1.0, 1.3, 2.0});
+  CHECK(signal.phase(0) == 0);
+  CHECK(signal.phase(1) == 1);
+  CHECK(signal.phase(2) == 0);
+  CHECK(signal.phase(3) == 1);
+  Eigen::VectorXd v(1);
+  signal.value(3, 1.5, v);
+  CHECK(v[0] == 2.0);  // the second vector, in its target phase
+  const InputSignal back = signal.reversed();
+  CHECK(back.phase(0) == 1);  // reversed time: the last segment first
+}
