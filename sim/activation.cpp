@@ -2,12 +2,13 @@
 
 #include <array>
 #include <cmath>
+#include <limits>
 
 namespace lf {
 namespace {
 
-constexpr std::array<std::string_view, 6> names = {"tanh", "logistic", "relu", "leaky_relu",
-                                                   "softplus", "linear"};
+constexpr std::array<std::string_view, 7> names = {"tanh", "logistic", "relu", "leaky_relu",
+                                                   "softplus", "linear", "asinh"};
 
 // log(1 + e^a) without overflow for large a.
 double softplus(double a) { return a > 30.0 ? a : std::log1p(std::exp(a)); }
@@ -38,6 +39,7 @@ void activate(Activation f, Eigen::Ref<const Eigen::VectorXd> a, Eigen::Ref<Eige
       break;
     case Activation::softplus: out = a.unaryExpr([](double v) { return softplus(v); }); break;
     case Activation::linear: out = a; break;
+    case Activation::asinh: out = a.unaryExpr([](double v) { return std::asinh(v); }); break;
   }
 }
 
@@ -56,6 +58,31 @@ void activate_derivative(Activation f, Eigen::Ref<const Eigen::VectorXd> a,
       break;
     case Activation::softplus: out = a.unaryExpr([](double v) { return logistic(v); }); break;
     case Activation::linear: out.setOnes(); break;
+    case Activation::asinh:
+      out = a.unaryExpr([](double v) { return 1.0 / std::sqrt(1.0 + v * v); });
+      break;
+  }
+}
+
+bool invertible(Activation f) { return f != Activation::relu; }
+
+void activate_inverse(Activation f, Eigen::Ref<const Eigen::VectorXd> y,
+                      Eigen::Ref<Eigen::VectorXd> out) {
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  switch (f) {
+    case Activation::tanh: out = y.unaryExpr([](double v) { return std::atanh(v); }); break;
+    case Activation::logistic:
+      out = y.unaryExpr([](double v) { return std::log(v / (1.0 - v)); });
+      break;
+    case Activation::relu: out.setConstant(nan); break;
+    case Activation::leaky_relu:
+      out = y.unaryExpr([](double v) { return v > 0.0 ? v : v / leaky_relu_slope; });
+      break;
+    case Activation::softplus:
+      out = y.unaryExpr([](double v) { return v > 30.0 ? v : std::log(std::expm1(v)); });
+      break;
+    case Activation::linear: out = y; break;
+    case Activation::asinh: out = y.unaryExpr([](double v) { return std::sinh(v); }); break;
   }
 }
 

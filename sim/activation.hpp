@@ -7,7 +7,7 @@
 
 namespace lf {
 
-enum class Activation { tanh, logistic, relu, leaky_relu, softplus, linear };
+enum class Activation { tanh, logistic, relu, leaky_relu, softplus, linear, asinh };
 
 // Slope of leaky_relu for negative arguments.
 inline constexpr double leaky_relu_slope = 0.01;
@@ -22,5 +22,11 @@ void activate(Activation f, Eigen::Ref<const Eigen::VectorXd> a, Eigen::Ref<Eige
 // out = σ'(a), elementwise.
 void activate_derivative(Activation f, Eigen::Ref<const Eigen::VectorXd> a,
                          Eigen::Ref<Eigen::VectorXd> out);
+
+// Whether σ is invertible on its range (all but relu), and out = σ⁻¹(y) elementwise. For y
+// outside the range (|y| >= 1 for tanh, y <= 0 for softplus, …) the result is not finite.
+bool invertible(Activation f);
+void activate_inverse(Activation f, Eigen::Ref<const Eigen::VectorXd> y,
+                      Eigen::Ref<Eigen::VectorXd> out);
 
 }  // namespace lf

@@ -24,6 +24,16 @@ TEST_CASE("activations: values and derivatives") {
     activate(f, (a.array() - h).matrix(), down);
     const Eigen::VectorXd fd = (up - down) / (2 * h);
     for (Eigen::Index i = 0; i < a.size(); ++i) CHECK(dy[i] == doctest::Approx(fd[i]).epsilon(1e-7));
+    if (invertible(f) && f != Activation::logistic && f != Activation::tanh) {
+      Eigen::VectorXd back(7);
+      activate_inverse(f, y, back);  // σ⁻¹(σ(a)) = a (tanh, logistic saturate at a = 40)
+      for (Eigen::Index i = 0; i < a.size(); ++i) CHECK(back[i] == doctest::Approx(a[i]).epsilon(1e-12));
+    }
+    if (f == Activation::tanh || f == Activation::logistic) {
+      Eigen::VectorXd back(6);
+      activate_inverse(f, y.head(6), back);
+      for (Eigen::Index i = 0; i < 6; ++i) CHECK(back[i] == doctest::Approx(a[i]).epsilon(1e-9));
+    }
   }
   Eigen::VectorXd y(7);
   activate(Activation::logistic, a, y);
