@@ -11,6 +11,14 @@
 
 namespace lf {
 
+// An attribute a model attaches to one of its metric datasets at the end of a run (e.g. the
+// fitted relaxation rate of every target phase).
+struct DatasetAttribute {
+  std::string dataset;          // "/metrics/relaxation/residual/layer1"
+  std::string name;             // "fitted_rate"
+  std::vector<double> values;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -34,6 +42,11 @@ class Model {
   virtual std::vector<std::string> metric_names() const { return {}; }
   // out.size() == metric_names().size(). Called only at sample times, outside trial stages.
   virtual void metrics(const State& /*s*/, double /*t*/, std::span<double> /*out*/) const {}
+
+  // After the integration (success or not): close what is open (a last phase); then summary()
+  // gives the attributes to write.
+  virtual void finish(const State& /*s*/, double /*t*/) const {}
+  virtual std::vector<DatasetAttribute> summary() const { return {}; }
 
   // odeint System interface.
   void operator()(const State& s, State& ds, double t) const { rhs(s, ds, t); }

@@ -36,7 +36,26 @@ struct CostateParams {
   CostateMode mode = CostateMode::diffusion;
 };
 
-using ModelParams = std::variant<LeakyParams, CostateParams>;
+// dtp (Bengio 2020): see models/dtp.hpp for the equations.
+enum class TargetCorrection { decoder_output, decoder_input };
+enum class DtpUpdate { none, dtp1, dtp, flow };
+enum class DecoderKind { pinv, random, exact };
+struct DtpParams {
+  double tau_h = 1.0;        // time constant of the forward pass h (time units), > 0
+  double tau_r = 1.0;        // time constant of the target relaxation (time units), > 0
+  double beta = 0.1;         // output nudging τ_L = h_L − β ∂L/∂h_L (dimensionless), > 0
+  TargetCorrection correction = TargetCorrection::decoder_output;
+  int iterations = 0;        // > 0: discrete relaxation, K iterations at the phase start
+  DtpUpdate update = DtpUpdate::dtp1;
+  double eta = 1.0;          // learning rate of the updates (DTP1 with η = 1 lands on τ), >= 0
+  double decay = 0.0;        // γ of the online flow Ẇ = −γ W + η τ̇ nᵀ (1/time), >= 0
+  DecoderKind decoders = DecoderKind::pinv;  // Ω_l = W_l⁺ (+ noise), random, or exact f_l⁻¹
+  double decoder_noise = 0.0;  // std of the noise added to Ω_l, times 1/sqrt(n_l), >= 0
+  double decoder_rate = 0.0;   // η_Ω of the reconstruction flow (1/time), >= 0; 0: fixed Ω
+  Loss loss = Loss::squared;
+};
+
+using ModelParams = std::variant<LeakyParams, CostateParams, DtpParams>;
 
 // The model's registered name ("leaky", "costate", …).
 std::string model_type(const ModelParams& params);

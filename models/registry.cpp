@@ -6,6 +6,7 @@
 
 #include "models/adjoint.hpp"
 #include "models/costate.hpp"
+#include "models/dtp.hpp"
 #include "models/leaky.hpp"
 #include "sim/config.hpp"
 #include "sim/errors.hpp"
@@ -13,10 +14,18 @@
 namespace lf {
 namespace {
 
-constexpr std::array<ModelInfo, 2> infos = {{
+constexpr std::array<ModelInfo, 3> infos = {{
     {"leaky", "forward waves of leaky neurons: tau dx/dt = -c x + sigma(W x + b + u)"},
     {"costate", "Betti-Gori costates: backward waves of lambda, online weight flow, exact adjoint"},
+    {"dtp", "differential target propagation: relaxing targets, approximate inverses, DTP updates"},
 }};
+
+Loss parse_loss(const ConfigSection& s) {
+  const std::string loss = s.string("loss", "squared");
+  if (loss == "squared") return Loss::squared;
+  if (loss == "cross_entropy") return Loss::cross_entropy;
+  s.fail("loss", fmt::format("unknown loss '{}' (choose one of: squared, cross_entropy)", loss));
+}
 
 LeakyParams parse_leaky(const ConfigSection& s) {
   LeakyParams p;
@@ -34,14 +43,50 @@ CostateParams parse_costate(const ConfigSection& s) {
   p.kappa = s.number("kappa", p.kappa);
   if (p.kappa < 0.0) s.fail("kappa", fmt::format("must be >= 0, got {}", p.kappa));
   p.plastic_bias = s.boolean("plastic_bias", p.plastic_bias);
-  const std::string loss = s.string("loss", "squared");
-  if (loss == "squared") p.loss = Loss::squared;
-  else if (loss == "cross_entropy") p.loss = Loss::cross_entropy;
-  else s.fail("loss", fmt::format("unknown loss '{}' (choose one of: squared, cross_entropy)", loss));
+  p.loss = parse_loss(s);
   const std::string mode = s.string("mode", "diffusion");
   if (mode == "diffusion") p.mode = CostateMode::diffusion;
   else if (mode == "adjoint") p.mode = CostateMode::adjoint;
   else s.fail("mode", fmt::format("unknown mode '{}' (choose one of: diffusion, adjoint)", mode));
+  return p;
+}
+
+DtpParams parse_dtp(const ConfigSection& s) {
+  DtpParams p;
+  p.tau_h = s.positive("tau_h", p.tau_h);
+  p.tau_r = s.positive("tau_r", p.tau_r);
+  p.beta = s.positive("beta", p.beta);
+  const std::string correction = s.string("correction", "decoder_output");
+  if (correction == "decoder_output") p.correction = TargetCorrection::decoder_output;
+  else if (correction == "decoder_input") p.correction = TargetCorrection::decoder_input;
+  else s.fail("correction", fmt::format("unknown correction '{}' (choose one of: decoder_output, "
+                                        "decoder_input)", correction));
+  const std::int64_t iterations = s.integer("iterations", 0);
+  if (iterations < 0) s.fail("iterations", fmt::format("must be >= 0, got {}", iterations));
+  p.iterations = static_cast<int>(iterations);
+  const std::string update = s.string("update", "dtp1");
+  if (update == "none") p.update = DtpUpdate::none;
+  else if (update == "dtp1") p.update = DtpUpdate::dtp1;
+  else if (update == "dtp") p.update = DtpUpdate::dtp;
+  else if (update == "flow") p.update = DtpUpdate::flow;
+  else s.fail("update", fmt::format("unknown update '{}' (choose one of: none, dtp1, dtp, flow)", update));
+  p.eta = s.number("eta", p.eta);
+  if (p.eta < 0.0) s.fail("eta", fmt::format("must be >= 0, got {}", p.eta));
+  p.decay = s.number("decay", p.decay);
+  if (p.decay < 0.0) s.fail("decay", fmt::format("must be >= 0, got {}", p.decay));
+  const std::string decoders = s.string("decoders", "pinv");
+  if (decoders == "pinv") p.decoders = DecoderKind::pinv;
+  else if (decoders == "random") p.decoders = DecoderKind::random;
+  else if (decoders == "exact") p.decoders = DecoderKind::exact;
+  else s.fail("decoders", fmt::format("unknown decoders '{}' (choose one of: pinv, random, exact)", decoders));
+  p.decoder_noise = s.number("decoder_noise", p.decoder_noise);
+  if (p.decoder_noise < 0.0) s.fail("decoder_noise", fmt::format("must be >= 0, got {}", p.decoder_noise));
+  p.decoder_rate = s.number("decoder_rate", p.decoder_rate);
+  if (p.decoder_rate < 0.0) s.fail("decoder_rate", fmt::format("must be >= 0, got {}", p.decoder_rate));
+  if (p.decoder_rate > 0.0 && p.decoders == DecoderKind::exact) {
+    s.fail("decoder_rate", "exact decoders are not learned: set decoder_rate = 0 or decoders = \"pinv\"");
+  }
+  p.loss = parse_loss(s);
   return p;
 }
 
@@ -52,6 +97,7 @@ std::string model_type(const ModelParams& params) {
     using P = std::decay_t<decltype(p)>;
     if constexpr (std::is_same_v<P, LeakyParams>) return "leaky";
     if constexpr (std::is_same_v<P, CostateParams>) return "costate";
+    if constexpr (std::is_same_v<P, DtpParams>) return "dtp";
   }, params);
 }
 
@@ -64,6 +110,8 @@ ModelParams parse_model_params(const ConfigSection& s) {
     params = parse_leaky(s);
   } else if (type == "costate") {
     params = parse_costate(s);
+  } else if (type == "dtp") {
+    params = parse_dtp(s);
   } else {
     std::string names;
     for (const auto& info : infos) names += (names.empty() ? "" : ", ") + std::string(info.name);
@@ -83,6 +131,7 @@ std::unique_ptr<Model> make_model(const ModelParams& params, const Network& netw
       if (p.mode == CostateMode::adjoint) return std::make_unique<AdjointForwardModel>(network, p, drive);
       return std::make_unique<CostateModel>(network, p, drive);
     }
+    if constexpr (std::is_same_v<P, DtpParams>) return std::make_unique<DtpModel>(network, p, drive);
   }, params);
 }
 

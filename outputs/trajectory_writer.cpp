@@ -303,6 +303,18 @@ void TrajectoryWriter::write_attributes(
   for (const auto& [name, value] : texts) h5::write_attribute(g.get(), name.c_str(), value);
 }
 
+void TrajectoryWriter::write_dataset_attribute(const std::string& path, const std::string& name,
+                                               const std::vector<double>& values) {
+  h5::Handle set(h5::check(H5Dopen2(impl_->file.get(), path.c_str(), H5P_DEFAULT), "H5Dopen2"),
+                 H5Dclose);
+  const hsize_t n = values.size();
+  h5::Handle space(h5::check(H5Screate_simple(1, &n, nullptr), "H5Screate_simple"), H5Sclose);
+  if (H5Aexists(set.get(), name.c_str()) > 0) H5Adelete(set.get(), name.c_str());
+  h5::Handle attr(h5::check(H5Acreate2(set.get(), name.c_str(), H5T_IEEE_F64LE, space.get(),
+                                       H5P_DEFAULT, H5P_DEFAULT), "H5Acreate2"), H5Aclose);
+  if (n > 0) h5::check(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, values.data()), "H5Awrite");
+}
+
 void TrajectoryWriter::write_waves(const std::string& kind, const std::string& member,
                                    const std::vector<double>& arrivals) {
   write_array("/waves/" + kind + "/" + member, {arrivals.size()}, arrivals.data());

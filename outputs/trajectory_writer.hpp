@@ -50,6 +50,9 @@ class TrajectoryWriter {
   void write_attributes(const std::string& path,
                         const std::vector<std::pair<std::string, double>>& numbers,
                         const std::vector<std::pair<std::string, std::string>>& texts = {});
+  // An array attribute of the existing dataset at `path` (after end_streaming()).
+  void write_dataset_attribute(const std::string& path, const std::string& name,
+                               const std::vector<double>& values);
   // /waves/<kind>/<member>: the wave arrival time in each input segment (NaN where undefined).
   void write_waves(const std::string& kind, const std::string& member,
                    const std::vector<double>& arrivals);

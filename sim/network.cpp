@@ -76,6 +76,7 @@ std::vector<std::size_t> Network::incoming(std::size_t p) const {
 
 Network build_network(const NetworkSpec& spec) {
   Network net;
+  net.seed = spec.seed;
   for (const auto& ps : spec.populations) {
     net.populations.push_back({ps.name, ps.size, ps.role, ps.activation});
   }

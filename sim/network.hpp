@@ -38,6 +38,7 @@ struct Network {
   std::vector<Population> populations;
   std::vector<Projection> projections;
   std::vector<Eigen::VectorXd> bias;  // one per population (zero for inputs)
+  std::uint64_t seed = 1;             // network.seed: models draw further streams from it
 
   std::size_t population_index(const std::string& name) const;
   // Projections whose target is population p, in declaration order.

@@ -62,7 +62,7 @@ class RunObserver final : public IntegrationObserver {
         derivative_(residual ? static_cast<std::size_t>(model.layout().size()) : 0) {
     for (BlockId id = 0; id < model.layout().blocks().size(); ++id) {
       const std::string& kind = model.layout().block(id).kind;
-      if (kind == "x" || kind == "lambda") wave_blocks_.push_back(id);
+      if (kind == "x" || kind == "h" || kind == "lambda") wave_blocks_.push_back(id);
     }
     means_.resize(wave_blocks_.size());
     arrivals_.resize(wave_blocks_.size());
@@ -228,6 +228,10 @@ RunReport Run::execute() {
   report.result = integrate(*m.model, m.drive, state, spec, m.times, *forward_observer);
   if (progress) progress->finish();
   m.writer->end_streaming();
+  m.model->finish(state, report.result.t);
+  for (const DatasetAttribute& a : m.model->summary()) {
+    m.writer->write_dataset_attribute(a.dataset, a.name, a.values);
+  }
   observer.write_waves(m.signal.boundaries(), report.result.t);
   m.writer->write_solver(report.result);
   if (adjoint != nullptr && report.result.outcome == Outcome::success) {

@@ -1,0 +1,103 @@
+#pragma once
+// Model "dtp": differential target propagation with iterated approximate inverses (Bengio 2020;
+// DESIGN §4), on a layered network h_0 (input, clamped) … h_L (output):
+//   encoders   f_l(h) = W_l σ(h) + b_l              forward  τ_h ḣ_l = −h_l + f_l(h_{l−1})
+//   decoders   g_l(h) = Ω_l σ(h) + c_l (learned)    or g_l = f_l⁻¹ exactly ("exact", square W)
+//   targets    τ_L = h_L − β ∂L/∂h_L (set when the target phase begins), and for l = L … 1,
+//              all in parallel:  τ_r τ̇_{l−1} = g_l(τ_l) − g_l(f_l(τ_{l−1}))       (correction at
+//              the decoder output), or τ_r τ̇_{l−1} = g_l(2τ_l − f_l(τ_{l−1})) − g_l(τ_l) (at the
+//              decoder input: the residual τ_l − f_l(τ_{l−1}) added to the decoder's input). Both
+//              have the fixed point f_l(τ_{l−1}) = τ_l and the linearisation
+//              τ_r δτ̇ = −J_{g∘f} δτ: the residual decays at min Re eig(J_{g∘f})/τ_r.
+//              Discrete relaxation: τ ← τ + g(τ_l) − g(f(τ)) iterated K times, converging like αᵗ
+//              when α = ‖I − J_{g∘f}‖ < 1.
+//   updates    DTP1  ΔW_l = (τ_l − h_l) σ(h_{l−1})ᵀ / ‖σ(h_{l−1})‖²  (moves f_l(h_{l−1}) onto τ_l)
+//              DTP   DTP1 · ‖τ_L − h_L‖² / ‖τ_l − h_l‖²
+//              flow  Ẇ_l = −γ W_l + η τ̇_l n_{l−1}ᵀ, n = σ(h_{l−1})/(‖σ(h_{l−1})‖² + ε) (the output
+//                    target's jump at the phase start enters as its integral, η(τ_L − h_L)nᵀ)
+//   decoders   Ω̇_l = η_Ω (h_{l−1} − g_l(h_l)) σ(h_l)ᵀ / (‖σ(h_l)‖² + ε)  (reconstruction, forward
+//              phase; ε = 1e-3 keeps both flows finite for a network at rest, h ≈ 0)
+// Phases from the schedule: "forward" (h relaxes, targets follow h, decoders learn) and
+// "target" (h held, targets relax, weights flow); DTP1/DTP updates apply when a target phase ends.
+#include <Eigen/Core>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "models/model.hpp"
+#include "models/params.hpp"
+#include "sim/input.hpp"
+#include "sim/network.hpp"
+
+namespace lf {
+
+// The discrete iterated approximate inverse x_{t+1} = x_t + g(y) − g(f(x_t)); returns x_0 … x_K.
+std::vector<Eigen::VectorXd> iterate_inverse(
+    const std::function<Eigen::VectorXd(const Eigen::VectorXd&)>& f,
+    const std::function<Eigen::VectorXd(const Eigen::VectorXd&)>& g, const Eigen::VectorXd& y,
+    const Eigen::VectorXd& x0, int iterations);
+
+// Exponential rate of a decaying series: −slope of the least-squares line through log r(t) over
+// the later half of the samples above 1e-10·max r. NaN with fewer than 3 such samples.
+double fitted_decay_rate(const std::vector<double>& t, const std::vector<double>& r);
+
+class DtpModel final : public Model {
+ public:
+  DtpModel(const Network& network, const DtpParams& params, const Drive& drive);
+
+  std::string_view type() const override { return "dtp"; }
+  const StateLayout& layout() const override { return layout_; }
+  void initial_state(State& s) const override;
+  void rhs(const State& s, State& ds, double t) const override;
+  void enter_segment(State& s, double t) const override;
+  std::vector<std::string> metric_names() const override;
+  void metrics(const State& s, double t, std::span<double> out) const override;
+  std::vector<DatasetAttribute> summary() const override;
+  void finish(const State& s, double t) const override;
+
+  std::size_t depth() const noexcept { return depth_; }  // L
+  // Views of layer l's blocks in state s.
+  Eigen::Map<const Eigen::VectorXd> h(const State& s, std::size_t l) const;
+  Eigen::Map<const Eigen::VectorXd> target(const State& s, std::size_t l) const;
+  Eigen::Map<const RowMatrix> weights(const State& s, std::size_t l) const;   // W_l, l >= 1
+  Eigen::Map<const RowMatrix> decoder(const State& s, std::size_t l) const;   // Ω_l (learned)
+  // f_l and g_l at the weights of state s.
+  Eigen::VectorXd encode(const State& s, std::size_t l, const Eigen::VectorXd& below) const;
+  Eigen::VectorXd decode(const State& s, std::size_t l, const Eigen::VectorXd& above) const;
+  // J_{g_l∘f_l} at x (layer l−1 space), and J_{f_l}(x) J_{g_l}(f_l(x)) (layer l space: the
+  // linearisation of the residual f_l(τ_{l−1}) − τ_l).
+  Eigen::MatrixXd autoencoder_jacobian(const State& s, std::size_t l, const Eigen::VectorXd& x) const;
+  Eigen::MatrixXd residual_jacobian(const State& s, std::size_t l, const Eigen::VectorXd& x) const;
+  // The end-of-phase update ΔW_l (DTP1, or DTP when scaled) from the targets in s.
+  RowMatrix update_direction(const State& s, std::size_t l, bool layer_scaled) const;
+  // Applies W_l += η ΔW_l to every layer (DTP1 or DTP as configured).
+  void apply_update(State& s) const;
+  // Sets the targets of the target phase: τ_L = h_L − β ∂L/∂h_L, τ_l = h_l below (relaxed by
+  // the ODE), or the discrete iterates.
+  void begin_target_phase(State& s) const;
+
+ private:
+  bool in_target_phase() const;
+  std::size_t target_phase_index() const;
+  Eigen::VectorXd sigma(std::size_t population, const Eigen::VectorXd& v) const;
+  Eigen::VectorXd sigma_derivative(std::size_t population, const Eigen::VectorXd& v) const;
+  Eigen::VectorXd output_error(const State& s) const;  // −∂L/∂h_L (zero without a target)
+  void close_target_phase(const State& s) const;
+
+  const Network* network_;
+  DtpParams params_;
+  const Drive* drive_;
+  std::size_t depth_ = 0;
+  StateLayout layout_;
+  std::vector<BlockId> h_, target_, w_;          // per layer (h_[0], w_[0] unused)
+  std::vector<std::optional<BlockId>> omega_;    // learned decoders in the state
+  std::vector<RowMatrix> fixed_omega_;           // decoders when not learned
+  std::vector<Eigen::VectorXd> decoder_bias_;    // c_l
+  // Per target phase and hidden layer: residual samples, fitted and predicted rates.
+  mutable std::vector<double> phase_times_;
+  mutable std::vector<std::vector<double>> phase_residuals_;
+  mutable std::vector<std::vector<double>> fitted_, predicted_;
+  mutable bool phase_open_ = false;
+};
+
+}  // namespace lf

@@ -1,0 +1,211 @@
+// Model "dtp": iterated approximate inverses converge at the rate of their linearisation, DTP1
+// lands on the target, exact inverses give the Gauss–Newton target, decoder learning makes the
+// relaxation contract.
+#include <fmt/format.h>
+
+#include <Eigen/Dense>
+#include <cmath>
+
+#include "models/dtp.hpp"
+#include "sim/random.hpp"
+#include "tests/helpers.hpp"
+
+using namespace lf;
+using namespace lf::test;
+
+TEST_CASE("discrete iterated inverse: rate ρ(I − J_{g∘f}) and the bound C·αᵗ") {
+  // f(x) = tanh(W x), g = a perturbed exact inverse, g(y) = (W⁻¹ + E) atanh(y). Near the
+  // solution x* of f(x) = y the error obeys e_{t+1} = (I − J_{g∘f}) e_t: it shrinks like ρᵗ
+  // (spectral radius) asymptotically and never faster than allowed by α = ‖I − J‖₂ per step.
+  Random rng(7);
+  const int n = 5;
+  Eigen::MatrixXd W(n, n), E(n, n);
+  for (int i = 0; i < n * n; ++i) {
+    W.data()[i] = rng.normal() / std::sqrt(n);
+    E.data()[i] = 0.15 * rng.normal() / std::sqrt(n);
+  }
+  W += Eigen::MatrixXd::Identity(n, n);
+  const Eigen::MatrixXd G = W.inverse() + E;
+  auto f = [&](const Eigen::VectorXd& x) -> Eigen::VectorXd { return (W * x).array().tanh(); };
+  auto g = [&](const Eigen::VectorXd& y) -> Eigen::VectorXd {
+    return G * Eigen::VectorXd(y.array().atanh());
+  };
+  Eigen::VectorXd x_star(n);
+  for (int i = 0; i < n; ++i) x_star[i] = 0.3 * rng.normal();
+  const Eigen::VectorXd y = f(x_star);
+  // J_{g∘f}(x*) = G diag(1/(1 − y²)) diag(1 − y²) W = G W.
+  const Eigen::MatrixXd I_minus_J = Eigen::MatrixXd::Identity(n, n) - G * W;
+  const double rho = I_minus_J.eigenvalues().cwiseAbs().maxCoeff();
+  const double alpha = I_minus_J.jacobiSvd().singularValues()(0);
+  REQUIRE(alpha < 1.0);
+  REQUIRE(rho > 0.05);
+
+  Eigen::VectorXd x0 = x_star;
+  for (int i = 0; i < n; ++i) x0[i] += 1e-3 * rng.normal();  // the linear regime
+  const auto xs = iterate_inverse(f, g, y, x0, 60);
+  std::vector<double> t, err;
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    t.push_back(static_cast<double>(k));
+    err.push_back((xs[k] - x_star).norm());
+  }
+  // Fitted per-step factor over the later half of the iterates above the rounding floor.
+  const double fitted = std::exp(-fitted_decay_rate(t, err));
+  CHECK(std::abs(fitted - rho) < 0.01);
+  for (std::size_t k = 0; k < xs.size() && err[k] > 1e-13; ++k) {
+    // C = 1.01 e_0: the map is linear to ~‖e‖ ≈ 1e-3 relative around x*.
+    CHECK(err[k] <= 1.01 * err[0] * std::pow(alpha, static_cast<double>(k)));
+  }
+}
+
+namespace {
+
+const char* dtp_toml = R"(
+[network]
+layers = [3, 3, 3]
+activation = "tanh"
+seed = 1
+init = { weights = "orthogonal", scale = 1.0, bias = "normal", bias_scale = 0.1 }
+[model]
+type = "dtp"
+tau_h = 1.0
+tau_r = 1.0
+beta = 0.1
+update = "none"
+decoders = "pinv"
+decoder_noise = 0.4
+[input]
+kind = "sequence"
+values = [[0.4, -0.2, 0.3]]
+targets = [[0.3, 0.1, -0.2]]
+phases = [{ name = "forward", duration = 40.0 }, { name = "target", duration = 40.0 }]
+[integrator]
+rtol = 1e-12
+atol = 1e-15
+t_end = 80.0
+[output]
+sample_dt = 0.1
+)";
+
+// Runs the DTP experiment with metrics recorded at every sample (as the run does).
+struct DtpRun {
+  explicit DtpRun(const Experiment& ex) : sim(ex), model(dynamic_cast<const DtpModel&>(*sim.model)) {
+    struct Observer final : IntegrationObserver {
+      const Model& m;
+      explicit Observer(const Model& model) : m(model) {}
+      void sample(const State& s, double t) override {
+        std::vector<double> v(m.metric_names().size());
+        m.metrics(s, t, v);
+        values.push_back(v);
+      }
+      std::vector<std::vector<double>> values;
+    } observer(*sim.model);
+    result = sim.run(ex.integrator, Simulation::sample_times_of(ex), observer, state);
+    metrics = observer.values;
+    model.finish(state, ex.integrator.t_end);
+  }
+  Simulation sim;
+  const DtpModel& model;
+  State state;
+  IntegrationResult result;
+  std::vector<std::vector<double>> metrics;
+};
+
+}  // namespace
+
+TEST_CASE("continuous relaxation: the residual decays at the rate of the linearisation") {
+  const DtpRun run(experiment_from_toml(dtp_toml));
+  REQUIRE(run.result.outcome == Outcome::success);
+  // The residual of the top layer's target (layer 1) has one linearisation, J_f J_g at the end
+  // of the phase; its eigenvalues must be apart enough for one mode to dominate the fit.
+  const Eigen::MatrixXd J = run.model.residual_jacobian(run.state, 2, run.model.target(run.state, 1));
+  Eigen::VectorXd re = J.eigenvalues().real();
+  std::sort(re.data(), re.data() + re.size());
+  REQUIRE(re[1] > 1.3 * re[0]);
+  const auto summary = run.model.summary();
+  REQUIRE(summary.size() == 4);  // fitted and predicted rates of layers 0 and 1
+  const std::vector<double>& fitted = summary[2].values;     // layer1 fitted_rate
+  const std::vector<double>& predicted = summary[3].values;  // layer1 predicted_rate
+  REQUIRE(fitted.size() == 1);
+  CHECK(predicted[0] == doctest::Approx(re[0]).epsilon(1e-12));
+  CHECK(fitted[0] == doctest::Approx(predicted[0]).epsilon(0.02));  // measured: 0.07% apart
+}
+
+TEST_CASE("DTP1: after the update the layer's forward map lands on its target") {
+  // η = 1: W_l ← W_l + (τ_l − h_l) σ(h_{l−1})ᵀ/‖σ(h_{l−1})‖², so f_l(h_{l−1}) = τ_l exactly.
+  Experiment ex = experiment_from_toml(dtp_toml, {"model.update=\"dtp1\"", "model.eta=1.0"});
+  const DtpRun run(ex);
+  REQUIRE(run.result.outcome == Outcome::success);
+  State s = run.state;
+  run.model.apply_update(s);
+  const Eigen::Map<const Eigen::VectorXd> u(ex.input.sequence[0].data(), 3);
+  for (std::size_t l = 1; l <= run.model.depth(); ++l) {
+    CAPTURE(l);
+    const Eigen::VectorXd below = l == 1 ? Eigen::VectorXd(u) : Eigen::VectorXd(run.model.h(s, l - 1));
+    const Eigen::VectorXd landed = run.model.encode(s, l, below);
+    CHECK((landed - run.model.target(s, l)).cwiseAbs().maxCoeff() < 1e-12);
+  }
+}
+
+TEST_CASE("exact inverses give the Gauss–Newton target: τ_0 − h_0 = −β J⁻¹ ∂L/∂h_L + O(β²)") {
+  for (const double beta : {1e-2, 1e-3, 1e-4}) {
+    CAPTURE(beta);
+    const Experiment ex = experiment_from_toml(
+        dtp_toml, {"model.decoders=\"exact\"", "model.decoder_noise=0.0", fmt::format("model.beta={}", beta)});
+    const DtpRun run(ex);
+    REQUIRE(run.result.outcome == Outcome::success);
+    const Network& net = run.sim.network;
+    // The settled forward pass and J = ∂h_L/∂h_0 = Π W_l diag(σ'(h_{l−1})), computed here.
+    const Eigen::Map<const Eigen::VectorXd> u(ex.input.sequence[0].data(), 3);
+    Eigen::VectorXd h = u;
+    Eigen::MatrixXd J = Eigen::MatrixXd::Identity(3, 3);
+    for (std::size_t l = 1; l <= 2; ++l) {
+      const Eigen::VectorXd d = 1.0 - h.array().tanh().square();
+      J = net.projections[l - 1].dense * d.asDiagonal() * J;
+      h = net.projections[l - 1].dense * Eigen::VectorXd(h.array().tanh()) + net.bias[l];
+    }
+    const Eigen::Map<const Eigen::VectorXd> y(ex.input.targets[0].data(), 3);
+    const Eigen::VectorXd dL = -(y - h);  // ∂L/∂h_L for L = ½‖y − h_L‖²
+    const Eigen::VectorXd expected = -beta * J.partialPivLu().solve(dL);
+    const Eigen::VectorXd got = run.model.target(run.state, 0) - u;
+    CHECK((got - expected).norm() <= 10 * beta * expected.norm());
+  }
+}
+
+TEST_CASE("decoder learning makes I − g∘f contract, and the relaxation then converges") {
+  // Random decoders start far from inverses (α > 1); the reconstruction flow over a dozen inputs
+  // learns them until α < 1, after which the targets of every target phase converge.
+  const Experiment ex = experiment_from_toml(R"(
+[network]
+layers = [3, 3]
+activation = "tanh"
+seed = 6
+init = { weights = "orthogonal", scale = 1.0 }
+[model]
+type = "dtp"
+update = "none"
+decoders = "random"
+decoder_rate = 0.5
+beta = 0.1
+[input]
+kind = "sequence"
+values = [[0.5, -0.3, 0.2], [-0.4, 0.6, 0.1], [0.2, 0.2, -0.7], [-0.6, -0.1, 0.4], [0.1, -0.5, -0.3], [0.7, 0.3, 0.5]]
+targets = [[0.1, 0.2, 0.3], [0.0, 0.1, -0.2], [0.3, -0.1, 0.0], [-0.2, 0.2, 0.1], [0.1, 0.0, 0.2], [0.2, -0.3, 0.1]]
+phases = [{ name = "forward", duration = 10.0 }, { name = "target", duration = 10.0 }]
+[integrator]
+rtol = 1e-9
+atol = 1e-12
+t_end = 2400.0
+[output]
+sample_dt = 1.0
+)");
+  const DtpRun run(ex);
+  REQUIRE(run.result.outcome == Outcome::success);
+  const auto names = run.model.metric_names();
+  const auto lip = std::find(names.begin(), names.end(), "relaxation/lipschitz/layer0") - names.begin();
+  CHECK(run.metrics[5][lip] > 1.0);
+  CHECK(run.metrics.back()[lip] < 1.0);
+  const auto summary = run.model.summary();
+  const std::vector<double>& fitted = summary[0].values;  // layer0 fitted_rate, per target phase
+  REQUIRE(fitted.size() == 120);
+  for (std::size_t k = 110; k < fitted.size(); ++k) CHECK(fitted[k] > 0.0);  // decaying residuals
+}
