@@ -32,6 +32,10 @@ struct Series {
   hsize_t rows_written = 0;
   std::vector<double> buffer;
 
+  // Held series (/time, metrics) are written only by flush(), never when a chunk fills: the
+  // length of /time in a killed run's file must not run ahead of the other datasets.
+  bool held = false;
+
   void create(hid_t file, const std::string& dataset_path, std::vector<hsize_t> shape,
               long flush_every) {
     path = dataset_path;
@@ -51,6 +55,7 @@ struct Series {
                                                 max_dims.data()), "H5Screate_simple"), H5Sclose);
     h5::Handle dcpl(h5::check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate"), H5Pclose);
     H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
+    H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER);  // every row is written: no memset
     h5::Handle lcpl(h5::check(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate"), H5Pclose);
     H5Pset_create_intermediate_group(lcpl.get(), 1);
     set = h5::Handle(h5::check(H5Dcreate2(file, path.c_str(), H5T_IEEE_F64LE, space.get(),
@@ -62,7 +67,7 @@ struct Series {
   template <class Iterator>
   void push(Iterator first, Iterator last) {
     buffer.insert(buffer.end(), first, last);
-    if (buffer.size() >= chunk_rows * row_size) write_buffer();
+    if (!held && buffer.size() >= chunk_rows * row_size) write_buffer();
   }
   void push(double v) { push(&v, &v + 1); }
 
@@ -103,6 +108,8 @@ struct TrajectoryWriter::Impl {
   std::string path;
   const StateLayout* layout;
   long flush_every;
+  double flush_seconds;
+  std::chrono::steady_clock::time_point last_flush = std::chrono::steady_clock::now();
   h5::Handle file;
   Series time;
   std::vector<StateSeries> states;
@@ -119,6 +126,7 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
   m.path = path;
   m.layout = &layout;
   m.flush_every = spec.flush_every;
+  m.flush_seconds = spec.flush_seconds;
   {
     const h5::QuietErrors quiet;
     const std::filesystem::path parent = std::filesystem::path(path).parent_path();
@@ -138,6 +146,7 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
   }
   const hid_t f = m.file.get();
   m.time.create(f, "/time", {}, spec.flush_every);
+  m.time.held = true;
   for (BlockId id = 0; id < layout.blocks().size(); ++id) {
     const Block& b = layout.block(id);
     const RecordMode mode = spec.mode_for(b.kind, b.member);
@@ -158,6 +167,7 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
   for (const std::string& name : metric_names) {
     m.metrics.emplace_back();
     m.metrics.back().create(f, "/metrics/" + name, {}, spec.flush_every);
+    m.metrics.back().held = true;
   }
 }
 
@@ -250,7 +260,10 @@ void TrajectoryWriter::append(double t, const State& s, std::span<const double> 
   }
   for (std::size_t i = 0; i < m.metrics.size(); ++i) m.metrics[i].push(metrics[i]);
   ++m.samples;
-  if (m.samples % m.flush_every == 0) flush();
+  if (m.samples % m.flush_every == 0) {
+    const auto now = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now - m.last_flush).count() >= m.flush_seconds) flush();
+  }
 }
 
 void TrajectoryWriter::flush() {
@@ -258,12 +271,12 @@ void TrajectoryWriter::flush() {
   if (!m.file.valid()) return;
   // /time last, each dataset flushed before the next: a reader of a killed run takes the length
   // of /time as the number of complete samples, and every other dataset holds at least as many
-  // rows. (/time and the metrics, one double a row, are only written here: their chunk is
-  // flush_every rows.)
+  // rows. (/time and the metrics, one double a row, are only written here.)
   for (StateSeries& ss : m.states) ss.series.write_and_flush();
   for (Series& s : m.metrics) s.write_and_flush();
   m.time.write_and_flush();
   h5::check(H5Fflush(m.file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
+  m.last_flush = std::chrono::steady_clock::now();
 }
 
 void TrajectoryWriter::begin_streaming() {

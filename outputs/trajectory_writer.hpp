@@ -1,7 +1,9 @@
 #pragma once
 // Streams a run into its HDF5 file (DESIGN §6): chunked datasets extendible along time, written
-// while the run goes on, flushed every `flush_every` samples so that the file of a killed run is
-// readable up to its last flush. Each block is buffered for at most one chunk.
+// while the run goes on, flushed after a multiple of `flush_every` samples once `flush_seconds`
+// have passed since the previous flush, so that the file of a killed run is readable up to its
+// last flush. Each state block is buffered for at most one chunk; /time and the metrics (one
+// double per sample) until the next flush.
 #include <memory>
 #include <span>
 #include <string>

@@ -664,6 +664,10 @@ OutputSpec read_output(const ConfigSection& s, bool residual_by_default) {
   const std::int64_t flush = s.integer("flush_every", out.flush_every);
   if (flush <= 0) s.fail("flush_every", fmt::format("must be > 0, got {}", flush));
   out.flush_every = static_cast<long>(flush);
+  out.flush_seconds = s.number("flush_seconds", out.flush_seconds);
+  if (out.flush_seconds < 0.0) {
+    s.fail("flush_seconds", fmt::format("must be >= 0, got {}", out.flush_seconds));
+  }
   out.residual = s.boolean("residual", out.residual);
   if (const toml::node* n = s.node("record")) {
     const toml::table* t = n->as_table();

@@ -101,7 +101,8 @@ struct OutputSpec {
   std::string file = "run.h5";
   double sample_dt = 0.05;
   std::map<std::string, RecordMode> record;  // key: block kind ("x") or block name ("x/layer1")
-  long flush_every = 100;                    // samples between flushes of the file
+  long flush_every = 100;      // flushes happen only after a multiple of this many samples …
+  double flush_seconds = 1.0;  // … and at least this long (wall time) after the previous one
   bool residual = false;  // write /metrics/residual/<kind> = ‖d(block kind)/dt‖₂ at each sample
 
   // The mode of block "kind/member": the exact name wins over the kind; default "all".

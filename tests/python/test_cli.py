@@ -610,6 +610,7 @@ t_end = 1e4
 file = "out.h5"
 sample_dt = 0.01
 flush_every = 10
+flush_seconds = 0.0
 """
 
 
