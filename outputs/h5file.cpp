@@ -107,7 +107,17 @@ std::string read_attribute_text(hid_t object, const std::string& name) {
   Handle attr(check(H5Aopen(object, name.c_str(), H5P_DEFAULT), "H5Aopen"), H5Aclose);
   Handle type(check(H5Aget_type(attr.get()), "H5Aget_type"), H5Tclose);
   Handle space(check(H5Aget_space(attr.get()), "H5Aget_space"), H5Sclose);
-  if (H5Sget_simple_extent_npoints(space.get()) != 1) return "(array)";
+  const hssize_t count = H5Sget_simple_extent_npoints(space.get());
+  if (count != 1) {
+    if (H5Tget_class(type.get()) != H5T_FLOAT) return "(array)";
+    std::vector<double> values(static_cast<std::size_t>(count));
+    if (count > 0) H5Aread(attr.get(), H5T_NATIVE_DOUBLE, values.data());
+    std::string text = "[";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      text += fmt::format("{}{:.6g}", i == 0 ? "" : ", ", values[i]);
+    }
+    return text + "]";
+  }
   switch (H5Tget_class(type.get())) {
     case H5T_INTEGER: {
       std::int64_t v = 0;

@@ -82,6 +82,11 @@ int command_info(const std::string& file, std::size_t max_segments, bool show_co
       attrs = "  record=" + it->second;
     }
     fmt::print("  {:<32} [{}]{}\n", d.path, shape, attrs);
+    for (const char* rate : {"fitted_rate", "predicted_rate"}) {
+      if (const auto it = d.attributes.find(rate); it != d.attributes.end()) {
+        fmt::print("      {:<15} {} (per target phase)\n", rate, it->second);
+      }
+    }
   }
   if (!s.activity.empty() && s.boundaries.size() >= 2) {
     const std::size_t segments = s.boundaries.size() - 1;
