@@ -15,7 +15,7 @@ std::optional<double> arrival_time(std::span<const double> time, std::span<const
   }
   const double m0 = mean[first], m1 = mean[last - 1], change = m1 - m0;
   if (
-      std::abs(change) <= 1e-12 * std::max({1.0, std::abs(m0), std::abs(m1)})) {
+      std::abs(change) <= 1e-9 * std::max({1.0, std::abs(m0), std::abs(m1)})) {
     return std::nullopt;
   }
   const double half = 0.5 * std::abs(change);

@@ -3,6 +3,7 @@
 Run: /usr/bin/python3 tests/python/test_plot_tool.py
 """
 
+import argparse
 import json
 import math
 import shutil
@@ -10,19 +11,23 @@ import struct
 import subprocess
 import sys
 import tempfile
+import tomllib
 import unittest
 from pathlib import Path
 
 import h5py
 import numpy as np
+from matplotlib.collections import PolyCollection
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "plot"
 sys.path.insert(0, str(TOOL))
 
 import metrics  # noqa: E402
+import relaxation  # noqa: E402
 import waves  # noqa: E402
-from runfile import RunFile  # noqa: E402
+from errors import PlotError  # noqa: E402
+from runfile import RunFile, phase_intervals  # noqa: E402
 
 # Arrival after a segment start of 1 - exp(-(t - ts)) over a segment of length 5 (and of the
 # matching decay): where the curve has made half of its change 1 - exp(-5).
@@ -126,6 +131,67 @@ def costate_metrics(t):
     }
 
 
+# A DTP run over [0, 30]: phases forward (2) then target (8), period 10.
+DTP_CONFIG = """\
+[model]
+type = "dtp"
+
+[input]
+kind = "sequence"
+values = [[0.5], [-0.5]]
+phases = [{ name = "forward", duration = 2.0 }, { name = "target", duration = 8.0 }]
+"""
+DTP_TARGET_PHASES = [(2.0, 10.0), (12.0, 20.0), (22.0, 30.0)]
+# Per layer (the target of layer0, layer1): residual at the start of each target phase, the rate
+# at which it decays exactly in each target phase, and the rates "predicted" for them.
+DTP_START = {"layer0": 0.5, "layer1": 2.0}
+DTP_RATES = {"layer0": [0.5, 0.8, 1.0], "layer1": [0.3, 0.4, 0.6]}
+DTP_PREDICTED = {"layer0": [0.6, 0.7, 1.1], "layer1": [0.25, np.nan, 0.5]}
+DTP_FORWARD_RESIDUAL = 1e-3
+
+
+def dtp_residual(name, t):
+    """The synthetic residual of the target of `name`: exponential decay in each target phase,
+    constant in the forward phases."""
+    values = np.full(len(t), DTP_FORWARD_RESIDUAL)
+    for (start, end), rate in zip(DTP_TARGET_PHASES, DTP_RATES[name]):
+        inside = (t >= start) & (t <= end)
+        values[inside] = DTP_START[name] * np.exp(-rate * (t[inside] - start))
+    return values
+
+
+def write_dtp_run(path, lipschitz=True, alignment=True, rates=True, config=DTP_CONFIG):
+    """A DTP run file: layers layer0 -> layer1 -> layer2, samples every 0.05 over [0, 30],
+    /metrics/relaxation/residual of two targets (with fitted_rate = the exact rates and
+    predicted_rate attributes when rates), distance, and optionally lipschitz and alignment."""
+    t = np.linspace(0.0, 30.0, 601)
+    targets = ("layer0", "layer1")
+    extra = {"metrics/loss": 0.1 + 0.01 * t}
+    for name in targets:
+        extra[f"metrics/relaxation/residual/{name}"] = dtp_residual(name, t)
+        extra[f"metrics/relaxation/distance/{name}"] = np.full(len(t), 0.2)
+        if lipschitz:
+            extra[f"metrics/relaxation/lipschitz/{name}"] = 0.5 + 0.1 * np.sin(t)
+    if alignment:
+        for index, name in enumerate(("layer1", "layer2")):
+            in_target = np.zeros(len(t), dtype=bool)
+            for start, end in DTP_TARGET_PHASES:
+                in_target |= (t > start) & (t <= end)
+            extra[f"metrics/alignment/backprop/{name}"] = np.where(in_target, 0.9 - 0.2 * index,
+                                                                   np.nan)
+            extra[f"metrics/alignment/gauss_newton/{name}"] = np.where(in_target, 1.0, np.nan)
+    breakpoints = sorted({bound for interval in DTP_TARGET_PHASES for bound in interval} - {30.0})
+    write_run(path, t, breakpoints, {}, ["layer0", "layer1", "layer2"], extra=extra)
+    with h5py.File(path, "a") as f:
+        f.attrs["model"] = "dtp"
+        if config is not None:
+            f.attrs["config"] = config
+        for name in targets if rates else ():
+            residual = f[f"metrics/relaxation/residual/{name}"]
+            residual.attrs["fitted_rate"] = np.array(DTP_RATES[name])
+            residual.attrs["predicted_rate"] = np.array(DTP_PREDICTED[name])
+
+
 def run_tool(*args):
     return subprocess.run([sys.executable, str(TOOL), *map(str, args)],
                           capture_output=True, text=True)
@@ -166,10 +232,54 @@ class ArrivalTimeTest(unittest.TestCase):
         t = np.array([0.0, 1.0, 2.0])
         self.assertIsNone(waves.arrival_time(t, np.array([0.0, 1.0, 2.0]), 0.5, 1.5))  # 1 sample
         self.assertIsNone(waves.arrival_time(t, np.array([3.0, 1.0, 3.0]), 0.0, 2.0))  # no change
-        self.assertIsNone(waves.arrival_time(t, np.array([0.0, 0.0, 1e-13]), 0.0, 2.0))
-        self.assertIsNone(waves.arrival_time(t, np.array([1e3, 1e3, 1e3 + 1e-10]), 0.0, 2.0))
+        self.assertIsNone(waves.arrival_time(t, np.array([0.0, 0.0, 1e-10]), 0.0, 2.0))
+        self.assertIsNone(waves.arrival_time(t, np.array([1e3, 1e3, 1e3 + 1e-7]), 0.0, 2.0))
         self.assertIsNone(waves.arrival_time(t, np.array([0.0, np.nan, 1.0]), 0.0, 2.0))
-        self.assertIsNotNone(waves.arrival_time(t, np.array([0.0, 0.0, 1e-11]), 0.0, 2.0))
+        self.assertIsNotNone(waves.arrival_time(t, np.array([0.0, 0.0, 1e-8]), 0.0, 2.0))
+
+
+class PhaseIntervalsTest(unittest.TestCase):
+    """runfile.phase_intervals on config texts."""
+
+    def intervals(self, text, name, t0, t_end):
+        return phase_intervals(tomllib.loads(text), name, t0, t_end)
+
+    def test_target_phases_repeat_from_t0(self):
+        self.assertEqual(self.intervals(DTP_CONFIG, "target", 0.0, 30.0), DTP_TARGET_PHASES)
+        self.assertEqual(self.intervals(DTP_CONFIG, "forward", 0.0, 30.0),
+                         [(0.0, 2.0), (10.0, 12.0), (20.0, 22.0)])
+
+    def test_cut_at_t_end(self):
+        # t0 = 1, period 5: target phases [3, 6], [8, 11], then [13, 16] cut at t_end.
+        text = """[input]
+kind = "constant"
+phases = [{ name = "forward", duration = 2 }, { name = "target", duration = 3 }]
+"""
+        self.assertEqual(self.intervals(text, "target", 1.0, 14.5),
+                         [(3.0, 6.0), (8.0, 11.0), (13.0, 14.5)])
+        # A phase starting at t_end is not run; the forward phase [11, 13] is cut at 12.
+        self.assertEqual(self.intervals(text, "target", 1.0, 13.0), [(3.0, 6.0), (8.0, 11.0)])
+        self.assertEqual(self.intervals(text, "forward", 1.0, 12.0),
+                         [(1.0, 3.0), (6.0, 8.0), (11.0, 12.0)])
+
+    def test_sequence_period_is_present(self):
+        text = """[input]
+kind = "sequence"
+present = 1.5
+phases = [{ name = "forward", duration = 1.0 }, { name = "target", duration = 0.5 }]
+"""
+        self.assertEqual(self.intervals(text, "target", 0.0, 4.5),
+                         [(1.0, 1.5), (2.5, 3.0), (4.0, 4.5)])
+
+    def test_without_phases(self):
+        self.assertEqual(self.intervals("[input]\nkind = \"constant\"\n", "target", 0.0, 9.0),
+                         [])
+        self.assertEqual(phase_intervals({}, "target", 0.0, 9.0), [])
+        self.assertEqual(self.intervals(DTP_CONFIG, "nudged", 0.0, 30.0), [])
+
+    def test_malformed_phases(self):
+        with self.assertRaises(PlotError):
+            self.intervals("[input]\nphases = [{ name = \"target\" }]\n", "target", 0.0, 9.0)
 
 
 class PlotToolTest(unittest.TestCase):
@@ -396,6 +506,118 @@ class PlotToolTest(unittest.TestCase):
     def test_no_metrics(self):
         write_two_segment_run(self.run_file, costate=False)
         self.assert_error_exit(run_tool("metrics", self.run_file), "no metrics")
+
+    def draw_relaxation(self, phases=relaxation.DEFAULT_PHASES):
+        with RunFile(self.run_file) as run:
+            return relaxation.draw_relaxation(run, argparse.Namespace(phases=phases))
+
+    def test_relaxation_writes_png(self):
+        write_dtp_run(self.run_file)
+        output = self.directory / "relax.png"
+        result = run_tool("relaxation", self.run_file, "-o", output, "--phases", "2")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), str(output))
+        self.assertGreater(output.stat().st_size, 10000)
+        height = (relaxation.TITLE_HEIGHT + relaxation.RESIDUAL_HEIGHT
+                  + relaxation.LIPSCHITZ_HEIGHT + relaxation.ALIGNMENT_HEIGHT
+                  + relaxation.RATES_HEIGHT)
+        self.assertEqual(png_size(output), (round(relaxation.WIDTH * relaxation.DPI),
+                                            round(height * relaxation.DPI)))
+        # The default name, next to the run file.
+        self.assertEqual(run_tool("relaxation", self.run_file).returncode, 0)
+        self.assertTrue((self.directory / "run_relaxation.png").is_file())
+
+    def test_relaxation_panels(self):
+        write_dtp_run(self.run_file)
+        residual, lipschitz, alignment, rates, agreement = self.draw_relaxation().axes
+        self.assertEqual(residual.get_yscale(), "log")
+        self.assertIn("the 3 target phases", residual.get_title())
+        # The target phases are shaded on the panels over time, not on the rate panels.
+        for axes in (residual, lipschitz, alignment):
+            (shading,) = [c for c in axes.collections if isinstance(c, PolyCollection)]
+            self.assertEqual([(path.vertices[0, 0], path.vertices[1, 0])
+                              for path in shading.get_paths()], DTP_TARGET_PHASES)
+        self.assertEqual(lipschitz.lines[-1].get_linestyle(), "--")  # the reference at 1
+        self.assertEqual(tuple(lipschitz.lines[-1].get_ydata()), (1.0, 1.0))
+        self.assertEqual(alignment.get_ylim(), (-1.05, 1.05))
+        self.assertEqual([line.get_linestyle() for line in alignment.lines[:4]],
+                         ["-", "-", "--", "--"])
+        # Fitted rates (circles) and predicted ones (crosses) per target phase, layer by layer.
+        for index, name in enumerate(("layer0", "layer1")):
+            fitted, predicted = rates.lines[2 * index:2 * index + 2]
+            self.assertEqual((fitted.get_marker(), predicted.get_marker()), ("o", "x"))
+            np.testing.assert_array_equal(fitted.get_ydata(), DTP_RATES[name])
+            np.testing.assert_array_equal(predicted.get_ydata(), DTP_PREDICTED[name])
+            np.testing.assert_allclose(np.round(fitted.get_xdata()), [0, 1, 2])
+            points = agreement.lines[index]
+            np.testing.assert_array_equal(points.get_xdata(), DTP_PREDICTED[name])
+            np.testing.assert_array_equal(points.get_ydata(), DTP_RATES[name])
+        diagonal = agreement.lines[-1]
+        np.testing.assert_array_equal(diagonal.get_xdata(), diagonal.get_ydata())
+        # One colour per layer in every panel: layer1 in the residuals, the Lipschitz
+        # constants and the rates, and the projection into layer1 in the alignment.
+        colour = residual.lines[1].get_color()
+        self.assertEqual({colour, lipschitz.lines[1].get_color(), rates.lines[2].get_color(),
+                          alignment.lines[0].get_color()}, {colour})
+
+    def test_relaxation_decays_follow_exact_residuals(self):
+        write_dtp_run(self.run_file)
+        (residual, *_) = self.draw_relaxation(phases=2).axes
+        self.assertIn("the first 2", residual.get_title())
+        decays = {collection.get_gid(): collection.get_segments()
+                  for collection in residual.collections if collection.get_gid()}
+        self.assertEqual(set(decays), {f"{attribute} {name}" for name in DTP_START
+                                       for attribute in relaxation.RATE_STYLES})
+        for name in DTP_START:
+            fitted = decays[f"fitted_rate {name}"]
+            self.assertEqual(len(fitted), 2)
+            for segment, (start, end), rate in zip(fitted, DTP_TARGET_PHASES, DTP_RATES[name]):
+                t, r = segment.T
+                # Over the later half of the phase, on the residual itself.
+                self.assertAlmostEqual(t[0], 0.5 * (start + end), delta=1e-12)
+                self.assertAlmostEqual(t[-1], end, delta=1e-9)
+                np.testing.assert_allclose(r, DTP_START[name] * np.exp(-rate * (t - start)),
+                                           rtol=1e-9)
+            # The predicted decays: the same anchor, at the predicted rate; none where NaN.
+            predicted = [rate for rate in DTP_PREDICTED[name][:2] if np.isfinite(rate)]
+            segments = decays[f"predicted_rate {name}"]
+            self.assertEqual(len(segments), len(predicted))
+            for segment, rate in zip(segments, predicted):
+                t, r = segment.T
+                np.testing.assert_allclose(r, r[-1] * np.exp(-rate * (t - t[-1])), rtol=1e-12)
+
+    def test_relaxation_draws_only_panels_with_data(self):
+        write_dtp_run(self.run_file, lipschitz=False, alignment=False, rates=False)
+        (residual,) = self.draw_relaxation().axes
+        self.assertEqual(len([c for c in residual.collections
+                              if c.get_gid() and len(c.get_segments())]), 0)
+        write_dtp_run(self.run_file, lipschitz=False, alignment=True, rates=True)
+        result = run_tool("relaxation", self.run_file, "-o", self.directory / "relax.png")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        height = (relaxation.TITLE_HEIGHT + relaxation.RESIDUAL_HEIGHT
+                  + relaxation.ALIGNMENT_HEIGHT + relaxation.RATES_HEIGHT)
+        self.assertEqual(png_size(self.directory / "relax.png")[1], round(height * relaxation.DPI))
+
+    def test_relaxation_without_phases_in_config(self):
+        write_dtp_run(self.run_file, config=None)
+        residual = self.draw_relaxation().axes[0]
+        self.assertIn("target phases unknown", residual.get_title())
+        self.assertFalse(any(len(c.get_segments()) for c in residual.collections
+                             if c.get_gid()))
+
+    def test_relaxation_without_relaxation_metrics(self):
+        # The costate run file has /metrics, but none under /metrics/relaxation.
+        self.assert_error_exit(run_tool("relaxation", self.run_file), "no relaxation metrics")
+
+    def test_relaxation_bad_phase_count(self):
+        write_dtp_run(self.run_file)
+        self.assertEqual(run_tool("relaxation", self.run_file, "--phases", "-1").returncode, 2)
+
+    def test_metrics_of_dtp_run_leaves_relaxation_out(self):
+        write_dtp_run(self.run_file)
+        with RunFile(self.run_file) as run:
+            (loss,) = metrics.draw_metrics(run, None).axes
+        self.assertEqual(loss.get_title(), metrics.PANELS[0].title)
 
     def test_no_recorded_x(self):
         t = np.linspace(0.0, 1.0, 11)

@@ -18,10 +18,11 @@ matplotlib.use("Agg")  # render off-screen: no display needed
 
 from errors import PlotError
 import metrics
+import relaxation
 import waves
 
 # Modules providing register(subcommands); add new subcommand modules here.
-COMMAND_MODULES = (waves, metrics)
+COMMAND_MODULES = (waves, metrics, relaxation)
 
 
 def main(argv=None):

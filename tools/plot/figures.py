@@ -3,7 +3,8 @@
 import argparse
 from pathlib import Path
 
-from matplotlib.collections import LineCollection
+import numpy as np
+from matplotlib.collections import LineCollection, PolyCollection
 
 from runfile import RunFile
 
@@ -45,6 +46,40 @@ def mark_switches(axes_list, segments):
                                transform=axes.get_xaxis_transform(),
                                colors="0.3", linestyles=":", linewidths=0.8)
         axes.add_collection(lines, autolim=False)
+
+
+def shade_intervals(axes_list, intervals, color="0.9"):
+    """Shade the time intervals [(start, end)] over the full height of each axes."""
+    for axes in axes_list:
+        # In axes coordinates along y, like mark_switches: the y data limits stay as they are.
+        spans = PolyCollection([[(start, 0.0), (end, 0.0), (end, 1.0), (start, 1.0)]
+                                for start, end in intervals],
+                               transform=axes.get_xaxis_transform(), facecolors=color,
+                               edgecolors="none", zorder=0)
+        axes.add_collection(spans, autolim=False)
+
+
+def reference_line(axes, y):
+    """Dashed horizontal reference line at y (included in the y data limits)."""
+    axes.axhline(y, color="0.3", linestyle="--", linewidth=0.8)
+
+
+def finite_series(series):
+    """The entries of {name: (times, values)} with at least one finite value."""
+    return {name: data for name, data in series.items() if np.isfinite(data[1]).any()}
+
+
+def log_scale(axes, values):
+    """Log scale if the finite values are >= 0 and one is > 0 (zeros leave gaps); else linear."""
+    finite = np.concatenate([v[np.isfinite(v)] for v in values])
+    if finite.size and finite.min() >= 0 and finite.max() > 0:
+        axes.set_yscale("log", nonpositive="mask")
+
+
+def name_colors(names):
+    """{name: colour of the default cycle}, by position in names (network order): a population
+    and the projection named after it get one colour in every panel."""
+    return {name: f"C{index % 10}" for index, name in enumerate(names)}
 
 
 def add_figure_command(subcommands, name, draw, description):

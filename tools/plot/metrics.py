@@ -1,16 +1,17 @@
 """Learning and relaxation metrics over time (/metrics): loss, alignment of the weight flow with
 the exact gradient, accuracy, relaxation residuals.
 
-Subcommand: `metrics` (one panel per kind of metric the run file holds).
+Subcommand: `metrics` (one panel per kind of metric the run file holds). The target relaxation
+of model dtp (/metrics/relaxation, /metrics/alignment/backprop, ...) is drawn by `relaxation`.
 """
 
 from typing import NamedTuple, Optional, Tuple
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from errors import PlotError
-from figures import add_figure_command, mark_switches, run_title
+from figures import (add_figure_command, finite_series, log_scale, mark_switches, reference_line,
+                     run_title)
 
 WIDTH = 10.0  # inches
 PANEL_HEIGHT = 2.2  # inches per panel
@@ -22,7 +23,7 @@ class Panel(NamedTuple):
     path: str  # under /metrics: a dataset, or a group drawn as one line per member
     title: str
     ylabel: str
-    log: bool = False  # log scale where the values allow it (see _log_scale)
+    log: bool = False  # log scale where the values allow it (see figures.log_scale)
     limits: Optional[Tuple[float, float]] = None
     reference: Optional[float] = None  # y of a dashed reference line
     drawstyle: str = "default"
@@ -45,8 +46,7 @@ def draw_metrics(run, args):
     shown = []
     for panel in PANELS:
         # Series without a single finite value (e.g. no target in the whole run) are left out.
-        series = {name: data for name, data in run.metrics(panel.path).items()
-                  if np.isfinite(data[1]).any()}
+        series = finite_series(run.metrics(panel.path))
         if series:
             shown.append((panel, series))
     if not shown:
@@ -67,23 +67,16 @@ def _draw_panel(axes, panel, series):
     for name, (times, values) in series.items():
         axes.plot(times, values, linewidth=1.2, drawstyle=panel.drawstyle, label=name)
     if panel.log:
-        _log_scale(axes, [values for _, values in series.values()])
+        log_scale(axes, [values for _, values in series.values()])
     if panel.limits:
         axes.set_ylim(*panel.limits)
     if panel.reference is not None:
-        axes.axhline(panel.reference, color="0.3", linestyle="--", linewidth=0.8)
+        reference_line(axes, panel.reference)
     axes.margins(x=0)
     axes.set_title(panel.title, fontsize="medium")
     axes.set_ylabel(panel.ylabel)
     if list(series) != [panel.path]:  # a group: name its members
         axes.legend(loc="best", fontsize="small")
-
-
-def _log_scale(axes, values):
-    """Log scale if the finite values are >= 0 and one is > 0 (zeros leave gaps); else linear."""
-    finite = np.concatenate([v[np.isfinite(v)] for v in values])
-    if finite.min() >= 0 and finite.max() > 0:
-        axes.set_yscale("log", nonpositive="mask")
 
 
 def register(subcommands):

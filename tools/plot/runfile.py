@@ -6,6 +6,7 @@ samples than planned, or fewer than /time.
 
 import os
 import re
+import tomllib
 
 import h5py
 import numpy as np
@@ -26,6 +27,37 @@ def text(value):
     if isinstance(value, (bytes, np.bytes_)):
         return value.decode("ascii", errors="replace")
     return str(value)
+
+
+def phase_intervals(config, name, t0, t_end):
+    """[(start, end)] of every phase called `name` of the input schedule in config (the parsed
+    run config), as learnflow runs it over [t0, t_end]: the phases of [input] phases follow
+    each other from t0 and repeat with period `present` (kind "sequence") or the sum of their
+    durations; the last interval is cut at t_end. Empty without phases."""
+    section = config.get("input", {})
+    phases = section.get("phases", [])
+    try:
+        durations = [float(phase["duration"]) for phase in phases]
+        names = [phase["name"] for phase in phases]
+        period = float(section["present"]) if section.get("kind") == "sequence" and \
+            "present" in section else sum(durations)
+    except (TypeError, KeyError, ValueError) as error:
+        raise PlotError(f"config: [input] phases: expected [{{ name = ..., duration = ... }}, ...] "
+                        f"({type(error).__name__}: {error})") from None
+    if not phases or not period > 0.0:
+        return []
+    intervals = []
+    cycle = 0
+    # The same arithmetic as learnflow's schedule, so that the bounds equal its breakpoints.
+    while t0 + cycle * period < t_end:
+        offset = 0.0
+        for phase_name, duration in zip(names, durations):
+            start = t0 + cycle * period + offset
+            if phase_name == name and start < t_end:
+                intervals.append((start, min(start + duration, t_end)))
+            offset += duration
+        cycle += 1
+    return intervals
 
 
 class Activity:
@@ -130,6 +162,22 @@ class RunFile:
         return list(zip(bounds[:-1], bounds[1:]))
 
     @property
+    def config(self):
+        """The run config (root attribute config, TOML) parsed; empty if absent."""
+        source = self.attr("config")
+        if source is None:
+            return {}
+        try:
+            return tomllib.loads(source)
+        except tomllib.TOMLDecodeError as error:
+            raise PlotError(f"{self.path}: attribute config is not valid TOML: {error}") from None
+
+    def phase_intervals(self, name):
+        """[(start, end)] of the input phases called name (see phase_intervals)."""
+        schedule = self._file["schedule"].attrs
+        return phase_intervals(self.config, name, float(schedule["t0"]), float(schedule["t_end"]))
+
+    @property
     def solver(self):
         """/solver attributes (strings decoded); empty for a killed run."""
         group = self._file.get("solver")
@@ -151,10 +199,13 @@ class RunFile:
         return {name: stored[name][()].astype(float)
                 for name in self.population_names if name in stored}
 
-    def metrics(self, path):
-        """{name: (times, values)} of /metrics/<path>: the dataset itself, or the datasets of
-        that group by name (natural order); empty if absent. A killed run may hold fewer values
-        than /time (or the reverse): both are cut to the shorter."""
+    def has_metrics(self, path):
+        """True if /metrics/<path> exists (a dataset or a group)."""
+        return f"metrics/{path}" in self._file
+
+    def _metric_series(self, path):
+        """{name: dataset} of the time series of /metrics/<path>: the dataset itself, or the
+        one-dimensional datasets of that group by name (natural order); empty if absent."""
         node = self._file.get(f"metrics/{path}")
         if isinstance(node, h5py.Dataset):
             members = {path.rsplit("/", 1)[-1]: node}
@@ -163,10 +214,20 @@ class RunFile:
                        if isinstance(node[name], h5py.Dataset)}
         else:
             members = {}
+        return {name: dataset for name, dataset in members.items() if dataset.ndim == 1}
+
+    def metrics(self, path):
+        """{name: (times, values)} of /metrics/<path> (see _metric_series). A killed run may
+        hold fewer values than /time (or the reverse): both are cut to the shorter."""
         result = {}
-        for name, dataset in members.items():
-            if dataset.ndim != 1:
-                continue
+        for name, dataset in self._metric_series(path).items():
             length = min(len(self.time), dataset.shape[0])
             result[name] = (self.time[:length], dataset[:length].astype(float))
         return result
+
+    def metric_attribute(self, path, attribute):
+        """{name: values as a float array} of the attribute of the series of /metrics/<path>
+        (see _metric_series) that have it."""
+        return {name: np.atleast_1d(np.asarray(dataset.attrs[attribute], dtype=float))
+                for name, dataset in self._metric_series(path).items()
+                if attribute in dataset.attrs}

@@ -20,7 +20,7 @@ FIGSIZE = (10.0, 7.0)  # inches, per wave column
 DPI = 100
 MAX_COLUMNS = 2000  # time resolution of the heatmap
 MAX_MARKED_SEGMENTS = 20
-FLAT_TOLERANCE = 1e-12  # relative change below which a segment has no arrival
+FLAT_TOLERANCE = 1e-9  # relative change below which a segment has no arrival
 # The recorded blocks whose waves are analysed: kind (as in /state/<kind>) -> (symbol, wave).
 WAVE_KINDS = {"x": ("x", "forward wave"), "lambda": ("λ", "backward wave")}
 
