@@ -218,7 +218,10 @@ std::vector<std::string> CostateModel::metric_names() const {
   std::vector<std::string> names{"loss"};
   for (const Projection& q : network_->projections) names.push_back("alignment/cosine/" + q.name);
   for (const Projection& q : network_->projections) names.push_back("alignment/norm_ratio/" + q.name);
-  if (accuracy_patterns_) names.emplace_back("accuracy");
+  if (accuracy_patterns_) {
+    names.emplace_back("accuracy");
+    names.emplace_back("dataset_loss");
+  }
   return names;
 }
 
@@ -257,6 +260,7 @@ void CostateModel::metrics(const State& s, double t, std::span<double> out) cons
     const auto w = weights(s);
     const auto b = biases(s);
     std::size_t right = 0;
+    double dataset_loss = 0.0;
     for (std::size_t i = 0; i < *accuracy_patterns_; ++i) {
       const Eigen::Map<const Eigen::VectorXd> ui(spec.sequence[i].data(), u.size());
       const Eigen::Map<const Eigen::VectorXd> yi(spec.targets[i].data(), output_x_.size());
@@ -267,8 +271,10 @@ void CostateModel::metrics(const State& s, double t, std::span<double> out) cons
                                         : (y_hat.maxCoeff(&predicted), yi.maxCoeff(&expected),
                                            predicted == expected);
       right += ok && settled.converged;
+      dataset_loss += loss_value(params_.loss, y_hat, yi);
     }
     out[at++] = static_cast<double>(right) / static_cast<double>(*accuracy_patterns_);
+    out[at++] = dataset_loss / static_cast<double>(*accuracy_patterns_);
   }
 }
 
