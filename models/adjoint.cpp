@@ -73,13 +73,7 @@ void AdjointForwardModel::initial_state(State& s) const { std::fill(s.begin(), s
 
 double AdjointForwardModel::loss(const State& s) const {
   if (!drive_->has_target()) return 0.0;
-  Eigen::Index at = 0;
-  for (std::size_t p = 0; p < network_->populations.size(); ++p) {
-    if (network_->populations[p].role != Role::output) continue;
-    const auto x = layout_.vector(s, x_.block(p));
-    output_x_.segment(at, x.size()) = x;
-    at += x.size();
-  }
+  x_.gather_outputs(layout_, s, output_x_);
   return loss_value(params_.loss, output_x_, drive_->target());
 }
 
@@ -160,19 +154,10 @@ void AdjointBackwardModel::rhs(const State& s, State& ds, double sigma) const {
         d.cwiseProduct(layout_.vector(s, lambda_.block(p)).segment(chunk.row_begin, chunk.size()));
   }
   // e = −∂V/∂x on the outputs, at the forward x(t).
-  Eigen::Index at = 0;
-  for (std::size_t p = 0; p < pops.size(); ++p) {
-    if (pops[p].role != Role::output) continue;
-    output_x_.segment(at, pops[p].size) = forward_layout_->vector(x_, fx_->block(p));
-    at += pops[p].size;
-  }
-  if (drive_->has_target()) {
-    loss_error(params_.loss, output_x_, drive_->target(), output_e_);
-  } else {
-    output_e_.setZero();
-  }
+  fx_->gather_outputs(*forward_layout_, x_, output_x_);
+  target_error(params_.loss, *drive_, output_x_, output_e_);
 
-  at = 0;
+  Eigen::Index at = 0;
   for (std::size_t p = 0; p < pops.size(); ++p) {
     if (lambda_.is_input(p)) continue;
     auto dl = layout_.vector(ds, lambda_.block(p));

@@ -22,6 +22,15 @@ void loss_error(Loss loss, const Eigen::VectorXd& x, const Eigen::VectorXd& y,
   e = y.array() - p / p.sum();
 }
 
+void target_error(Loss loss, const Drive& drive, const Eigen::VectorXd& x,
+                  Eigen::Ref<Eigen::VectorXd> e) {
+  if (drive.has_target()) {
+    loss_error(loss, x, drive.target(), e);
+  } else {
+    e.setZero();
+  }
+}
+
 ExactBackprop::ExactBackprop(const Network& network, double c, Loss loss)
     : network_(&network), c_(c), loss_(loss) {
   const auto& pops = network.populations;

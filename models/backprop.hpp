@@ -13,6 +13,7 @@
 
 #include "models/params.hpp"
 #include "models/projection_ops.hpp"
+#include "sim/input.hpp"
 #include "sim/network.hpp"
 
 namespace lf {
@@ -21,6 +22,9 @@ namespace lf {
 double loss_value(Loss loss, const Eigen::VectorXd& x, const Eigen::VectorXd& y);
 void loss_error(Loss loss, const Eigen::VectorXd& x, const Eigen::VectorXd& y,
                 Eigen::Ref<Eigen::VectorXd> e);
+
+// e = −∂V/∂x for the target the drive holds now; zero when the segment has no target.
+void target_error(Loss loss, const Drive& drive, const Eigen::VectorXd& x, Eigen::Ref<Eigen::VectorXd> e);
 
 class ExactBackprop {
  public:

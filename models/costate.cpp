@@ -96,18 +96,9 @@ void CostateModel::initial_state(State& s) const {
 
 void CostateModel::output_error(const State& s) const {
   const auto& pops = network_->populations;
+  x_.gather_outputs(layout_, s, output_x_);
+  target_error(params_.loss, *drive_, output_x_, output_e_);
   Eigen::Index at = 0;
-  for (std::size_t p = 0; p < pops.size(); ++p) {
-    if (pops[p].role != Role::output) continue;
-    output_x_.segment(at, pops[p].size) = layout_.vector(s, x_.block(p));
-    at += pops[p].size;
-  }
-  if (drive_->has_target()) {
-    loss_error(params_.loss, output_x_, drive_->target(), output_e_);
-  } else {
-    output_e_.setZero();
-  }
-  at = 0;
   for (std::size_t p = 0; p < pops.size(); ++p) {
     if (pops[p].role != Role::output) continue;
     error_.segment(layout_.block(x_.block(p)).offset, pops[p].size) = output_e_.segment(at, pops[p].size);

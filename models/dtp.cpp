@@ -183,8 +183,8 @@ Eigen::MatrixXd DtpModel::residual_jacobian(const State& s, std::size_t l,
 
 Eigen::VectorXd DtpModel::output_error(const State& s) const {
   const Eigen::VectorXd hL = h(s, depth_);
-  Eigen::VectorXd e = Eigen::VectorXd::Zero(hL.size());
-  if (drive_->has_target()) loss_error(params_.loss, hL, drive_->target(), e);
+  Eigen::VectorXd e(hL.size());
+  target_error(params_.loss, *drive_, hL, e);
   return e;
 }
 

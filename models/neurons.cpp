@@ -41,4 +41,15 @@ Eigen::Map<const Eigen::VectorXd> NeuronIndex::activity(const StateLayout& layou
   return layout.vector(s, block_[p]);
 }
 
+void NeuronIndex::gather_outputs(const StateLayout& layout, const State& s,
+                                 Eigen::Ref<Eigen::VectorXd> out) const {
+  Eigen::Index at = 0;
+  for (std::size_t p = 0; p < network_->populations.size(); ++p) {
+    if (network_->populations[p].role != Role::output) continue;
+    const auto x = layout.vector(s, block_[p]);
+    out.segment(at, x.size()) = x;
+    at += x.size();
+  }
+}
+
 }  // namespace lf

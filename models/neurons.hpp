@@ -36,6 +36,9 @@ class NeuronIndex {
   Eigen::Map<const Eigen::VectorXd> activity(const StateLayout& layout, const State& s,
                                              const Eigen::VectorXd& u, std::size_t p) const;
 
+  // The activity of the output populations in state s, concatenated in declaration order.
+  void gather_outputs(const StateLayout& layout, const State& s, Eigen::Ref<Eigen::VectorXd> out) const;
+
   // a = b_p + Σ_{q→p} W_q x_from(q) over the rows of `chunk`, projections summed in declaration
   // order. `weights(k)` gives the WeightView of projection k, `bias(p)` the biases of p, and
   // `activity(p)` the activity of population p.
