@@ -55,7 +55,22 @@ struct DtpParams {
   Loss loss = Loss::squared;
 };
 
-using ModelParams = std::variant<LeakyParams, CostateParams, DtpParams>;
+// gaitprop (Ahmad, van Gerven & Ambrogioni 2020): see models/gaitprop.hpp for the equations.
+enum class GaitpropMode {
+  continuous,  // targets relax (τ_r τ̇ = T(τ) − τ) and weights flow during the target phase
+  discrete,    // targets computed at the phase start, ΔW applied when the phase ends
+};
+struct GaitpropParams {
+  double tau_h = 1.0;        // time constant of the forward pass h (time units), > 0
+  double tau_r = 1.0;        // time constant of the target relaxation (time units), > 0
+  double gamma = 0.1;        // target step γ: τ_L = h_L − γ ∂L/∂h_L (dimensionless), > 0
+  double eta = 0.01;         // learning rate η: per update (discrete), per time unit (continuous), >= 0
+  double lambda_orth = 0.0;  // weight λ of the regulariser λ Σ_{i≠j} (W Wᵀ)_ij² (dimensionless), >= 0
+  GaitpropMode mode = GaitpropMode::continuous;
+  Loss loss = Loss::squared;
+};
+
+using ModelParams = std::variant<LeakyParams, CostateParams, DtpParams, GaitpropParams>;
 
 // The model's registered name ("leaky", "costate", …).
 std::string model_type(const ModelParams& params);

@@ -7,6 +7,7 @@
 #include "models/adjoint.hpp"
 #include "models/costate.hpp"
 #include "models/dtp.hpp"
+#include "models/gaitprop.hpp"
 #include "models/leaky.hpp"
 #include "sim/config.hpp"
 #include "sim/errors.hpp"
@@ -14,10 +15,11 @@
 namespace lf {
 namespace {
 
-constexpr std::array<ModelInfo, 3> infos = {{
+constexpr std::array<ModelInfo, 4> infos = {{
     {"leaky", "forward waves of leaky neurons: tau dx/dt = -c x + sigma(W x + b + u)"},
     {"costate", "Betti-Gori costates: backward waves of lambda, online weight flow, exact adjoint"},
     {"dtp", "differential target propagation: relaxing targets, approximate inverses, DTP updates"},
+    {"gaitprop", "GAIT-prop: incremental targets through exact layer inverses, backprop for orthogonal W"},
 }};
 
 Loss parse_loss(const ConfigSection& s) {
@@ -90,6 +92,23 @@ DtpParams parse_dtp(const ConfigSection& s) {
   return p;
 }
 
+GaitpropParams parse_gaitprop(const ConfigSection& s) {
+  GaitpropParams p;
+  p.tau_h = s.positive("tau_h", p.tau_h);
+  p.tau_r = s.positive("tau_r", p.tau_r);
+  p.gamma = s.positive("gamma", p.gamma);
+  p.eta = s.number("eta", p.eta);
+  if (p.eta < 0.0) s.fail("eta", fmt::format("must be >= 0, got {}", p.eta));
+  p.lambda_orth = s.number("lambda_orth", p.lambda_orth);
+  if (p.lambda_orth < 0.0) s.fail("lambda_orth", fmt::format("must be >= 0, got {}", p.lambda_orth));
+  const std::string mode = s.string("mode", "continuous");
+  if (mode == "continuous") p.mode = GaitpropMode::continuous;
+  else if (mode == "discrete") p.mode = GaitpropMode::discrete;
+  else s.fail("mode", fmt::format("unknown mode '{}' (choose one of: continuous, discrete)", mode));
+  p.loss = parse_loss(s);
+  return p;
+}
+
 }  // namespace
 
 std::string model_type(const ModelParams& params) {
@@ -98,6 +117,7 @@ std::string model_type(const ModelParams& params) {
     if constexpr (std::is_same_v<P, LeakyParams>) return "leaky";
     if constexpr (std::is_same_v<P, CostateParams>) return "costate";
     if constexpr (std::is_same_v<P, DtpParams>) return "dtp";
+    if constexpr (std::is_same_v<P, GaitpropParams>) return "gaitprop";
   }, params);
 }
 
@@ -112,6 +132,8 @@ ModelParams parse_model_params(const ConfigSection& s) {
     params = parse_costate(s);
   } else if (type == "dtp") {
     params = parse_dtp(s);
+  } else if (type == "gaitprop") {
+    params = parse_gaitprop(s);
   } else {
     std::string names;
     for (const auto& info : infos) names += (names.empty() ? "" : ", ") + std::string(info.name);
@@ -132,6 +154,7 @@ std::unique_ptr<Model> make_model(const ModelParams& params, const Network& netw
       return std::make_unique<CostateModel>(network, p, drive);
     }
     if constexpr (std::is_same_v<P, DtpParams>) return std::make_unique<DtpModel>(network, p, drive);
+    if constexpr (std::is_same_v<P, GaitpropParams>) return std::make_unique<GaitpropModel>(network, p, drive);
   }, params);
 }
 
