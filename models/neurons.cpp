@@ -2,7 +2,11 @@
 
 namespace lf {
 namespace {
-constexpr Eigen::Index rows_per_chunk = 64;
+// Rows of one chunk: the unit of parallel work, and of per-chunk overhead (a GEMV call, the
+// activation, the leak). 256 rather than 64 made a leaky RHS of P1 (L = 8, n = 256) ~3% faster,
+// with bit-identical results (Eigen's row-major GEMV computes each row alike, whatever the rows
+// around it); populations of up to 256 neurons are then one chunk each.
+constexpr Eigen::Index rows_per_chunk = 256;
 }
 
 NeuronIndex::NeuronIndex(const Network& network, StateLayout& layout, const std::string& kind)

@@ -7,7 +7,13 @@
 #include <cassert>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <filesystem>
+#include <mutex>
+#include <new>
+#include <thread>
 
 #include "outputs/h5util.hpp"
 #include "sim/errors.hpp"
@@ -17,12 +23,17 @@ namespace {
 
 // Largest chunk (and write buffer) of one dataset, in bytes.
 constexpr std::size_t max_chunk_bytes = 4u << 20;
+// While streaming, buffers of one dataset handed to the writer thread and not yet written: with
+// the one being filled, at most 1 + this many chunks of a dataset are in memory.
+constexpr int max_queued_buffers = 2;
 // Above this many entries a sparse projection's dense matrix is not written to /parameters.
 constexpr long long max_dense_parameter_entries = 1LL << 24;
 
 }  // namespace
 
-// One extendible dataset [T, …row shape] and its buffer of rows not yet written.
+// One extendible dataset [T, …row shape] and its buffer of rows not yet written. While streaming,
+// `buffer` belongs to the integration (the main thread), `set` and `rows_written` to the writer
+// thread, and `spare` and `queued` to whoever holds the StreamWriter's mutex.
 struct Series {
   std::string path;
   std::vector<hsize_t> row_shape;  // empty for scalar rows
@@ -31,6 +42,8 @@ struct Series {
   h5::Handle set;
   hsize_t rows_written = 0;
   std::vector<double> buffer;
+  std::vector<std::vector<double>> spare;  // written buffers, emptied, for reuse
+  int queued = 0;                          // buffers handed to the writer thread, not yet written
 
   // Held series (/time, metrics) are written only by flush(), never when a chunk fills: the
   // length of /time in a killed run's file must not run ahead of the other datasets.
@@ -61,20 +74,18 @@ struct Series {
     set = h5::Handle(h5::check(H5Dcreate2(file, path.c_str(), H5T_IEEE_F64LE, space.get(),
                                           lcpl.get(), dcpl.get(), H5P_DEFAULT), "H5Dcreate2"),
                      H5Dclose);
-    buffer.reserve(static_cast<std::size_t>(chunk_rows * row_size));
+    buffer.reserve(chunk_values());
+    spare.reserve(max_queued_buffers);  // returning a buffer never allocates
   }
 
-  template <class Iterator>
-  void push(Iterator first, Iterator last) {
-    buffer.insert(buffer.end(), first, last);
-    if (!held && buffer.size() >= chunk_rows * row_size) write_buffer();
-  }
-  void push(double v) { push(&v, &v + 1); }
+  std::size_t chunk_values() const { return static_cast<std::size_t>(chunk_rows * row_size); }
+  bool chunk_full() const { return !held && buffer.size() >= chunk_values(); }
 
-  void write_buffer() {
-    if (buffer.empty() || !set.valid()) return;
-    const hsize_t rows = buffer.size() / row_size;
-    std::vector<hsize_t> dims{rows_written + rows}, start{rows_written}, count{rows};
+  // Appends `rows` (whole rows) to the dataset.
+  void write_rows(const std::vector<double>& rows) {
+    if (rows.empty() || !set.valid()) return;
+    const hsize_t count_rows = rows.size() / row_size;
+    std::vector<hsize_t> dims{rows_written + count_rows}, start{rows_written}, count{count_rows};
     for (const hsize_t d : row_shape) {
       dims.push_back(d);
       start.push_back(0);
@@ -87,15 +98,166 @@ struct Series {
     h5::Handle mem_space(h5::check(H5Screate_simple(static_cast<int>(count.size()), count.data(),
                                                     nullptr), "H5Screate_simple"), H5Sclose);
     h5::check(H5Dwrite(set.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(),
-                       H5P_DEFAULT, buffer.data()), "H5Dwrite");
-    rows_written += rows;
-    buffer.clear();
+                       H5P_DEFAULT, rows.data()), "H5Dwrite");
+    rows_written += count_rows;
   }
 
-  void write_and_flush() {
-    write_buffer();
+  void flush_set() {
     if (set.valid()) h5::check(H5Dflush(set.get()), "H5Dflush");
   }
+};
+
+// The HDF5 side of streaming (between begin_streaming() and end_streaming()), on a thread of its
+// own, so that the integration only copies samples into buffers. The serial HDF5 library is not
+// thread-safe: while this thread runs it makes every HDF5 call, and the main thread makes none
+// until stop() has joined it. Jobs run in the order they were submitted, so a flush writes and
+// flushes the datasets in the same order as a synchronous one (/time last).
+class StreamWriter {
+ public:
+  // `series` null: flush the file. Otherwise append `rows` to it, then H5Dflush it if `flush`.
+  struct Job {
+    Series* series = nullptr;
+    std::vector<double> rows;
+    bool flush = false;
+  };
+
+  StreamWriter() = default;
+  StreamWriter(const StreamWriter&) = delete;
+  StreamWriter& operator=(const StreamWriter&) = delete;
+  ~StreamWriter() { stop(); }
+
+  // Starts the thread, which first gives each of `series` its spare buffers, touched, so that
+  // the integration neither allocates nor page-faults when it hands a chunk over.
+  void start(hid_t file, std::vector<Series*> series) {
+    file_ = file;
+    thread_ = std::thread([this, series = std::move(series)] {
+      prepare_spares(series);
+      run();
+    });
+  }
+  bool running() const { return thread_.joinable(); }
+
+  // Hands `s.buffer` over (to be written and, if `flush`, flushed) and gives `s` an empty buffer
+  // back. Waits while `s` already has max_queued_buffers in the queue: the integration waits only
+  // when the disk does not keep up. Rethrows the writer thread's error, if any.
+  void hand_over(Series& s, bool flush) {
+    std::unique_lock lock(mutex_);
+    written_.wait(lock, [&] { return s.queued < max_queued_buffers || error_; });
+    if (error_) std::rethrow_exception(error_);
+    jobs_.push_back({&s, std::move(s.buffer), flush});
+    ++s.queued;
+    if (!s.spare.empty()) {
+      s.buffer = std::move(s.spare.back());
+      s.spare.pop_back();
+    } else {
+      s.buffer = {};
+      s.buffer.reserve(s.chunk_values());
+    }
+    lock.unlock();
+    queued_.notify_one();
+  }
+
+  void flush_file() {
+    {
+      const std::lock_guard lock(mutex_);
+      jobs_.push_back({});
+    }
+    queued_.notify_one();
+  }
+
+  // Waits until every job handed over is done; rethrows the writer thread's error, if any.
+  void wait() {
+    std::unique_lock lock(mutex_);
+    written_.wait(lock, [&] { return (jobs_.empty() && !busy_) || error_; });
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  // Finishes the queue (after an error: discards it) and joins the thread. Does not throw.
+  void stop() noexcept {
+    if (!thread_.joinable()) return;
+    {
+      const std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    queued_.notify_one();
+    thread_.join();
+  }
+
+  std::exception_ptr error() const {
+    const std::lock_guard lock(mutex_);
+    return error_;
+  }
+
+ private:
+  // A buffer of one dataset exists at most 1 + max_queued_buffers times (filled, queued, spare),
+  // so `spare` never outgrows its reserve.
+  void prepare_spares(const std::vector<Series*>& series) noexcept {
+    try {
+      for (Series* s : series) {
+        for (;;) {
+          {
+            const std::lock_guard lock(mutex_);
+            if (static_cast<int>(s->spare.size()) + s->queued >= max_queued_buffers) break;
+          }
+          std::vector<double> buffer(s->chunk_values());  // zeroed: its pages are touched here
+          buffer.clear();
+          const std::lock_guard lock(mutex_);
+          s->spare.push_back(std::move(buffer));
+        }
+      }
+    } catch (const std::bad_alloc&) {  // only a head start: hand_over() allocates what is missing
+    }
+  }
+
+  void run() {
+    for (;;) {
+      Job job;
+      bool failed = false;
+      {
+        std::unique_lock lock(mutex_);
+        queued_.wait(lock, [&] { return !jobs_.empty() || stopping_; });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+        busy_ = true;
+        failed = error_ != nullptr;
+      }
+      std::exception_ptr error;
+      if (!failed) {  // after an error, jobs are only emptied, never written
+        try {
+          if (job.series == nullptr) {
+            h5::check(H5Fflush(file_, H5F_SCOPE_GLOBAL), "H5Fflush");
+          } else {
+            job.series->write_rows(job.rows);
+            if (job.flush) job.series->flush_set();
+          }
+        } catch (...) {
+          error = std::current_exception();
+        }
+      }
+      {
+        const std::lock_guard lock(mutex_);
+        if (job.series != nullptr) {
+          job.rows.clear();
+          job.series->spare.push_back(std::move(job.rows));
+          --job.series->queued;
+        }
+        if (error && !error_) error_ = error;
+        busy_ = false;
+      }
+      written_.notify_all();
+    }
+  }
+
+  hid_t file_ = H5I_INVALID_HID;
+  std::thread thread_;
+  mutable std::mutex mutex_;
+  std::condition_variable queued_;   // a job was queued, or stop
+  std::condition_variable written_;  // a job was done
+  std::deque<Job> jobs_;
+  bool busy_ = false;  // the writer thread is running a job
+  bool stopping_ = false;
+  std::exception_ptr error_;
 };
 
 struct StateSeries {
@@ -117,6 +279,47 @@ struct TrajectoryWriter::Impl {
   long samples = 0;
   bool streaming = false;      // in SWMR mode
   bool closed_series = false;  // after end_streaming(): no more samples
+  StreamWriter writer;         // runs while streaming
+
+  // Rows pushed to `s`: a full chunk goes to the writer thread while streaming, else to the file.
+  template <class Iterator>
+  void push(Series& s, Iterator first, Iterator last) {
+    s.buffer.insert(s.buffer.end(), first, last);
+    if (!s.chunk_full()) return;
+    if (writer.running()) {
+      writer.hand_over(s, false);
+    } else {
+      s.write_rows(s.buffer);
+      s.buffer.clear();
+    }
+  }
+  void push(Series& s, double v) { push(s, &v, &v + 1); }
+
+  // Every buffered row written and every dataset flushed, then the file (queued to the writer
+  // thread while streaming). /time last, each dataset flushed before the next: a reader of a
+  // killed run takes the length of /time as the number of complete samples, and every other
+  // dataset holds at least as many rows. (/time and the metrics, one double a row, are only
+  // written here.)
+  void flush_all() {
+    auto write_and_flush = [&](Series& s) {
+      if (writer.running()) {
+        writer.hand_over(s, true);
+      } else {
+        s.write_rows(s.buffer);
+        s.buffer.clear();
+        s.flush_set();
+      }
+    };
+    for (StateSeries& ss : states) write_and_flush(ss.series);
+    for (Series& s : metrics) write_and_flush(s);
+    write_and_flush(time);
+    if (writer.running()) {
+      writer.flush_file();
+    } else {
+      h5::check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
+    }
+    last_flush = std::chrono::steady_clock::now();
+  }
 };
 
 TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& layout,
@@ -137,6 +340,11 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
     // The latest file format: needed for single-writer/multiple-reader (SWMR) streaming.
     h5::Handle fapl(h5::check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate"), H5Pclose);
     H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    // No raw-data chunk cache: rows are written once and never read back, so a full chunk goes
+    // from the buffer straight to the file instead of into a freshly zeroed cache slot first.
+    // (Set for the file, not per dataset: H5Fstart_swmr_write reopens the datasets with the
+    // default access properties, which take the file's.)
+    H5Pset_cache(fapl.get(), 0, 521, 0, 0.75);
     const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
     if (file < 0) {
       throw DataFileError(path, 0, fmt::format("{}: cannot write the output file (permission "
@@ -176,6 +384,7 @@ TrajectoryWriter::~TrajectoryWriter() {
     flush();
   } catch (...) {  // a destructor must not throw; the last flush is best effort
   }
+  impl_->writer.stop();  // before the datasets and the file are closed
 }
 
 long TrajectoryWriter::samples() const noexcept { return impl_->samples; }
@@ -248,50 +457,52 @@ void TrajectoryWriter::write_schedule(const std::vector<double>& boundaries) {
 void TrajectoryWriter::append(double t, const State& s, std::span<const double> metrics) {
   Impl& m = *impl_;
   assert(!m.closed_series && "append after end_streaming");
-  m.time.push(t);
+  m.push(m.time, t);
   for (StateSeries& ss : m.states) {
     if (ss.mode.kind == RecordMode::every && m.samples % ss.mode.stride != 0) continue;
     const auto block = m.layout->vector(s, ss.block);
     if (ss.mode.kind == RecordMode::norm) {
-      ss.series.push(block.norm());
+      m.push(ss.series, block.norm());
     } else {
-      ss.series.push(block.data(), block.data() + block.size());
+      m.push(ss.series, block.data(), block.data() + block.size());
     }
   }
-  for (std::size_t i = 0; i < m.metrics.size(); ++i) m.metrics[i].push(metrics[i]);
+  for (std::size_t i = 0; i < m.metrics.size(); ++i) m.push(m.metrics[i], metrics[i]);
   ++m.samples;
   if (m.samples % m.flush_every == 0) {
     const auto now = std::chrono::steady_clock::now();
-    if (std::chrono::duration<double>(now - m.last_flush).count() >= m.flush_seconds) flush();
+    if (std::chrono::duration<double>(now - m.last_flush).count() >= m.flush_seconds) {
+      m.flush_all();  // while streaming: queued, the integration goes on
+    }
   }
 }
 
 void TrajectoryWriter::flush() {
   Impl& m = *impl_;
   if (!m.file.valid()) return;
-  // /time last, each dataset flushed before the next: a reader of a killed run takes the length
-  // of /time as the number of complete samples, and every other dataset holds at least as many
-  // rows. (/time and the metrics, one double a row, are only written here.)
-  for (StateSeries& ss : m.states) ss.series.write_and_flush();
-  for (Series& s : m.metrics) s.write_and_flush();
-  m.time.write_and_flush();
-  h5::check(H5Fflush(m.file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
-  m.last_flush = std::chrono::steady_clock::now();
+  m.flush_all();
+  if (m.writer.running()) m.writer.wait();  // on disk when flush() returns
 }
 
 void TrajectoryWriter::begin_streaming() {
   flush();
   // From here on the file is written in SWMR mode: HDF5 orders its metadata writes so that the
   // file on disk is readable at every moment, by h5py (swmr=True) or `learnflow info`, even
-  // after a SIGKILL. No object can be created until end_streaming().
+  // after a SIGKILL. No object can be created until end_streaming(). The writer thread makes
+  // every HDF5 call from here to end_streaming().
   h5::check(H5Fstart_swmr_write(impl_->file.get()), "H5Fstart_swmr_write");
   impl_->streaming = true;
+  std::vector<Series*> chunked;  // the series that hand over full chunks
+  for (StateSeries& ss : impl_->states) chunked.push_back(&ss.series);
+  impl_->writer.start(impl_->file.get(), std::move(chunked));
 }
 
 void TrajectoryWriter::end_streaming() {
   Impl& m = *impl_;
   if (!m.streaming) return;
-  flush();
+  m.flush_all();
+  m.writer.stop();  // the queue finished: HDF5 is the main thread's again
+  if (const std::exception_ptr error = m.writer.error()) std::rethrow_exception(error);
   // Close every dataset, then the file, and reopen it normally to add /solver, /waves, …
   m.time.set.reset();
   for (StateSeries& ss : m.states) ss.series.set.reset();

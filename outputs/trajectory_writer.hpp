@@ -3,7 +3,9 @@
 // while the run goes on, flushed after a multiple of `flush_every` samples once `flush_seconds`
 // have passed since the previous flush, so that the file of a killed run is readable up to its
 // last flush. Each state block is buffered for at most one chunk; /time and the metrics (one
-// double per sample) until the next flush.
+// double per sample) until the next flush. While streaming, a thread of the writer makes the HDF5
+// calls: full chunks and flushes are queued to it (at most two chunks of a dataset at a time), so
+// the integration waits for the disk only when the disk falls behind.
 #include <memory>
 #include <span>
 #include <string>

@@ -2,6 +2,8 @@
 
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 
 namespace lf {
@@ -9,6 +11,69 @@ namespace {
 
 constexpr std::array<std::string_view, 7> names = {"tanh", "logistic", "relu", "leaky_relu",
                                                    "softplus", "linear", "asinh"};
+
+// tanh of doubles, two at a time (Eigen 3.4 has no packet tanh for double; std::tanh per element
+// took ~16% of a leaky RHS). GCC/Clang vector extensions: SSE2 on x86-64, NEON on AArch64.
+// The algorithm is Cephes' tanh (S. L. Moshier): for |x| < 0.625, |x| + |x|³·P(x²)/Q(x²); above,
+// 1 − 2/(e^{2|x|} + 1), with Cephes' exp (the Padé form Eigen's pexp also uses) but a cheaper
+// 2^n: n = round(2|x|/ln 2) by the 1.5·2⁵² trick (needs round-to-nearest and no -ffast-math), and
+// 2^n built in the exponent bits (2|x| is capped at 40, where tanh is 1 to double precision, so
+// 0 <= n <= 58). Both branches are computed and one is selected per lane; the two share their
+// last division. Error: <= 1.5 ulp (measured against tanhl), <= 2 ulp from glibc's std::tanh;
+// the sign is put back last (tanh is odd), so −0 gives −0, NaN stays NaN and ±inf gives ±1.
+using Doubles = double __attribute__((vector_size(16)));
+using Integers = std::int64_t __attribute__((vector_size(16)));
+constexpr Eigen::Index lanes = sizeof(Doubles) / sizeof(double);
+
+Doubles tanh_lanes(Doubles x) {
+  const Integers sign_bit = Integers{} + std::numeric_limits<std::int64_t>::min();
+  const Integers sign = reinterpret_cast<Integers>(x) & sign_bit;
+  const Doubles ax = reinterpret_cast<Doubles>(reinterpret_cast<Integers>(x) & ~sign_bit);
+  const Doubles x2 = x * x;
+  const Doubles p = (-9.64399179425052238628e-1 * x2 - 9.92877231001918586564e1) * x2
+                    - 1.61468768441708447952e3;
+  const Doubles q = ((x2 + 1.12811678491632931402e2) * x2 + 2.23548839060100448583e3) * x2
+                    + 4.84406305325125486048e3;
+  // e^y = 2^n e^g, y = n ln 2 + g (ln 2 in two parts), e^g = 1 + 2 g P(g²)/(Q(g²) − g P(g²)).
+  const Doubles y = ax + ax > 40.0 ? Doubles{} + 40.0 : ax + ax;  // NaN stays NaN
+  const Doubles round = Doubles{} + 6755399441055744.0;            // 1.5·2⁵²
+  const Doubles shifted = y * 1.4426950408889634073599 + round;    // n in the low mantissa bits
+  const Doubles n = shifted - round;
+  const Doubles two_to_n =
+      reinterpret_cast<Doubles>((reinterpret_cast<Integers>(shifted) + 1023) << 52);
+  const Doubles g = (y - n * 0.693145751953125) - n * 1.42860682030941723212e-6;
+  const Doubles g2 = g * g;
+  const Doubles pe = ((1.26177193074810590878e-4 * g2 + 3.02994407707441961300e-2) * g2
+                      + 9.99999999999999999910e-1) * g;
+  const Doubles qe = ((3.00198505138664455042e-6 * g2 + 2.52448340349684104192e-3) * g2
+                      + 2.27265548208155028766e-1) * g2 + 2.00000000000000000009e0;
+  const Doubles exp_y = two_to_n * (1.0 + (pe + pe) / (qe - pe));
+  // Both branches as a + b·(num/den).
+  const Integers small = ax < 0.625;
+  const Doubles a = small ? ax : Doubles{} + 1.0;
+  const Doubles b = small ? ax * x2 : Doubles{} - 1.0;
+  const Doubles num = small ? p : Doubles{} + 2.0;
+  const Doubles den = small ? q : exp_y + 1.0;
+  return reinterpret_cast<Doubles>(reinterpret_cast<Integers>(a + b * (num / den)) | sign);
+}
+
+// out = tanh(a); they may alias. A tail shorter than `lanes` goes through padded lanes too, so
+// that each value depends only on its argument, never on its position or the vector's length.
+void tanh_vectorised(const double* a, double* out, Eigen::Index n) {
+  Eigen::Index i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    Doubles x;
+    std::memcpy(&x, a + i, sizeof x);
+    x = tanh_lanes(x);
+    std::memcpy(out + i, &x, sizeof x);
+  }
+  if (i < n) {
+    Doubles x{};
+    std::memcpy(&x, a + i, static_cast<std::size_t>(n - i) * sizeof(double));
+    x = tanh_lanes(x);
+    std::memcpy(out + i, &x, static_cast<std::size_t>(n - i) * sizeof(double));
+  }
+}
 
 // log(1 + e^a) without overflow for large a.
 double softplus(double a) { return a > 30.0 ? a : std::log1p(std::exp(a)); }
@@ -31,7 +96,7 @@ std::span<const std::string_view> activation_names() { return names; }
 
 void activate(Activation f, Eigen::Ref<const Eigen::VectorXd> a, Eigen::Ref<Eigen::VectorXd> out) {
   switch (f) {
-    case Activation::tanh: out = a.array().tanh(); break;
+    case Activation::tanh: tanh_vectorised(a.data(), out.data(), a.size()); break;
     case Activation::logistic: out = a.unaryExpr([](double v) { return logistic(v); }); break;
     case Activation::relu: out = a.array().max(0.0); break;
     case Activation::leaky_relu:
@@ -47,7 +112,8 @@ void activate_derivative(Activation f, Eigen::Ref<const Eigen::VectorXd> a,
                          Eigen::Ref<Eigen::VectorXd> out) {
   switch (f) {
     case Activation::tanh:
-      out = a.unaryExpr([](double v) { const double th = std::tanh(v); return 1.0 - th * th; });
+      tanh_vectorised(a.data(), out.data(), a.size());
+      out = 1.0 - out.array().square();
       break;
     case Activation::logistic:
       out = a.unaryExpr([](double v) { const double s = logistic(v); return s * (1.0 - s); });
