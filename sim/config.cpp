@@ -50,6 +50,11 @@ std::optional<std::string> closest(std::string_view word, const auto& candidates
 
 }  // namespace
 
+std::optional<std::string> closest_name(std::string_view word,
+                                        const std::vector<std::string>& candidates) {
+  return closest(word, candidates);
+}
+
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;

@@ -57,5 +57,8 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
 
 // Levenshtein distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
+// The candidate closest to `word`, if it is close enough to be a plausible typo.
+std::optional<std::string> closest_name(std::string_view word,
+                                        const std::vector<std::string>& candidates);
 
 }  // namespace lf

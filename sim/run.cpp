@@ -150,18 +150,12 @@ void check_record_keys(const OutputSpec& output, const StateLayout& layout) {
     std::vector<std::string> names;
     for (const Block& b : layout.blocks()) names.push_back(b.name());
     if (std::find(names.begin(), names.end(), key) != names.end()) continue;
-    std::string suggestion, list;
-    std::size_t best = std::max<std::size_t>(3, key.size() / 3) + 1;
-    for (const std::string& name : names) {
-      list += (list.empty() ? "" : ", ") + name;
-      if (const std::size_t d = edit_distance(key, name); d < best) {
-        best = d;
-        suggestion = fmt::format(" (did you mean '{}'?)", name);
-      }
-    }
+    const auto guess = closest_name(key, names);
     throw ConfigError("output.record." + key, "",
                       fmt::format("output.record.\"{}\": the model has no state block '{}'{} "
-                                  "(blocks: {})", key, key, suggestion, list));
+                                  "(blocks: {})", key, key,
+                                  guess ? fmt::format(" (did you mean '{}'?)", *guess) : "",
+                                  fmt::join(names, ", ")));
   }
 }
 
