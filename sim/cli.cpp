@@ -209,6 +209,11 @@ int run_cli(int argc, char** argv) {
   } catch (const InputError& e) {
     print_error(e.what());
     return exit_bad_input;
+  } catch (const std::exception& e) {
+    // An HDF5 or system failure while writing (a full disk, a vanished directory): the output
+    // cannot be written, which the CLI reports like an unwritable output path.
+    print_error(fmt::format("cannot write the output: {}", e.what()));
+    return exit_bad_input;
   }
   return exit_bad_input;
 }
