@@ -23,10 +23,8 @@ constexpr std::array<ModelInfo, 4> infos = {{
 }};
 
 Loss parse_loss(const ConfigSection& s) {
-  const std::string loss = s.string("loss", "squared");
-  if (loss == "squared") return Loss::squared;
-  if (loss == "cross_entropy") return Loss::cross_entropy;
-  s.fail("loss", fmt::format("unknown loss '{}' (choose one of: squared, cross_entropy)", loss));
+  return s.choice<Loss>("loss", "squared",
+                        {{"squared", Loss::squared}, {"cross_entropy", Loss::cross_entropy}});
 }
 
 LeakyParams parse_leaky(const ConfigSection& s) {
@@ -42,14 +40,11 @@ CostateParams parse_costate(const ConfigSection& s) {
   p.tau_x = s.positive("tau_x", p.tau_x);
   p.tau_lambda = s.positive("tau_lambda", p.tau_lambda);
   p.gamma = s.positive("gamma", p.gamma);
-  p.kappa = s.number("kappa", p.kappa);
-  if (p.kappa < 0.0) s.fail("kappa", fmt::format("must be >= 0, got {}", p.kappa));
+  p.kappa = s.non_negative("kappa", p.kappa);
   p.plastic_bias = s.boolean("plastic_bias", p.plastic_bias);
   p.loss = parse_loss(s);
-  const std::string mode = s.string("mode", "diffusion");
-  if (mode == "diffusion") p.mode = CostateMode::diffusion;
-  else if (mode == "adjoint") p.mode = CostateMode::adjoint;
-  else s.fail("mode", fmt::format("unknown mode '{}' (choose one of: diffusion, adjoint)", mode));
+  p.mode = s.choice<CostateMode>("mode", "diffusion", {{"diffusion", CostateMode::diffusion},
+                                                       {"adjoint", CostateMode::adjoint}});
   return p;
 }
 
@@ -58,33 +53,23 @@ DtpParams parse_dtp(const ConfigSection& s) {
   p.tau_h = s.positive("tau_h", p.tau_h);
   p.tau_r = s.positive("tau_r", p.tau_r);
   p.beta = s.positive("beta", p.beta);
-  const std::string correction = s.string("correction", "decoder_output");
-  if (correction == "decoder_output") p.correction = TargetCorrection::decoder_output;
-  else if (correction == "decoder_input") p.correction = TargetCorrection::decoder_input;
-  else s.fail("correction", fmt::format("unknown correction '{}' (choose one of: decoder_output, "
-                                        "decoder_input)", correction));
+  p.correction = s.choice<TargetCorrection>(
+      "correction", "decoder_output",
+      {{"decoder_output", TargetCorrection::decoder_output},
+       {"decoder_input", TargetCorrection::decoder_input}});
   const std::int64_t iterations = s.integer("iterations", 0);
   if (iterations < 0) s.fail("iterations", fmt::format("must be >= 0, got {}", iterations));
   p.iterations = static_cast<int>(iterations);
-  const std::string update = s.string("update", "dtp1");
-  if (update == "none") p.update = DtpUpdate::none;
-  else if (update == "dtp1") p.update = DtpUpdate::dtp1;
-  else if (update == "dtp") p.update = DtpUpdate::dtp;
-  else if (update == "flow") p.update = DtpUpdate::flow;
-  else s.fail("update", fmt::format("unknown update '{}' (choose one of: none, dtp1, dtp, flow)", update));
-  p.eta = s.number("eta", p.eta);
-  if (p.eta < 0.0) s.fail("eta", fmt::format("must be >= 0, got {}", p.eta));
-  p.decay = s.number("decay", p.decay);
-  if (p.decay < 0.0) s.fail("decay", fmt::format("must be >= 0, got {}", p.decay));
-  const std::string decoders = s.string("decoders", "pinv");
-  if (decoders == "pinv") p.decoders = DecoderKind::pinv;
-  else if (decoders == "random") p.decoders = DecoderKind::random;
-  else if (decoders == "exact") p.decoders = DecoderKind::exact;
-  else s.fail("decoders", fmt::format("unknown decoders '{}' (choose one of: pinv, random, exact)", decoders));
-  p.decoder_noise = s.number("decoder_noise", p.decoder_noise);
-  if (p.decoder_noise < 0.0) s.fail("decoder_noise", fmt::format("must be >= 0, got {}", p.decoder_noise));
-  p.decoder_rate = s.number("decoder_rate", p.decoder_rate);
-  if (p.decoder_rate < 0.0) s.fail("decoder_rate", fmt::format("must be >= 0, got {}", p.decoder_rate));
+  p.update = s.choice<DtpUpdate>("update", "dtp1",
+                                 {{"none", DtpUpdate::none}, {"dtp1", DtpUpdate::dtp1},
+                                  {"dtp", DtpUpdate::dtp}, {"flow", DtpUpdate::flow}});
+  p.eta = s.non_negative("eta", p.eta);
+  p.decay = s.non_negative("decay", p.decay);
+  p.decoders = s.choice<DecoderKind>("decoders", "pinv",
+                                     {{"pinv", DecoderKind::pinv}, {"random", DecoderKind::random},
+                                      {"exact", DecoderKind::exact}});
+  p.decoder_noise = s.non_negative("decoder_noise", p.decoder_noise);
+  p.decoder_rate = s.non_negative("decoder_rate", p.decoder_rate);
   if (p.decoder_rate > 0.0 && p.decoders == DecoderKind::exact) {
     s.fail("decoder_rate", "exact decoders are not learned: set decoder_rate = 0 or decoders = \"pinv\"");
   }
@@ -97,14 +82,10 @@ GaitpropParams parse_gaitprop(const ConfigSection& s) {
   p.tau_h = s.positive("tau_h", p.tau_h);
   p.tau_r = s.positive("tau_r", p.tau_r);
   p.gamma = s.positive("gamma", p.gamma);
-  p.eta = s.number("eta", p.eta);
-  if (p.eta < 0.0) s.fail("eta", fmt::format("must be >= 0, got {}", p.eta));
-  p.lambda_orth = s.number("lambda_orth", p.lambda_orth);
-  if (p.lambda_orth < 0.0) s.fail("lambda_orth", fmt::format("must be >= 0, got {}", p.lambda_orth));
-  const std::string mode = s.string("mode", "continuous");
-  if (mode == "continuous") p.mode = GaitpropMode::continuous;
-  else if (mode == "discrete") p.mode = GaitpropMode::discrete;
-  else s.fail("mode", fmt::format("unknown mode '{}' (choose one of: continuous, discrete)", mode));
+  p.eta = s.non_negative("eta", p.eta);
+  p.lambda_orth = s.non_negative("lambda_orth", p.lambda_orth);
+  p.mode = s.choice<GaitpropMode>("mode", "continuous", {{"continuous", GaitpropMode::continuous},
+                                                         {"discrete", GaitpropMode::discrete}});
   p.loss = parse_loss(s);
   return p;
 }

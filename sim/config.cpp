@@ -132,6 +132,12 @@ double ConfigSection::positive(std::string_view key, std::optional<double> fallb
   return v;
 }
 
+double ConfigSection::non_negative(std::string_view key, std::optional<double> fallback) const {
+  const double v = number(key, fallback);
+  if (v < 0.0) fail(key, fmt::format("must be >= 0, got {}", v));
+  return v;
+}
+
 std::int64_t ConfigSection::integer(std::string_view key, std::optional<std::int64_t> fallback) const {
   const toml::node* n = node(key);
   if (n == nullptr) {
@@ -321,8 +327,7 @@ InitSpec read_init(const ConfigSection& network) {
     s.fail("weights", fmt::format("unknown initialisation '{}' (choose one of: {})", init.weights,
                                   join(schemes)));
   }
-  init.scale = s.number("scale", init.scale);
-  if (init.scale < 0.0) s.fail("scale", fmt::format("must be >= 0, got {}", init.scale));
+  init.scale = s.non_negative("scale", init.scale);
   init.bias = s.string("bias", init.bias);
   if (init.bias != "zeros" && init.bias != "normal" && init.bias != "file") {
     s.fail("bias", fmt::format("unknown bias initialisation '{}' (choose one of: zeros, normal, "
@@ -628,8 +633,7 @@ IntegratorSpec read_integrator(const ConfigSection& s) {
                                   join(names)));
   }
   it.rtol = s.positive("rtol", it.rtol);
-  it.atol = s.number("atol", it.atol);
-  if (it.atol < 0.0) s.fail("atol", fmt::format("must be >= 0, got {}", it.atol));
+  it.atol = s.non_negative("atol", it.atol);
   it.dt0 = s.number("dt0", it.dt0);
   if (it.dt0 < 0.0) s.fail("dt0", fmt::format("must be >= 0 (0: automatic), got {}", it.dt0));
   it.dt_max = s.positive("dt_max", it.dt_max);
@@ -669,10 +673,7 @@ OutputSpec read_output(const ConfigSection& s, bool residual_by_default) {
   const std::int64_t flush = s.integer("flush_every", out.flush_every);
   if (flush <= 0) s.fail("flush_every", fmt::format("must be > 0, got {}", flush));
   out.flush_every = static_cast<long>(flush);
-  out.flush_seconds = s.number("flush_seconds", out.flush_seconds);
-  if (out.flush_seconds < 0.0) {
-    s.fail("flush_seconds", fmt::format("must be >= 0, got {}", out.flush_seconds));
-  }
+  out.flush_seconds = s.non_negative("flush_seconds", out.flush_seconds);
   out.residual = s.boolean("residual", out.residual);
   if (const toml::node* n = s.node("record")) {
     const toml::table* t = n->as_table();

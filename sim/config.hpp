@@ -5,7 +5,9 @@
 #include <toml++/toml.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
+#include <utility>
 #include <set>
 #include <string>
 #include <string_view>
@@ -22,6 +24,11 @@ class ConfigSection {
   bool has(std::string_view key) const;
   double number(std::string_view key, std::optional<double> fallback = std::nullopt) const;
   double positive(std::string_view key, std::optional<double> fallback = std::nullopt) const;
+  double non_negative(std::string_view key, std::optional<double> fallback = std::nullopt) const;
+  // A string key that names one of `choices`, returned as its value; `fallback` is a name.
+  template <class T>
+  T choice(std::string_view key, std::string_view fallback,
+           std::initializer_list<std::pair<std::string_view, T>> choices) const;
   std::int64_t integer(std::string_view key, std::optional<std::int64_t> fallback = std::nullopt) const;
   bool boolean(std::string_view key, std::optional<bool> fallback = std::nullopt) const;
   std::string string(std::string_view key, std::optional<std::string> fallback = std::nullopt) const;
@@ -46,6 +53,18 @@ class ConfigSection {
   std::string file_;
   mutable std::set<std::string, std::less<>> known_;
 };
+
+template <class T>
+T ConfigSection::choice(std::string_view key, std::string_view fallback,
+                        std::initializer_list<std::pair<std::string_view, T>> choices) const {
+  const std::string name = string(key, std::string(fallback));
+  std::string names;
+  for (const auto& [candidate, value] : choices) {
+    if (candidate == name) return value;
+    names += (names.empty() ? "" : ", ") + std::string(candidate);
+  }
+  fail(key, "unknown " + std::string(key) + " '" + name + "' (choose one of: " + names + ")");
+}
 
 // Applies "key.path=value" overrides to a parsed config: the value is parsed as TOML, and read as
 // a bare string when it is not valid TOML (so --set model.type=leaky works). Throws ConfigError.
