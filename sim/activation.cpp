@@ -12,20 +12,24 @@ namespace {
 constexpr std::array<std::string_view, 7> names = {"tanh", "logistic", "relu", "leaky_relu",
                                                    "softplus", "linear", "asinh"};
 
-// tanh of doubles, two at a time (Eigen 3.4 has no packet tanh for double; std::tanh per element
-// took ~16% of a leaky RHS). GCC/Clang vector extensions: SSE2 on x86-64, NEON on AArch64.
-// The algorithm is Cephes' tanh (S. L. Moshier): for |x| < 0.625, |x| + |x|³·P(x²)/Q(x²); above,
-// 1 − 2/(e^{2|x|} + 1), with Cephes' exp (the Padé form Eigen's pexp also uses) but a cheaper
-// 2^n: n = round(2|x|/ln 2) by the 1.5·2⁵² trick (needs round-to-nearest and no -ffast-math), and
-// 2^n built in the exponent bits (2|x| is capped at 40, where tanh is 1 to double precision, so
-// 0 <= n <= 58). Both branches are computed and one is selected per lane; the two share their
-// last division. Error: <= 1.5 ulp (measured against tanhl), <= 2 ulp from glibc's std::tanh;
-// the sign is put back last (tanh is odd), so −0 gives −0, NaN stays NaN and ±inf gives ±1.
-using Doubles = double __attribute__((vector_size(16)));
-using Integers = std::int64_t __attribute__((vector_size(16)));
-constexpr Eigen::Index lanes = sizeof(Doubles) / sizeof(double);
-
-Doubles tanh_lanes(Doubles x) {
+// tanh of doubles, several at a time (Eigen 3.4 has no packet tanh for double; std::tanh per
+// element took ~16% of a leaky RHS). GCC/Clang vector extensions: SSE2 or AVX2 on x86-64, NEON on
+// AArch64. The algorithm is Cephes' tanh (S. L. Moshier): for |x| < 0.625,
+// |x| + |x|³·P(x²)/Q(x²); above, 1 − 2/(e^{2|x|} + 1), with Cephes' exp (the Padé form Eigen's
+// pexp also uses) but a cheaper 2^n: n = round(2|x|/ln 2) by the 1.5·2⁵² trick (needs
+// round-to-nearest and no -ffast-math), and 2^n built in the exponent bits (2|x| is capped at 40,
+// where tanh is 1 to double precision, so 0 <= n <= 58). Both branches are computed and one is
+// selected per lane; the two share their last division. (Folding the exp's division into that
+// one saves ~7% of the time but costs accuracy: 1.504 ulp from tanhl.) Error: <= 1.5 ulp
+// (measured against tanhl), <= 2 ulp from glibc's std::tanh; the sign is put back last (tanh is
+// odd), so −0 gives −0, NaN stays NaN and ±inf gives ±1.
+//
+// Every lane goes through the same IEEE operations (no FMA: none is enabled, and ISO C++ mode
+// does not contract), so the 2-lane baseline kernel and the 4-lane AVX2 kernel, chosen at run
+// time by what the CPU supports, give the same bits (tested).
+// In place (a reference, not a vector by value: no ABI question for the AVX2 width).
+template <class Doubles, class Integers>
+[[gnu::always_inline]] inline void tanh_lanes(Doubles& x) {
   const Integers sign_bit = Integers{} + std::numeric_limits<std::int64_t>::min();
   const Integers sign = reinterpret_cast<Integers>(x) & sign_bit;
   const Doubles ax = reinterpret_cast<Doubles>(reinterpret_cast<Integers>(x) & ~sign_bit);
@@ -34,7 +38,7 @@ Doubles tanh_lanes(Doubles x) {
                     - 1.61468768441708447952e3;
   const Doubles q = ((x2 + 1.12811678491632931402e2) * x2 + 2.23548839060100448583e3) * x2
                     + 4.84406305325125486048e3;
-  // e^y = 2^n e^g, y = n ln 2 + g (ln 2 in two parts), e^g = 1 + 2 g P(g²)/(Q(g²) − g P(g²)).
+  // y = n ln 2 + g (ln 2 in two parts).
   const Doubles y = ax + ax > 40.0 ? Doubles{} + 40.0 : ax + ax;  // NaN stays NaN
   const Doubles round = Doubles{} + 6755399441055744.0;            // 1.5·2⁵²
   const Doubles shifted = y * 1.4426950408889634073599 + round;    // n in the low mantissa bits
@@ -54,25 +58,58 @@ Doubles tanh_lanes(Doubles x) {
   const Doubles b = small ? ax * x2 : Doubles{} - 1.0;
   const Doubles num = small ? p : Doubles{} + 2.0;
   const Doubles den = small ? q : exp_y + 1.0;
-  return reinterpret_cast<Doubles>(reinterpret_cast<Integers>(a + b * (num / den)) | sign);
+  x = reinterpret_cast<Doubles>(reinterpret_cast<Integers>(a + b * (num / den)) | sign);
 }
 
-// out = tanh(a); they may alias. A tail shorter than `lanes` goes through padded lanes too, so
-// that each value depends only on its argument, never on its position or the vector's length.
-void tanh_vectorised(const double* a, double* out, Eigen::Index n) {
+// out = tanh(a) with `Doubles` vectors; they may alias. A tail shorter than a vector goes through
+// padded lanes too, so that each value depends only on its argument, never on its position or
+// the vector's length.
+template <class Doubles, class Integers>
+[[gnu::always_inline]] inline void tanh_loop(const double* a, double* out, Eigen::Index n) {
+  constexpr Eigen::Index lanes = sizeof(Doubles) / sizeof(double);
   Eigen::Index i = 0;
   for (; i + lanes <= n; i += lanes) {
     Doubles x;
     std::memcpy(&x, a + i, sizeof x);
-    x = tanh_lanes(x);
+    tanh_lanes<Doubles, Integers>(x);
     std::memcpy(out + i, &x, sizeof x);
   }
   if (i < n) {
     Doubles x{};
     std::memcpy(&x, a + i, static_cast<std::size_t>(n - i) * sizeof(double));
-    x = tanh_lanes(x);
+    tanh_lanes<Doubles, Integers>(x);
     std::memcpy(out + i, &x, static_cast<std::size_t>(n - i) * sizeof(double));
   }
+}
+
+using Doubles2 = double __attribute__((vector_size(16)));
+using Integers2 = std::int64_t __attribute__((vector_size(16)));
+using Doubles4 = double __attribute__((vector_size(32)));
+using Integers4 = std::int64_t __attribute__((vector_size(32)));
+
+void tanh_baseline(const double* a, double* out, Eigen::Index n) {
+  tanh_loop<Doubles2, Integers2>(a, out, n);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define LEARNFLOW_TANH_AVX2 1
+[[gnu::target("avx2")]] void tanh_avx2(const double* a, double* out, Eigen::Index n) {
+  tanh_loop<Doubles4, Integers4>(a, out, n);
+}
+#endif
+
+using TanhFunction = void (*)(const double*, double*, Eigen::Index);
+
+TanhFunction best_tanh() {
+#ifdef LEARNFLOW_TANH_AVX2
+  if (__builtin_cpu_supports("avx2")) return tanh_avx2;
+#endif
+  return tanh_baseline;
+}
+
+void tanh_vectorised(const double* a, double* out, Eigen::Index n) {
+  static const TanhFunction kernel = best_tanh();
+  kernel(a, out, n);
 }
 
 // log(1 + e^a) without overflow for large a.
@@ -80,6 +117,14 @@ double softplus(double a) { return a > 30.0 ? a : std::log1p(std::exp(a)); }
 double logistic(double a) { return 1.0 / (1.0 + std::exp(-a)); }
 
 }  // namespace
+
+std::vector<TanhKernel> tanh_kernels() {
+  std::vector<TanhKernel> kernels{{"baseline", tanh_baseline}};
+#ifdef LEARNFLOW_TANH_AVX2
+  if (__builtin_cpu_supports("avx2")) kernels.push_back({"avx2", tanh_avx2});
+#endif
+  return kernels;
+}
 
 bool parse_activation(std::string_view name, Activation& out) {
   for (std::size_t i = 0; i < names.size(); ++i) {

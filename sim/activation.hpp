@@ -4,6 +4,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lf {
 
@@ -28,5 +29,13 @@ void activate_derivative(Activation f, Eigen::Ref<const Eigen::VectorXd> a,
 bool invertible(Activation f);
 void activate_inverse(Activation f, Eigen::Ref<const Eigen::VectorXd> y,
                       Eigen::Ref<Eigen::VectorXd> out);
+
+// The tanh kernels this CPU can run, baseline first; `activate` uses the last. They give the same
+// bits (each lane goes through the same IEEE operations); exposed so that tests can check that.
+struct TanhKernel {
+  std::string_view name;
+  void (*apply)(const double* a, double* out, Eigen::Index n);
+};
+std::vector<TanhKernel> tanh_kernels();
 
 }  // namespace lf

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -99,4 +100,36 @@ TEST_CASE("activations: vectorised tanh against std::tanh") {
   CHECK(out[3] == -1.0);
   CHECK(out[4] == 1.0);
   CHECK(std::isnan(out[5]));  // a non-finite state must stay visible (DESIGN §8)
+}
+
+// The kernels are chosen at run time by the CPU (2-lane baseline, 4-lane AVX2); a run must give the
+// same bits on either, so every kernel this CPU has must match the baseline bit for bit, tails
+// of every length included.
+TEST_CASE("activations: every tanh kernel gives the baseline's bits") {
+  std::vector<double> args;
+  for (double x = -25.0; x <= 25.0; x += 1.0 / 1024.0 + 1e-9) args.push_back(x);
+  for (double x = 0.62; x <= 0.63; x += 1e-6) args.push_back(x);
+  for (double m = 1e-300; m < 1.0; m *= 1.9) args.push_back(-m);
+  args.insert(args.end(), {0.0, -0.0, HUGE_VAL, -HUGE_VAL, std::numeric_limits<double>::quiet_NaN()});
+  const auto kernels = tanh_kernels();
+  REQUIRE(!kernels.empty());
+  CHECK(kernels.front().name == "baseline");
+  const auto n = static_cast<Eigen::Index>(args.size());
+  std::vector<double> reference(args.size());
+  kernels.front().apply(args.data(), reference.data(), n);
+  auto same_bits = [](double u, double v) { return std::memcmp(&u, &v, sizeof u) == 0; };
+  for (const TanhKernel& kernel : kernels) {
+    CAPTURE(kernel.name);
+    std::vector<double> out(args.size());
+    kernel.apply(args.data(), out.data(), n);
+    long mismatches = 0;
+    for (std::size_t i = 0; i < args.size(); ++i) mismatches += !same_bits(out[i], reference[i]);
+    CHECK(mismatches == 0);
+    for (Eigen::Index len = 1; len <= 9; ++len) {  // tails: each value depends only on its argument
+      std::vector<double> part(static_cast<std::size_t>(len));
+      kernel.apply(args.data() + 101, part.data(), len);
+      for (Eigen::Index k = 0; k < len; ++k) CHECK(same_bits(part[k], reference[101 + k]));
+    }
+  }
+  MESSAGE("tanh kernels on this CPU: " << kernels.size() << " (last: " << kernels.back().name << ")");
 }
