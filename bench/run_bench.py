@@ -378,6 +378,17 @@ def run_learnflow(driver, config, output, overrides=(), threads=1, repeats=5, wa
     return json.loads(proc.stdout)
 
 
+def pool_runs(a, b):
+    """The runs of two driver results of the same experiment as one result (medians redone)."""
+    pooled = dict(a)
+    for key in ("wall_seconds", "execute_seconds", "execute_cpu_seconds", "close_seconds"):
+        pooled[key] = a[key] + b[key]
+    pooled["repeats"] = a["repeats"] + b["repeats"]
+    pooled["median_seconds"] = statistics.median(pooled["wall_seconds"])
+    pooled["seconds_per_rhs"] = pooled["median_seconds"] / pooled["rhs_evals"]
+    return pooled
+
+
 def final_state(run_file):
     """x(t_end) of every non-input population, concatenated in population order."""
     import h5py
@@ -505,15 +516,23 @@ def main():
         results["numpy"], results["scipy"], results["blas"] = sp["numpy"], sp["scipy"], sp["blas"]
 
     # Recording overhead: P1 (L = 8, n = 256), every neuron at sample_dt = 0.01 against none.
+    # The two are interleaved, in rounds of a few runs each, the order alternating between
+    # rounds, and each one's runs pooled: a shared machine drifts by more than the 10% measured
+    # here over the seconds that all repeats of one and then all of the other would take.
     rec_name = p1_name(8, 256)
     rec = {}
-    for mode in ("all", "none"):
-        print(f"[{time.perf_counter() - started:6.1f} s] recording x = {mode}", file=sys.stderr)
-        rec[mode] = run_learnflow(driver, PROBLEMS / f"{rec_name}.toml",
-                                  out / f"{rec_name}_record_{mode}.h5", threads=T,
-                                  overrides=["output.sample_dt=0.01",
-                                             f'output.record={{ x = "{mode}" }}'],
-                                  repeats=repeats, warmup=warmup)
+    rounds = repeats
+    per_round = 1 if args.quick else 3
+    for r in range(rounds):
+        for mode in (("all", "none") if r % 2 == 0 else ("none", "all")):
+            print(f"[{time.perf_counter() - started:6.1f} s] recording x = {mode}, round "
+                  f"{r + 1}/{rounds}", file=sys.stderr)
+            run = run_learnflow(driver, PROBLEMS / f"{rec_name}.toml",
+                                out / f"{rec_name}_record_{mode}.h5", threads=T,
+                                overrides=["output.sample_dt=0.01",
+                                           f'output.record={{ x = "{mode}" }}'],
+                                repeats=per_round, warmup=warmup)
+            rec[mode] = pool_runs(rec[mode], run) if mode in rec else run
     results["recording"] = rec
 
     # Threads: P1 (L = 4, n = 1000), 1 thread against 2.
@@ -575,6 +594,12 @@ def print_table(results, rec, thr, args, out):
         print(f"{'':<22} reference: rkf78 {p['reference']['steps']} steps, "
               f"{p['reference']['median_seconds']:.3g} s; |reference - SciPy DOP853 1e-12| = "
               f"{p['reference_check']:.2e} (max |x| = {p['final_norm']:.3g})")
+        if lf["floor"]:
+            fl = lf["floor"]
+            single = fl["single_rhs_seconds"]
+            print(f"{'':<22} floor: median of {fl['batches']} batches of {fl['batch_size']} RHS "
+                  f"(>= 2 ms each, like a run); median of single RHS {fmt_us(single)} us "
+                  f"(RHS/that = {lf['seconds_per_rhs'] / single:.2f})")
         if name.startswith("p1"):
             acc = p["error_learnflow"] <= p["error_scipy"]
             checks.append((ratio >= 1.3 and acc,
@@ -595,11 +620,12 @@ def print_table(results, rec, thr, args, out):
     a, n = rec["all"], rec["none"]
     overhead = a["median_seconds"] / n["median_seconds"] - 1.0
     closing = statistics.median(a["close_seconds"]) - statistics.median(n["close_seconds"])
-    print(f"recording, P1 L=8 n=256, sample_dt = 0.01 ({a['samples']} samples):")
+    print(f"recording, P1 L=8 n=256, sample_dt = 0.01 ({a['samples']} samples; {a['repeats']} runs "
+          f"of each, interleaved in rounds):")
     for mode, m in (('"all"', a), ('"none"', n)):
         print(f"  x = {mode:<7}: median {m['median_seconds']:.4g} s, cpu "
               f"{100 * cpu_share(m, m['threads']):.0f}%  (runs "
-              f"{', '.join(f'{t:.4g}' for t in m['wall_seconds'])})")
+              f"{', '.join(f'{t:.3g}' for t in m['wall_seconds'])})")
     print(f"  overhead {100 * overhead:+.1f}% of the integration; closing the file adds "
           f"{1e3 * closing:.3g} ms more for \"all\"")
     base = results["problems"].get(rec_name := p1_name(8, 256), {}).get("learnflow")
