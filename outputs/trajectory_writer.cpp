@@ -9,14 +9,19 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <thread>
 #if defined(__x86_64__) || defined(_M_X64)
 #include <emmintrin.h>
+#endif
+#if defined(__linux__)
+#include <sys/mman.h>
 #endif
 
 #include "outputs/h5util.hpp"
@@ -33,54 +38,125 @@ constexpr int max_queued_buffers = 2;
 // Above this many entries a sparse projection's dense matrix is not written to /parameters.
 constexpr long long max_dense_parameter_entries = 1LL << 24;
 
-// A std::allocator that leaves doubles uninitialised on resize(), so that append_rows() does not
-// zero what it is about to overwrite.
-template <class T>
-struct UninitialisedAllocator : std::allocator<T> {
-  template <class U>
-  struct rebind {
-    using other = UninitialisedAllocator<U>;
-  };
-  UninitialisedAllocator() = default;
-  template <class U>
-  UninitialisedAllocator(const UninitialisedAllocator<U>&) noexcept {}
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... A>
-  void construct(U* p, A&&... a) {
-    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
-  }
-};
-using RowBuffer = std::vector<double, UninitialisedAllocator<double>>;
-
-// Appends n doubles to a chunk buffer. Long rows are copied with non-temporal stores on x86-64:
-// the buffer is read next by the writer thread, not by this one, and ordinary stores would first
-// read each line of the (cold) buffer into this core's cache and evict the integration's working
-// set to make room. Recording every neuron of P1 (L = 8, n = 256) at sample_dt = 0.01 cost +19%
-// with std::copy and +10.5% with this (interleaved runs, bench/run_bench.py). The stores are
-// ordered by publish_rows() before the buffer is handed to the writer thread or written.
-void append_rows(RowBuffer& buffer, const double* first, std::size_t n) {
-  const std::size_t used = buffer.size();
-  buffer.resize(used + n);  // a state series' buffer has a chunk's capacity: no reallocation
-  double* out = buffer.data() + used;
-#if defined(__x86_64__) || defined(_M_X64)
-  if (n >= 64) {
-    std::size_t i = 0;
-    if (reinterpret_cast<std::uintptr_t>(out) % 16 != 0) {  // streaming stores need 16 bytes
-      out[0] = first[0];
-      i = 1;
-    }
-    for (; i + 2 <= n; i += 2) _mm_stream_pd(out + i, _mm_loadu_pd(first + i));
-    if (i < n) out[i] = first[i];
-    return;
-  }
+// Memory for the chunk buffers of all state series of a run, mapped at once and faulted in
+// before the integration starts. Faulting the buffers' pages in one at a time, as the samples
+// first reached them, cost ~11 µs per 4 KiB page on the 2-CPU VM measured here: 13 ms of a 97 ms
+// run of P1 (L = 8, n = 256) recording every neuron at sample_dt = 0.01. The mapping asks for
+// transparent huge pages (one fault per 2 MiB where the kernel grants them; only advice).
+class BufferArena {
+ public:
+  BufferArena() = default;
+  explicit BufferArena(std::size_t values) {
+    constexpr std::size_t huge = std::size_t{2} << 20;
+    const std::size_t bytes = values * sizeof(double);
+    if (bytes == 0) return;
+#if defined(__linux__)
+    map_bytes_ = (bytes + huge - 1) / huge * huge + huge;  // whole 2 MiB blocks, then aligned
+    void* map = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    if (map == MAP_FAILED) throw std::bad_alloc();
+    map_ = map;
+    const auto address = reinterpret_cast<std::uintptr_t>(map);
+    base_ = reinterpret_cast<double*>((address + huge - 1) / huge * huge);
+    madvise(base_, map_bytes_ - huge, MADV_HUGEPAGE);
+#else
+    owned_ = std::make_unique<double[]>(values);
+    base_ = owned_.get();
 #endif
-  std::copy(first, first + n, out);
-}
+    std::memset(base_, 0, bytes);  // every page faulted in here
+    capacity_ = values;
+  }
+  ~BufferArena() {
+#if defined(__linux__)
+    if (map_ != nullptr) munmap(map_, map_bytes_);
+#endif
+  }
+  BufferArena(const BufferArena&) = delete;
+  BufferArena& operator=(const BufferArena&) = delete;
+  BufferArena(BufferArena&& other) noexcept { *this = std::move(other); }
+  BufferArena& operator=(BufferArena&& other) noexcept {
+    std::swap(map_, other.map_);
+    std::swap(map_bytes_, other.map_bytes_);
+    std::swap(owned_, other.owned_);
+    std::swap(base_, other.base_);
+    std::swap(capacity_, other.capacity_);
+    std::swap(used_, other.used_);
+    return *this;
+  }
 
-// Makes the non-temporal stores of append_rows() visible before a buffer changes threads.
+  // `values` doubles of the arena, starting on a cache line.
+  double* take(std::size_t values) {
+    double* p = base_ + used_;
+    used_ += (values + 7) / 8 * 8;
+    assert(used_ <= capacity_);
+    return p;
+  }
+  // What take() needs for these blocks, cache-line rounding included.
+  static std::size_t values_for(const std::vector<std::size_t>& blocks) {
+    std::size_t total = 0;
+    for (const std::size_t v : blocks) total += (v + 7) / 8 * 8;
+    return total;
+  }
+
+ private:
+  void* map_ = nullptr;
+  std::size_t map_bytes_ = 0;
+  std::unique_ptr<double[]> owned_;
+  double* base_ = nullptr;
+  std::size_t capacity_ = 0, used_ = 0;
+};
+
+// Rows not yet written: a chunk's worth of arena memory for the state series, or a vector that
+// grows for the held series (/time and metrics, kept until a flush).
+class RowBuffer {
+ public:
+  RowBuffer() = default;
+  RowBuffer(double* memory, std::size_t capacity) : fixed_(memory), capacity_(capacity) {}
+
+  const double* data() const { return fixed_ != nullptr ? fixed_ : grown_.data(); }
+  std::size_t size() const { return fixed_ != nullptr ? size_ : grown_.size(); }
+  bool empty() const { return size() == 0; }
+  void clear() {
+    size_ = 0;
+    grown_.clear();
+  }
+
+  // Appends n doubles. Long rows go to the arena with non-temporal stores on x86-64: the buffer
+  // is read next by the writer thread, not by this one, and ordinary stores would first read each
+  // line of the (cold) buffer into this core's cache and evict the integration's working set to
+  // make room. Recording every neuron of P1 (L = 8, n = 256) at sample_dt = 0.01 cost +19% with
+  // std::copy and +10.5% with this (interleaved runs, bench/run_bench.py). The stores are ordered
+  // by publish_rows() before the buffer is handed to the writer thread or written.
+  void append(const double* first, std::size_t n) {
+    if (fixed_ == nullptr) {
+      grown_.insert(grown_.end(), first, first + n);
+      return;
+    }
+    assert(size_ + n <= capacity_);
+    double* out = fixed_ + size_;
+    size_ += n;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (n >= 64) {
+      std::size_t i = 0;
+      if (reinterpret_cast<std::uintptr_t>(out) % 16 != 0) {  // streaming stores need 16 bytes
+        out[0] = first[0];
+        i = 1;
+      }
+      for (; i + 2 <= n; i += 2) _mm_stream_pd(out + i, _mm_loadu_pd(first + i));
+      if (i < n) out[i] = first[i];
+      return;
+    }
+#endif
+    std::copy(first, first + n, out);
+  }
+
+ private:
+  double* fixed_ = nullptr;
+  std::size_t size_ = 0, capacity_ = 0;
+  std::vector<double> grown_;
+};
+
+// Makes the non-temporal stores of RowBuffer::append() visible before a buffer changes threads.
 void publish_rows() {
 #if defined(__x86_64__) || defined(_M_X64)
   _mm_sfence();
@@ -132,8 +208,15 @@ struct Series {
     set = h5::Handle(h5::check(H5Dcreate2(file, path.c_str(), H5T_IEEE_F64LE, space.get(),
                                           lcpl.get(), dcpl.get(), H5P_DEFAULT), "H5Dcreate2"),
                      H5Dclose);
-    buffer.reserve(chunk_values());
     spare.reserve(max_queued_buffers);  // returning a buffer never allocates
+  }
+
+  // The chunk buffers of a state series: 1 + max_queued_buffers chunks from `arena`.
+  void take_buffers(BufferArena& arena) {
+    buffer = RowBuffer(arena.take(chunk_values()), chunk_values());
+    for (int i = 0; i < max_queued_buffers; ++i) {
+      spare.emplace_back(arena.take(chunk_values()), chunk_values());
+    }
   }
 
   std::size_t chunk_values() const { return static_cast<std::size_t>(chunk_rows * row_size); }
@@ -185,14 +268,9 @@ class StreamWriter {
   StreamWriter& operator=(const StreamWriter&) = delete;
   ~StreamWriter() { stop(); }
 
-  // Starts the thread, which first gives each of `series` its spare buffers, touched, so that
-  // the integration neither allocates nor page-faults when it hands a chunk over.
-  void start(hid_t file, std::vector<Series*> series) {
+  void start(hid_t file) {
     file_ = file;
-    thread_ = std::thread([this, series = std::move(series)] {
-      prepare_spares(series);
-      run();
-    });
+    thread_ = std::thread([this] { run(); });
   }
   bool running() const { return thread_.joinable(); }
 
@@ -206,12 +284,13 @@ class StreamWriter {
     if (error_) std::rethrow_exception(error_);
     jobs_.push_back({&s, std::move(s.buffer), flush});
     ++s.queued;
+    // A state series has 1 + max_queued_buffers chunk buffers, so with fewer than that queued
+    // one is spare; a held series gets a fresh vector.
     if (!s.spare.empty()) {
       s.buffer = std::move(s.spare.back());
       s.spare.pop_back();
     } else {
-      s.buffer = {};
-      s.buffer.reserve(s.chunk_values());
+      s.buffer = RowBuffer();
     }
     lock.unlock();
     queued_.notify_one();
@@ -249,26 +328,6 @@ class StreamWriter {
   }
 
  private:
-  // A buffer of one dataset exists at most 1 + max_queued_buffers times (filled, queued, spare),
-  // so `spare` never outgrows its reserve.
-  void prepare_spares(const std::vector<Series*>& series) noexcept {
-    try {
-      for (Series* s : series) {
-        for (;;) {
-          {
-            const std::lock_guard lock(mutex_);
-            if (static_cast<int>(s->spare.size()) + s->queued >= max_queued_buffers) break;
-          }
-          RowBuffer buffer(s->chunk_values(), 0.0);  // zeroed: its pages are touched here
-          buffer.clear();
-          const std::lock_guard lock(mutex_);
-          s->spare.push_back(std::move(buffer));
-        }
-      }
-    } catch (const std::bad_alloc&) {  // only a head start: hand_over() allocates what is missing
-    }
-  }
-
   void run() {
     for (;;) {
       Job job;
@@ -333,6 +392,7 @@ struct TrajectoryWriter::Impl {
   double flush_seconds;
   std::chrono::steady_clock::time_point last_flush = std::chrono::steady_clock::now();
   h5::Handle file;
+  BufferArena arena;  // the state series' chunk buffers (outlives them and the writer thread)
   Series time;
   std::vector<StateSeries> states;
   std::vector<Series> metrics;
@@ -343,7 +403,7 @@ struct TrajectoryWriter::Impl {
 
   // Rows pushed to `s`: a full chunk goes to the writer thread while streaming, else to the file.
   void push(Series& s, const double* first, std::size_t n) {
-    append_rows(s.buffer, first, n);
+    s.buffer.append(first, n);
     if (!s.chunk_full()) return;
     if (writer.running()) {
       writer.hand_over(s, false);
@@ -436,6 +496,12 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
     m.metrics.back().create(f, "/metrics/" + name, {}, spec.flush_every);
     m.metrics.back().held = true;
   }
+  std::vector<std::size_t> chunks;
+  for (const StateSeries& ss : m.states) {
+    chunks.insert(chunks.end(), 1 + max_queued_buffers, ss.series.chunk_values());
+  }
+  m.arena = BufferArena(BufferArena::values_for(chunks));
+  for (StateSeries& ss : m.states) ss.series.take_buffers(m.arena);
 }
 
 TrajectoryWriter::~TrajectoryWriter() {
@@ -551,9 +617,7 @@ void TrajectoryWriter::begin_streaming() {
   // every HDF5 call from here to end_streaming().
   h5::check(H5Fstart_swmr_write(impl_->file.get()), "H5Fstart_swmr_write");
   impl_->streaming = true;
-  std::vector<Series*> chunked;  // the series that hand over full chunks
-  for (StateSeries& ss : impl_->states) chunked.push_back(&ss.series);
-  impl_->writer.start(impl_->file.get(), std::move(chunked));
+  impl_->writer.start(impl_->file.get());
 }
 
 void TrajectoryWriter::end_streaming() {
