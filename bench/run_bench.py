@@ -516,13 +516,14 @@ def main():
         results["numpy"], results["scipy"], results["blas"] = sp["numpy"], sp["scipy"], sp["blas"]
 
     # Recording overhead: P1 (L = 8, n = 256), every neuron at sample_dt = 0.01 against none.
-    # The two are interleaved, in rounds of a few runs each, the order alternating between
-    # rounds, and each one's runs pooled: a shared machine drifts by more than the 10% measured
-    # here over the seconds that all repeats of one and then all of the other would take.
+    # Each run is the first of a fresh driver process, as a user's run is: repeats within one
+    # process would find the buffers' pages already faulted in and report less than a user pays.
+    # The two are interleaved, the order alternating between rounds, and each one's runs pooled:
+    # a shared machine drifts by more than the 10% measured here over the seconds that all runs
+    # of one and then all of the other would take.
     rec_name = p1_name(8, 256)
     rec = {}
-    rounds = repeats
-    per_round = 1 if args.quick else 3
+    rounds = 2 if args.quick else 3 * repeats
     for r in range(rounds):
         for mode in (("all", "none") if r % 2 == 0 else ("none", "all")):
             print(f"[{time.perf_counter() - started:6.1f} s] recording x = {mode}, round "
@@ -531,7 +532,7 @@ def main():
                                 out / f"{rec_name}_record_{mode}.h5", threads=T,
                                 overrides=["output.sample_dt=0.01",
                                            f'output.record={{ x = "{mode}" }}'],
-                                repeats=per_round, warmup=warmup)
+                                repeats=1, warmup=0)
             rec[mode] = pool_runs(rec[mode], run) if mode in rec else run
     results["recording"] = rec
 
@@ -621,7 +622,7 @@ def print_table(results, rec, thr, args, out):
     overhead = a["median_seconds"] / n["median_seconds"] - 1.0
     closing = statistics.median(a["close_seconds"]) - statistics.median(n["close_seconds"])
     print(f"recording, P1 L=8 n=256, sample_dt = 0.01 ({a['samples']} samples; {a['repeats']} runs "
-          f"of each, interleaved in rounds):")
+          f"of each, each the first of a fresh process, interleaved):")
     for mode, m in (('"all"', a), ('"none"', n)):
         print(f"  x = {mode:<7}: median {m['median_seconds']:.4g} s, cpu "
               f"{100 * cpu_share(m, m['threads']):.0f}%  (runs "
