@@ -1,6 +1,7 @@
 """End-to-end tests of the run file (DESIGN §6), read back completely by h5py, an independent
 HDF5 reader: attributes, the stored config, time, state records, parameters, network, schedule
-and solver statistics; bit-identical results for 1 and 2 threads; `learnflow info` against the
+and solver statistics; bit-identical results for 1 and 2 threads and for any chunking of the
+stream; `learnflow info` against the
 Python implementation of the wave arrival times (tools/plot arrivals).
 
 Run: LEARNFLOW_BIN=build/learnflow /usr/bin/python3 tests/python/test_run_file.py -v
@@ -446,6 +447,61 @@ class ThreadsTest(RunFileTestCase):
                     self.assertEqual(x.tobytes(), y.tobytes())
             for stat in ("steps", "rejected", "rhs_evals"):
                 self.assertEqual(a["solver"].attrs[stat], b["solver"].attrs[stat], stat)
+
+
+# Rows of 65 and 67 doubles (long enough for the writer's streaming copy, and starting at every
+# alignment within its buffers), many samples, and a step input so that every row differs.
+CHUNKING = """\
+[network]
+layers = [5, 65, 67, 3]
+seed = 9
+
+[input]
+kind = "step"
+t0 = 0.5
+value = [1.0, -0.5, 0.25, 0.75, -1.0]
+
+[integrator]
+t_end = 30.0
+rtol = 1e-10
+atol = 1e-12
+
+[output]
+file = "chunking.h5"
+sample_dt = 0.01
+"""
+
+
+class ChunkingTest(RunFileTestCase):
+    """How samples are buffered (chunk size, when chunks are handed to the writer thread, the
+    flush schedule) must not change what is written: the same run written in chunks of 7 rows,
+    flushed as often as possible, and in chunks of 1000 rows gives the same bytes, and the last
+    row is the feedforward pass computed from /parameters."""
+
+    def test_chunking_does_not_change_the_data(self):
+        small = self.run_config("chunks7", CHUNKING, "--set", "output.flush_every=7",
+                                "--set", "output.flush_seconds=0",
+                                "--set", 'output.record={ x = "all", "x/layer2" = "every:3" }')
+        large = self.run_config("chunks1000", CHUNKING, "--set", "output.flush_every=1000")
+        with h5py.File(small, "r") as a, h5py.File(large, "r") as b:
+            self.assertEqual(a["state/x/layer1"].chunks, (7, 65))
+            self.assertEqual(b["state/x/layer1"].chunks, (1000, 65))
+            self.assertEqual(a["time"].shape, (3001,))
+            self.assertEqual(a["time"][()].tobytes(), b["time"][()].tobytes())
+            for name in ("state/x/layer1", "state/x/layer3"):
+                with self.subTest(dataset=name):
+                    self.assertEqual(a[name].shape, b[name].shape)
+                    self.assertEqual(a[name][()].tobytes(), b[name][()].tobytes())
+            # every:3 keeps samples 0, 3, 6, … of the full record.
+            every = a["state/x/layer2"][()]
+            self.assertEqual(every.shape, (1001, 67))
+            self.assertEqual(every.tobytes(), b["state/x/layer2"][()][::3].tobytes())
+            weights = [b[f"parameters/W/layer{l}"][()] for l in (1, 2, 3)]
+            biases = [b[f"parameters/b/layer{l}"][()] for l in (1, 2, 3)]
+            expected = feedforward(weights, biases, np.array([1.0, -0.5, 0.25, 0.75, -1.0]))
+            for l, h in enumerate(expected, start=1):
+                np.testing.assert_allclose(b[f"state/x/layer{l}"][-1], h, rtol=0, atol=1e-8,
+                                           err_msg=f"layer{l}")
 
 
 def info_arrivals(stdout):
