@@ -1,8 +1,8 @@
 """End-to-end tests of the run file (DESIGN §6), read back completely by h5py, an independent
 HDF5 reader: attributes, the stored config, time, state records, parameters, network, schedule
 and solver statistics; bit-identical results for 1 and 2 threads and for any chunking of the
-stream; `learnflow info` against the
-Python implementation of the wave arrival times (tools/plot arrivals).
+stream; `learnflow info` against the Python implementation of the wave arrival times
+(tools/plot arrivals).
 
 Run: LEARNFLOW_BIN=build/learnflow /usr/bin/python3 tests/python/test_run_file.py -v
 """
