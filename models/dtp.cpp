@@ -5,6 +5,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "models/backprop.hpp"
@@ -156,12 +157,24 @@ Eigen::VectorXd DtpModel::encode(const State& s, std::size_t l, const Eigen::Vec
 
 Eigen::VectorXd DtpModel::decode(const State& s, std::size_t l, const Eigen::VectorXd& above) const {
   if (params_.decoders == DecoderKind::exact) {
-    const Eigen::VectorXd pre = Eigen::MatrixXd(weights(s, l)).partialPivLu().solve(above - network_->bias[l]);
+    const Eigen::VectorXd pre = weights_lu(s, l).solve(above - network_->bias[l]);
     Eigen::VectorXd out(pre.size());
     activate_inverse(network_->populations[l - 1].activation, pre, out);
     return out;
   }
   return decoder(s, l) * sigma(l, above) + decoder_bias_[l];
+}
+
+const Eigen::PartialPivLU<Eigen::MatrixXd>& DtpModel::weights_lu(const State& s,
+                                                                 std::size_t l) const {
+  const auto w = weights(s, l);
+  if (factored_.size() <= depth_) factored_.resize(depth_ + 1);
+  std::optional<FactoredWeights>& f = factored_[l];
+  const auto bytes = static_cast<std::size_t>(w.size()) * sizeof(double);
+  if (!f || f->weights.size() != w.size() || std::memcmp(f->weights.data(), w.data(), bytes) != 0) {
+    f.emplace(FactoredWeights{RowMatrix(w), Eigen::PartialPivLU<Eigen::MatrixXd>(Eigen::MatrixXd(w))});
+  }
+  return f->lu;
 }
 
 Eigen::MatrixXd DtpModel::autoencoder_jacobian(const State& s, std::size_t l,

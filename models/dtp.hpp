@@ -20,6 +20,7 @@
 // Phases from the schedule: "forward" (h relaxes, targets follow h, decoders learn) and
 // "target" (h held, targets relax, weights flow); DTP1/DTP updates apply when a target phase ends.
 #include <Eigen/Core>
+#include <Eigen/LU>
 #include <functional>
 #include <optional>
 #include <vector>
@@ -83,6 +84,8 @@ class DtpModel final : public Model {
   Eigen::VectorXd sigma_derivative(std::size_t population, const Eigen::VectorXd& v) const;
   Eigen::VectorXd output_error(const State& s) const;  // −∂L/∂h_L (zero without a target)
   void close_target_phase(const State& s) const;
+  // The LU factors of W_l in state s, for exact decoders (see the cache below).
+  const Eigen::PartialPivLU<Eigen::MatrixXd>& weights_lu(const State& s, std::size_t l) const;
 
   const Network* network_;
   DtpParams params_;
@@ -98,6 +101,15 @@ class DtpModel final : public Model {
   mutable std::vector<std::vector<double>> phase_residuals_;
   mutable std::vector<std::vector<double>> fitted_, predicted_;
   mutable bool phase_open_ = false;
+  // Exact decoders solve W_l p = y − b_l, twice per layer and RHS evaluation. W_l changes only
+  // while the weights flow (or at end-of-phase updates): each layer's LU factors are kept with a
+  // copy of the weights they factor and reused while the state holds the same bits (an O(n²)
+  // comparison against an O(n³) factorisation). The model is evaluated by one thread.
+  struct FactoredWeights {
+    RowMatrix weights;
+    Eigen::PartialPivLU<Eigen::MatrixXd> lu;
+  };
+  mutable std::vector<std::optional<FactoredWeights>> factored_;
 };
 
 }  // namespace lf
