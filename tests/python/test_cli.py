@@ -590,9 +590,10 @@ class NumericalFailureTest(LearnflowTestCase):
 
 # A long run: a sequence input switching every 0.5 time units until t = 1e4 (20000 segments,
 # 1e6 samples), flushed every 10 samples.
+# layer2 has rows of 67 doubles: long enough for the writer's streaming copy, at every alignment.
 LONG_RUN = """\
 [network]
-layers = [4, 32, 32, 32, 4]
+layers = [4, 32, 67, 32, 4]
 seed = 11
 
 [model]
@@ -666,7 +667,8 @@ class KilledRunTest(LearnflowTestCase):
             for name, dataset in f["state/x"].items():
                 self.assertGreaterEqual(dataset.shape[0], len(t), name)
                 data = dataset[:len(t)]
-                self.assertEqual(data.shape, (len(t), 4 if name == "layer4" else 32), name)
+                sizes = {"layer1": 32, "layer2": 67, "layer3": 32, "layer4": 4}
+                self.assertEqual(data.shape, (len(t), sizes[name]), name)
                 self.assertTrue(np.all(np.isfinite(data)), name)
                 # Every stored row was written: unwritten chunks would read as exact zeros
                 # (x is 0 only at t = 0, before the input has acted).
