@@ -124,6 +124,21 @@ DtpModel::DtpModel(const Network& network, const DtpParams& params, const Drive&
   phase_residuals_.resize(depth_);
   fitted_.resize(depth_);
   predicted_.resize(depth_);
+  // RHS scratch: vectors in layer l (f, arg, flow, code_above) or layer l−1 (code_below, pre,
+  // g_first, g_second) of projection l.
+  auto sized = [&](std::vector<Eigen::VectorXd>& v, std::ptrdiff_t shift) {
+    v.resize(depth_ + 1);
+    for (std::size_t l = 1; l <= depth_; ++l) v[l].resize(pops[l - static_cast<std::size_t>(shift)].size);
+  };
+  sized(work_.f, 0);
+  sized(work_.arg, 0);
+  sized(work_.shifted, 0);
+  sized(work_.flow, 0);
+  sized(work_.code_above, 0);
+  sized(work_.code_below, 1);
+  sized(work_.pre, 1);
+  sized(work_.g_first, 1);
+  sized(work_.g_second, 1);
 }
 
 Eigen::Map<const Eigen::VectorXd> DtpModel::h(const State& s, std::size_t l) const {
@@ -163,6 +178,30 @@ Eigen::VectorXd DtpModel::decode(const State& s, std::size_t l, const Eigen::Vec
     return out;
   }
   return decoder(s, l) * sigma(l, above) + decoder_bias_[l];
+}
+
+void DtpModel::encode_into(const State& s, std::size_t l,
+                           const Eigen::Ref<const Eigen::VectorXd>& below, Eigen::VectorXd& code,
+                           Eigen::VectorXd& out) const {
+  activate(network_->populations[l - 1].activation, below, code);
+  out.noalias() = weights(s, l) * code;
+  out += network_->bias[l];
+}
+
+void DtpModel::decode_into(const State& s, std::size_t l,
+                           const Eigen::Ref<const Eigen::VectorXd>& above, Eigen::VectorXd& out) const {
+  if (params_.decoders == DecoderKind::exact) {
+    Eigen::VectorXd& pre = work_.pre[l];
+    Eigen::VectorXd& shifted = work_.shifted[l];
+    shifted = above - network_->bias[l];
+    pre = weights_lu(s, l).solve(shifted);
+    activate_inverse(network_->populations[l - 1].activation, pre, out);
+    return;
+  }
+  Eigen::VectorXd& code = work_.code_above[l];
+  activate(network_->populations[l].activation, above, code);
+  out.noalias() = decoder(s, l) * code;
+  out += decoder_bias_[l];
 }
 
 const Eigen::PartialPivLU<Eigen::MatrixXd>& DtpModel::weights_lu(const State& s,
@@ -217,18 +256,24 @@ void DtpModel::initial_state(State& s) const {
 void DtpModel::rhs(const State& s, State& ds, double t) const {
   std::fill(ds.begin(), ds.end(), 0.0);
   const Eigen::VectorXd& u = drive_->at(t);
-  auto activity = [&](std::size_t l) -> Eigen::VectorXd {
-    return l == 0 ? Eigen::VectorXd(u) : Eigen::VectorXd(h(s, l));
+  auto activity = [&](std::size_t l) -> Eigen::Ref<const Eigen::VectorXd> {
+    if (l == 0) return u;
+    return h(s, l);
   };
+  Workspace& w = work_;
   if (!in_target_phase()) {
     // Forward phase: h relaxes to the feedforward pass, the targets follow h, decoders learn.
     for (std::size_t l = 1; l <= depth_; ++l) {
-      const Eigen::VectorXd dh = (encode(s, l, activity(l - 1)) - h(s, l)) / params_.tau_h;
-      layout_.vector(ds, h_[l]) = dh;
+      encode_into(s, l, activity(l - 1), w.code_below[l], w.f[l]);
+      auto dh = layout_.vector(ds, h_[l]);
+      dh = (w.f[l] - h(s, l)) / params_.tau_h;
       layout_.vector(ds, target_[l]) = dh;
       if (omega_[l]) {
-        const Eigen::VectorXd code = sigma(l, activity(l));
-        const Eigen::VectorXd miss = activity(l - 1) - decode(s, l, activity(l));
+        Eigen::VectorXd& code = w.arg[l];  // σ(h_l)
+        activate(network_->populations[l].activation, activity(l), code);
+        decode_into(s, l, activity(l), w.g_first[l]);
+        Eigen::VectorXd& miss = w.g_second[l];
+        miss = activity(l - 1) - w.g_first[l];
         layout_.matrix(ds, *omega_[l]) =
             params_.decoder_rate * miss * code.transpose() / (code.squaredNorm() + normalisation_floor);
       }
@@ -238,21 +283,26 @@ void DtpModel::rhs(const State& s, State& ds, double t) const {
   // Target phase: h held; the targets of layers L−1 … 0 relax (all in parallel), weights flow.
   if (params_.iterations == 0) {
     for (std::size_t l = depth_; l >= 1; --l) {
-      const Eigen::VectorXd above = target(s, l), x = target(s, l - 1);
-      const Eigen::VectorXd f = encode(s, l, x);
-      const Eigen::VectorXd drift =
-          params_.correction == TargetCorrection::decoder_output
-              ? Eigen::VectorXd(decode(s, l, above) - decode(s, l, f))
-              : Eigen::VectorXd(decode(s, l, 2.0 * above - f) - decode(s, l, above));
-      layout_.vector(ds, target_[l - 1]) = drift / params_.tau_r;
+      const auto above = target(s, l);
+      encode_into(s, l, target(s, l - 1), w.code_below[l], w.f[l]);
+      if (params_.correction == TargetCorrection::decoder_output) {
+        decode_into(s, l, above, w.g_first[l]);     // g(τ_l)
+        decode_into(s, l, w.f[l], w.g_second[l]);   // g(f(τ_{l−1}))
+      } else {
+        w.arg[l] = 2.0 * above - w.f[l];
+        decode_into(s, l, w.arg[l], w.g_first[l]);  // g(2τ_l − f(τ_{l−1}))
+        decode_into(s, l, above, w.g_second[l]);    // g(τ_l)
+      }
+      layout_.vector(ds, target_[l - 1]) = (w.g_first[l] - w.g_second[l]) / params_.tau_r;
     }
   }
   if (params_.update == DtpUpdate::flow) {
     for (std::size_t l = 1; l <= depth_; ++l) {
-      const Eigen::VectorXd code = sigma(l - 1, activity(l - 1));
-      const Eigen::VectorXd n = code / (code.squaredNorm() + normalisation_floor);
-      layout_.matrix(ds, w_[l]) = params_.eta * Eigen::VectorXd(layout_.vector(ds, target_[l])) *
-                                      n.transpose() - params_.decay * weights(s, l);
+      Eigen::VectorXd& n = w.code_below[l];  // σ(h_{l−1}) / (‖σ(h_{l−1})‖² + ε)
+      activate(network_->populations[l - 1].activation, activity(l - 1), n);
+      n /= n.squaredNorm() + normalisation_floor;
+      w.flow[l] = layout_.vector(ds, target_[l]);
+      layout_.matrix(ds, w_[l]) = params_.eta * w.flow[l] * n.transpose() - params_.decay * weights(s, l);
     }
   }
 }

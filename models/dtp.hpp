@@ -84,6 +84,13 @@ class DtpModel final : public Model {
   Eigen::VectorXd sigma_derivative(std::size_t population, const Eigen::VectorXd& v) const;
   Eigen::VectorXd output_error(const State& s) const;  // −∂L/∂h_L (zero without a target)
   void close_target_phase(const State& s) const;
+  // Allocation-free forms for the RHS (STYLE rule 1), the same operations as encode/decode:
+  // out = f_l(below) with code = σ(below); out = g_l(above) (scratch: work_.code_above, or
+  // work_.shifted and work_.pre for exact decoders).
+  void encode_into(const State& s, std::size_t l, const Eigen::Ref<const Eigen::VectorXd>& below,
+                   Eigen::VectorXd& code, Eigen::VectorXd& out) const;
+  void decode_into(const State& s, std::size_t l, const Eigen::Ref<const Eigen::VectorXd>& above,
+                   Eigen::VectorXd& out) const;
   // The LU factors of W_l in state s, for exact decoders (see the cache below).
   const Eigen::PartialPivLU<Eigen::MatrixXd>& weights_lu(const State& s, std::size_t l) const;
 
@@ -110,6 +117,12 @@ class DtpModel final : public Model {
     Eigen::PartialPivLU<Eigen::MatrixXd> lu;
   };
   mutable std::vector<std::optional<FactoredWeights>> factored_;
+  // Scratch vectors of the RHS, sized per layer at construction (index l: layer l's space).
+  struct Workspace {
+    std::vector<Eigen::VectorXd> code_below, code_above, pre, f, g_first, g_second, arg, shifted,
+        flow;
+  };
+  mutable Workspace work_;
 };
 
 }  // namespace lf
