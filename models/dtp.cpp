@@ -209,9 +209,14 @@ const Eigen::PartialPivLU<Eigen::MatrixXd>& DtpModel::weights_lu(const State& s,
   const auto w = weights(s, l);
   if (factored_.size() <= depth_) factored_.resize(depth_ + 1);
   std::optional<FactoredWeights>& f = factored_[l];
-  const auto bytes = static_cast<std::size_t>(w.size()) * sizeof(double);
-  if (!f || f->weights.size() != w.size() || std::memcmp(f->weights.data(), w.data(), bytes) != 0) {
+  if (!f) {
     f.emplace(FactoredWeights{RowMatrix(w), Eigen::PartialPivLU<Eigen::MatrixXd>(Eigen::MatrixXd(w))});
+    return f->lu;
+  }
+  const auto bytes = static_cast<std::size_t>(w.size()) * sizeof(double);
+  if (std::memcmp(f->weights.data(), w.data(), bytes) != 0) {
+    f->weights = w;   // same shape: no allocation, nor in compute()
+    f->lu.compute(w);
   }
   return f->lu;
 }
@@ -272,10 +277,11 @@ void DtpModel::rhs(const State& s, State& ds, double t) const {
         Eigen::VectorXd& code = w.arg[l];  // σ(h_l)
         activate(network_->populations[l].activation, activity(l), code);
         decode_into(s, l, activity(l), w.g_first[l]);
-        Eigen::VectorXd& miss = w.g_second[l];
-        miss = activity(l - 1) - w.g_first[l];
-        layout_.matrix(ds, *omega_[l]) =
-            params_.decoder_rate * miss * code.transpose() / (code.squaredNorm() + normalisation_floor);
+        Eigen::VectorXd& scaled_miss = w.g_second[l];  // η_Ω (h_{l−1} − g_l(h_l))
+        scaled_miss = params_.decoder_rate * (activity(l - 1) - w.g_first[l]);
+        auto omega_flow = layout_.matrix(ds, *omega_[l]);
+        omega_flow.noalias() = scaled_miss * code.transpose();  // outer product, in place
+        omega_flow /= code.squaredNorm() + normalisation_floor;
       }
     }
     return;
@@ -301,8 +307,10 @@ void DtpModel::rhs(const State& s, State& ds, double t) const {
       Eigen::VectorXd& n = w.code_below[l];  // σ(h_{l−1}) / (‖σ(h_{l−1})‖² + ε)
       activate(network_->populations[l - 1].activation, activity(l - 1), n);
       n /= n.squaredNorm() + normalisation_floor;
-      w.flow[l] = layout_.vector(ds, target_[l]);
-      layout_.matrix(ds, w_[l]) = params_.eta * w.flow[l] * n.transpose() - params_.decay * weights(s, l);
+      w.flow[l] = params_.eta * layout_.vector(ds, target_[l]);
+      auto weight_flow = layout_.matrix(ds, w_[l]);
+      weight_flow.noalias() = w.flow[l] * n.transpose();  // outer product, in place
+      weight_flow -= params_.decay * weights(s, l);
     }
   }
 }
