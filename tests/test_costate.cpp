@@ -7,6 +7,8 @@
 #include <Eigen/Dense>
 #include <cmath>
 
+#include <omp.h>
+
 #include "models/costate.hpp"
 #include "tests/helpers.hpp"
 
@@ -346,4 +348,50 @@ atol = 1e-11
   CAPTURE(mean_cosine[3]);
   // Measured: 0.999999, 0.932, 0.774, 0.609.
   for (std::size_t i = 1; i < mean_cosine.size(); ++i) CHECK(mean_cosine[i] < mean_cosine[i - 1]);
+}
+
+// DESIGN §8 / STYLE rule 8: the parallel RHS (forward chunks, costate chunks, weight and bias
+// flows) gives the same bits with 1 and 2 threads. Two plastic layers of 128 after an input of
+// 128: 2·128² = 32768 multiply-adds per pass over the weights, the threshold of the parallel RHS.
+TEST_CASE("costate results are bit-identical with 1 and 2 threads") {
+  std::string target;
+  for (int i = 0; i < 128; ++i) target += fmt::format("{}{}", i == 0 ? "" : ", ", 0.5 * std::cos(0.3 * i));
+  const Experiment ex = experiment_from_toml(fmt::format(R"(
+[network]
+layers = [128, 128, 128]
+activation = "tanh"
+plastic = true
+seed = 8
+init = {{ weights = "normal", scale = 1.1, bias = "normal", bias_scale = 0.2 }}
+[model]
+type = "costate"
+gamma = 4.0
+kappa = 0.01
+plastic_bias = true
+[input]
+kind = "sine"
+amplitude = 1.0
+frequency = 0.4
+target = [{}]
+[integrator]
+t_end = 3.0
+[output]
+sample_dt = 0.5
+)", target));
+  const int saved = omp_get_max_threads();
+  auto run_with = [&](int threads) {
+    omp_set_num_threads(threads);
+    Simulation sim(ex);
+    Recorder rec;
+    State final_state;
+    REQUIRE(sim.run(rec, final_state).outcome == Outcome::success);
+    return rec.states;
+  };
+  const auto one = run_with(1);
+  const auto two = run_with(2);
+  omp_set_num_threads(saved);
+  REQUIRE(one.size() == 7);
+  REQUIRE(one.size() == two.size());
+  for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);  // exact equality
+  CHECK(one.back() != one.front());  // the weights and states moved
 }
