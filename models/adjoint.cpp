@@ -63,6 +63,7 @@ AdjointForwardModel::AdjointForwardModel(const Network& network, const CostatePa
     : network_(&network), params_(params), drive_(&drive), x_(network, layout_, "x") {
   neuron_count_ = layout_.size();
   integral_ = layout_.add("integral", "loss", {1});
+  parallel_ = x_.work() >= parallel_min_work && x_.chunks().size() > 1;
   preactivation_.resize(neuron_count_);
   Eigen::Index outputs = 0;
   for (const Population& p : network.populations) outputs += p.role == Role::output ? p.size : 0;
@@ -80,7 +81,9 @@ double AdjointForwardModel::loss(const State& s) const {
 void AdjointForwardModel::rhs(const State& s, State& ds, double t) const {
   const Eigen::VectorXd& u = drive_->at(t);
   const double inv_tau = 1.0 / params_.tau_x;
-  for (const NeuronIndex::RowChunk& chunk : x_.chunks()) {
+  const auto& chunks = x_.chunks();
+  for_each_chunk(parallel_, chunks.size(), [&](std::size_t i) {
+    const NeuronIndex::RowChunk& chunk = chunks[i];
     const BlockId block = x_.block(chunk.population);
     auto a = preactivation_.segment(layout_.block(block).offset + chunk.row_begin, chunk.size());
     x_.preactivation(
@@ -90,7 +93,7 @@ void AdjointForwardModel::rhs(const State& s, State& ds, double t) const {
     activate(network_->populations[chunk.population].activation, a, a);
     layout_.vector(ds, block).segment(chunk.row_begin, chunk.size()) =
         inv_tau * (a - params_.c * layout_.vector(s, block).segment(chunk.row_begin, chunk.size()));
-  }
+  });
   layout_.vector(ds, integral_)[0] = loss(s);  // J̇ = V(x)
 }
 
@@ -127,6 +130,20 @@ AdjointBackwardModel::AdjointBackwardModel(const Network& network, const Costate
   delta_.resize(n);
   output_x_.resize(outputs);
   output_e_.resize(outputs);
+  // Where each output population's error starts in output_e_ (outputs in declaration order).
+  output_offset_.assign(network.populations.size(), 0);
+  for (std::size_t p = 0, at = 0; p < network.populations.size(); ++p) {
+    output_offset_[p] = static_cast<Eigen::Index>(at);
+    if (network.populations[p].role == Role::output) at += static_cast<std::size_t>(network.populations[p].size);
+  }
+  // Weight-gradient work items: every row chunk of every projection's target population.
+  const auto& chunks = lambda_.chunks();
+  for (std::size_t k = 0; k < network.projections.size(); ++k) {
+    for (std::size_t c = 0; c < chunks.size(); ++c) {
+      if (chunks[c].population == network.projections[k].to) gradient_chunks_.emplace_back(k, c);
+    }
+  }
+  parallel_ = forward_neurons.work() >= parallel_min_work && chunks.size() > 1;
 }
 
 void AdjointBackwardModel::initial_state(State& s) const { std::fill(s.begin(), s.end(), 0.0); }
@@ -142,7 +159,10 @@ void AdjointBackwardModel::rhs(const State& s, State& ds, double sigma) const {
   // λ blocks and the forward x blocks both start at offset 0, in population order.
   auto offset = [&](std::size_t p) { return layout_.block(lambda_.block(p)).offset; };
 
-  for (const NeuronIndex::RowChunk& chunk : fx_->chunks()) {
+  // δ = σ'(a(x)) ⊙ λ, chunk by chunk of the forward neurons.
+  const auto& forward_chunks = fx_->chunks();
+  for_each_chunk(parallel_, forward_chunks.size(), [&](std::size_t i) {
+    const NeuronIndex::RowChunk& chunk = forward_chunks[i];
     const std::size_t p = chunk.population;
     auto d = derivative_.segment(offset(p) + chunk.row_begin, chunk.size());
     fx_->preactivation(
@@ -152,34 +172,46 @@ void AdjointBackwardModel::rhs(const State& s, State& ds, double sigma) const {
     activate_derivative(pops[p].activation, d, d);
     delta_.segment(offset(p) + chunk.row_begin, chunk.size()) =
         d.cwiseProduct(layout_.vector(s, lambda_.block(p)).segment(chunk.row_begin, chunk.size()));
-  }
+  });
   // e = −∂V/∂x on the outputs, at the forward x(t).
   fx_->gather_outputs(*forward_layout_, x_, output_x_);
   target_error(params_.loss, *drive_, output_x_, output_e_);
 
-  Eigen::Index at = 0;
-  for (std::size_t p = 0; p < pops.size(); ++p) {
-    if (lambda_.is_input(p)) continue;
-    auto dl = layout_.vector(ds, lambda_.block(p));
+  // τ λ̇ = Σ_k W_kᵀ δ_to(k) − c λ (+ e on the outputs), and the bias gradients, by row chunks of λ
+  // (columns of the W_k): disjoint outputs.
+  const auto& costate_chunks = lambda_.chunks();
+  auto costate_chunk = [&](std::size_t i) {
+    const NeuronIndex::RowChunk& chunk = costate_chunks[i];
+    const std::size_t p = chunk.population;
+    const Eigen::Index r0 = chunk.row_begin, len = chunk.size();
+    auto dl = layout_.vector(ds, lambda_.block(p)).segment(r0, len);
     dl.setZero();
     for (const std::size_t k : lambda_.outgoing(p)) {
       const std::size_t to = network_->projections[k].to;
-      add_columns_transposed_times(network_weights(*network_, k), 0, pops[p].size,
+      add_columns_transposed_times(network_weights(*network_, k), r0, len,
                                    delta_.segment(offset(to), pops[to].size), dl);
     }
-    dl = inv_tau * (dl - params_.c * layout_.vector(s, lambda_.block(p)));
-    if (pops[p].role == Role::output) {
-      dl += output_e_.segment(at, pops[p].size);
-      at += pops[p].size;
-    }
-    layout_.vector(ds, grad_b_[p]) = inv_tau * delta_.segment(offset(p), pops[p].size);
-  }
-  for (std::size_t k = 0; k < network_->projections.size(); ++k) {
+    dl = inv_tau * (dl - params_.c * layout_.vector(s, lambda_.block(p)).segment(r0, len));
+    if (pops[p].role == Role::output) dl += output_e_.segment(output_offset_[p] + r0, len);
+    layout_.vector(ds, grad_b_[p]).segment(r0, len) = inv_tau * delta_.segment(offset(p) + r0, len);
+  };
+  // The weight gradients, τ Ġ_k = δ_to x_fromᵀ, by row chunks of each projection.
+  auto gradient_chunk = [&](std::size_t i) {
+    const auto [k, chunk_index] = gradient_chunks_[i];
     const Projection& q = network_->projections[k];
-    outer_rows(network_weights(*network_, k), 0, q.rows(), delta_.segment(offset(q.to), q.rows()),
-               fx_->activity(*forward_layout_, x_, u, q.from), inv_tau, 0.0,
-               ds.data() + layout_.block(grad_w_[k]).offset);
-  }
+    const NeuronIndex::RowChunk& chunk = costate_chunks[chunk_index];
+    outer_rows(network_weights(*network_, k), chunk.row_begin, chunk.size(),
+               delta_.segment(offset(q.to), q.rows()), fx_->activity(*forward_layout_, x_, u, q.from),
+               inv_tau, 0.0,
+               ds.data() + layout_.block(grad_w_[k]).offset + row_offset(q, chunk.row_begin));
+  };
+  for_each_chunk(parallel_, costate_chunks.size() + gradient_chunks_.size(), [&](std::size_t i) {
+    if (i < costate_chunks.size()) {
+      costate_chunk(i);
+    } else {
+      gradient_chunk(i - costate_chunks.size());
+    }
+  });
 }
 
 }  // namespace lf

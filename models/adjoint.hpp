@@ -66,6 +66,7 @@ class AdjointForwardModel final : public Model {
   BlockId integral_;
   Eigen::Index neuron_count_ = 0;
   mutable Eigen::VectorXd preactivation_, output_x_;
+  bool parallel_ = false;  // the RHS in parallel over row chunks (large networks)
 };
 
 // Backward sweep in reversed time s, driven by the reversed input signal. State blocks:
@@ -99,6 +100,9 @@ class AdjointBackwardModel final : public Model {
   double time_sum_;                 // t0 + T: t = time_sum − s
   mutable State x_;                 // x(t), in the forward layout
   mutable Eigen::VectorXd derivative_, delta_, output_x_, output_e_;
+  std::vector<Eigen::Index> output_offset_;  // per population: its errors' start in output_e_
+  std::vector<std::pair<std::size_t, std::size_t>> gradient_chunks_;  // (projection, λ chunk)
+  bool parallel_ = false;  // the RHS in parallel over row chunks (large networks)
 };
 
 }  // namespace lf

@@ -1,7 +1,5 @@
 #include "models/leaky.hpp"
 
-#include <omp.h>
-
 #include "models/projection_ops.hpp"
 
 namespace lf {
@@ -36,15 +34,7 @@ void LeakyModel::rhs(const State& s, State& ds, double t) const {
     auto dx = layout_.vector(ds, block).segment(r0, len);
     dx = inv_tau * (a - c * x);
   };
-  // Small networks avoid OpenMP constructs entirely (an inactive region still costs a futex), and
-  // so does a single thread: a one-thread region made P1 (L = 8, n = 256) ~10% slower. Both
-  // loops compute every chunk with the same operations, so the bits do not depend on the path.
-  if (parallel_ && omp_get_max_threads() > 1) {
-#pragma omp parallel for schedule(static)
-    for (std::size_t i = 0; i < chunks.size(); ++i) relax_chunk(i);
-  } else {
-    for (std::size_t i = 0; i < chunks.size(); ++i) relax_chunk(i);
-  }
+  for_each_chunk(parallel_, chunks.size(), relax_chunk);
 }
 
 }  // namespace lf

@@ -4,6 +4,8 @@
 // projections into each population, and a fixed partition of neuron rows into chunks for
 // parallel work. The partition depends only on the network, never on the thread count, so every
 // row is computed by the same operations whatever the number of threads.
+#include <omp.h>
+
 #include <vector>
 
 #include "models/projection_ops.hpp"
@@ -68,5 +70,19 @@ void NeuronIndex::preactivation(const RowChunk& chunk, Weights&& weights, Bias&&
 
 // Below this many multiply-adds per RHS a parallel region costs more than it saves.
 inline constexpr Eigen::Index parallel_min_work = 32768;
+
+// body(i) for every i < n: in a parallel loop when `parallel` and more than one thread is
+// available, else in order with no OpenMP construct at all (an inactive region still costs a
+// futex; a one-thread region made P1 (L = 8, n = 256) ~10% slower). Both paths do the same work
+// for each i, so when the bodies write disjoint outputs the bits do not depend on the path.
+template <class Body>
+void for_each_chunk(bool parallel, std::size_t n, Body&& body) {
+  if (parallel && omp_get_max_threads() > 1) {
+#pragma omp parallel for schedule(static)
+    for (std::size_t i = 0; i < n; ++i) body(i);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) body(i);
+  }
+}
 
 }  // namespace lf
