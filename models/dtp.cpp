@@ -167,17 +167,15 @@ Eigen::VectorXd DtpModel::sigma_derivative(std::size_t p, const Eigen::VectorXd&
 }
 
 Eigen::VectorXd DtpModel::encode(const State& s, std::size_t l, const Eigen::VectorXd& below) const {
-  return weights(s, l) * sigma(l - 1, below) + network_->bias[l];
+  Eigen::VectorXd code(below.size()), out(network_->populations[l].size);
+  encode_into(s, l, below, code, out);
+  return out;
 }
 
 Eigen::VectorXd DtpModel::decode(const State& s, std::size_t l, const Eigen::VectorXd& above) const {
-  if (params_.decoders == DecoderKind::exact) {
-    const Eigen::VectorXd pre = weights_lu(s, l).solve(above - network_->bias[l]);
-    Eigen::VectorXd out(pre.size());
-    activate_inverse(network_->populations[l - 1].activation, pre, out);
-    return out;
-  }
-  return decoder(s, l) * sigma(l, above) + decoder_bias_[l];
+  Eigen::VectorXd out(network_->populations[l - 1].size);
+  decode_into(s, l, above, out);
+  return out;
 }
 
 void DtpModel::encode_into(const State& s, std::size_t l,

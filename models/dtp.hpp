@@ -84,9 +84,9 @@ class DtpModel final : public Model {
   Eigen::VectorXd sigma_derivative(std::size_t population, const Eigen::VectorXd& v) const;
   Eigen::VectorXd output_error(const State& s) const;  // −∂L/∂h_L (zero without a target)
   void close_target_phase(const State& s) const;
-  // Allocation-free forms for the RHS (STYLE rule 1), the same operations as encode/decode:
+  // The allocation-free forms encode/decode are built on, for the RHS (STYLE rule 1):
   // out = f_l(below) with code = σ(below); out = g_l(above) (scratch: work_.code_above, or
-  // work_.shifted and work_.pre for exact decoders).
+  // work_.shifted and work_.pre for exact decoders; `above` must not be one of those).
   void encode_into(const State& s, std::size_t l, const Eigen::Ref<const Eigen::VectorXd>& below,
                    Eigen::VectorXd& code, Eigen::VectorXd& out) const;
   void decode_into(const State& s, std::size_t l, const Eigen::Ref<const Eigen::VectorXd>& above,

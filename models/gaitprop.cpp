@@ -251,13 +251,7 @@ void GaitpropModel::rhs(const State& s, State& ds, double t) const {
       forward_layer(s, ds, u, l);
     }
   };
-  // Small networks avoid OpenMP constructs entirely (an inactive region still costs a futex).
-  if (!parallel_) {
-    for (std::size_t l = 1; l <= depth_; ++l) layer(l);
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (std::size_t l = 1; l <= depth_; ++l) layer(l);
+  for_each_chunk(parallel_, depth_, [&](std::size_t i) { layer(i + 1); });
 }
 
 RowMatrix GaitpropModel::update_direction(const State& s, std::size_t l) const {

@@ -65,7 +65,7 @@
 
 #include "models/backprop.hpp"
 #include "models/model.hpp"
-#include "models/neurons.hpp"  // parallel_min_work
+#include "models/neurons.hpp"  // parallel_min_work, for_each_chunk
 #include "models/params.hpp"
 #include "sim/input.hpp"
 #include "sim/network.hpp"

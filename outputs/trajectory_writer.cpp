@@ -87,18 +87,21 @@ class BufferArena {
   // `values` doubles of the arena, starting on a cache line.
   double* take(std::size_t values) {
     double* p = base_ + used_;
-    used_ += (values + 7) / 8 * 8;
+    used_ += whole_lines(values);
     assert(used_ <= capacity_);
     return p;
   }
-  // What take() needs for these blocks, cache-line rounding included.
+  // What take() needs for these blocks.
   static std::size_t values_for(const std::vector<std::size_t>& blocks) {
     std::size_t total = 0;
-    for (const std::size_t v : blocks) total += (v + 7) / 8 * 8;
+    for (const std::size_t v : blocks) total += whole_lines(v);
     return total;
   }
 
  private:
+  // `values` rounded up to whole 64-byte cache lines of doubles.
+  static std::size_t whole_lines(std::size_t values) { return (values + 7) / 8 * 8; }
+
   void* map_ = nullptr;
   std::size_t map_bytes_ = 0;
   std::unique_ptr<double[]> owned_;

@@ -98,19 +98,7 @@ void tanh_baseline(const double* a, double* out, Eigen::Index n) {
 }
 #endif
 
-using TanhFunction = void (*)(const double*, double*, Eigen::Index);
-
-TanhFunction best_tanh() {
-#ifdef LEARNFLOW_TANH_AVX2
-  if (__builtin_cpu_supports("avx2")) return tanh_avx2;
-#endif
-  return tanh_baseline;
-}
-
-void tanh_vectorised(const double* a, double* out, Eigen::Index n) {
-  static const TanhFunction kernel = best_tanh();
-  kernel(a, out, n);
-}
+void tanh_vectorised(const double* a, double* out, Eigen::Index n);  // below tanh_kernels()
 
 // log(1 + e^a) without overflow for large a.
 double softplus(double a) { return a > 30.0 ? a : std::log1p(std::exp(a)); }
@@ -125,6 +113,16 @@ std::vector<TanhKernel> tanh_kernels() {
 #endif
   return kernels;
 }
+
+namespace {
+
+// The widest kernel this CPU runs, chosen once.
+void tanh_vectorised(const double* a, double* out, Eigen::Index n) {
+  static const auto kernel = tanh_kernels().back().apply;
+  kernel(a, out, n);
+}
+
+}  // namespace
 
 bool parse_activation(std::string_view name, Activation& out) {
   for (std::size_t i = 0; i < names.size(); ++i) {

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <atomic>
 
 #include "sim/run.hpp"
@@ -46,6 +49,25 @@ IntegrationResult Simulation::run(const IntegratorSpec& spec, const std::vector<
   final_state.assign(static_cast<std::size_t>(model->layout().size()), 0.0);
   model->initial_state(final_state);
   return integrate(*model, drive, final_state, spec, times, observer);
+}
+
+std::size_t MetricRecorder::index(const std::string& name) const {
+  const auto names = model.metric_names();
+  const auto it = std::find(names.begin(), names.end(), name);
+  REQUIRE(it != names.end());
+  return static_cast<std::size_t>(it - names.begin());
+}
+
+std::vector<State> sample_states_with_threads(const Experiment& ex, int threads) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  Simulation sim(ex);
+  Recorder rec;
+  State final_state;
+  const Outcome outcome = sim.run(rec, final_state).outcome;
+  omp_set_num_threads(saved);
+  REQUIRE(outcome == Outcome::success);
+  return rec.states;
 }
 
 }  // namespace lf::test

@@ -44,6 +44,25 @@ struct Recorder final : IntegrationObserver {
   void step(const State&, double t, double, const SolverStats&) override { step_ends.push_back(t); }
 };
 
+// Records the model's metrics (and the state) at every sample, while the drive is in the
+// sample's segment.
+struct MetricRecorder final : IntegrationObserver {
+  explicit MetricRecorder(const Model& m) : model(m) {}
+  const Model& model;
+  std::vector<double> times;
+  std::vector<State> states;
+  std::vector<std::vector<double>> values;
+  void sample(const State& s, double t) override {
+    std::vector<double> v(model.metric_names().size());
+    model.metrics(s, t, v);
+    times.push_back(t);
+    states.push_back(s);
+    values.push_back(v);
+  }
+  // Position of metric `name` in each row of `values` (fails the test if there is none).
+  std::size_t index(const std::string& name) const;
+};
+
 // Network + input + model of an experiment, ready to integrate.
 struct Simulation {
   explicit Simulation(const Experiment& ex);
@@ -61,6 +80,10 @@ struct Simulation {
   }
   static std::vector<double> sample_times_of(const Experiment& ex);
 };
+
+// The states at the sample times of `ex`, integrated with `threads` OpenMP threads (the thread
+// count in force before is restored), for tests that 1 and N threads give the same bits.
+std::vector<State> sample_states_with_threads(const Experiment& ex, int threads);
 
 inline double max_abs_diff(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
   return (a - b).cwiseAbs().maxCoeff();

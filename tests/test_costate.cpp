@@ -7,8 +7,6 @@
 #include <Eigen/Dense>
 #include <cmath>
 
-#include <omp.h>
-
 #include "models/costate.hpp"
 #include "tests/helpers.hpp"
 
@@ -39,20 +37,6 @@ std::vector<RowMatrix> dense_weights(const Network& net) {
   for (const Projection& p : net.projections) w.push_back(p.sparse ? RowMatrix(p.csr) : p.dense);
   return w;
 }
-
-// Records the model's metrics at every sample, while the drive is in the sample's segment.
-struct MetricRecorder final : IntegrationObserver {
-  explicit MetricRecorder(const Model& m) : model(m) {}
-  const Model& model;
-  std::vector<double> times;
-  std::vector<std::vector<double>> values;
-  void sample(const State& s, double t) override {
-    std::vector<double> v(model.metric_names().size());
-    model.metrics(s, t, v);
-    times.push_back(t);
-    values.push_back(v);
-  }
-};
 
 const char* dag_toml = R"(
 [network]
@@ -378,18 +362,8 @@ t_end = 3.0
 [output]
 sample_dt = 0.5
 )", target));
-  const int saved = omp_get_max_threads();
-  auto run_with = [&](int threads) {
-    omp_set_num_threads(threads);
-    Simulation sim(ex);
-    Recorder rec;
-    State final_state;
-    REQUIRE(sim.run(rec, final_state).outcome == Outcome::success);
-    return rec.states;
-  };
-  const auto one = run_with(1);
-  const auto two = run_with(2);
-  omp_set_num_threads(saved);
+  const auto one = sample_states_with_threads(ex, 1);
+  const auto two = sample_states_with_threads(ex, 2);
   REQUIRE(one.size() == 7);
   REQUIRE(one.size() == two.size());
   for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);  // exact equality

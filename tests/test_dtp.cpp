@@ -89,16 +89,7 @@ sample_dt = 0.1
 // Runs the DTP experiment with metrics recorded at every sample (as the run does).
 struct DtpRun {
   explicit DtpRun(const Experiment& ex) : sim(ex), model(dynamic_cast<const DtpModel&>(*sim.model)) {
-    struct Observer final : IntegrationObserver {
-      const Model& m;
-      explicit Observer(const Model& model) : m(model) {}
-      void sample(const State& s, double t) override {
-        std::vector<double> v(m.metric_names().size());
-        m.metrics(s, t, v);
-        values.push_back(v);
-      }
-      std::vector<std::vector<double>> values;
-    } observer(*sim.model);
+    MetricRecorder observer(*sim.model);
     result = sim.run(ex.integrator, Simulation::sample_times_of(ex), observer, state);
     metrics = observer.values;
     model.finish(state, ex.integrator.t_end);

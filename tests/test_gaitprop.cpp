@@ -5,8 +5,6 @@
 // against finite differences and as a decreasing quantity; the end-of-phase event wiring; thread
 // independence; config errors; and the example.
 #include <fmt/format.h>
-#include <omp.h>
-
 #include <Eigen/Dense>
 #include <cmath>
 #include <functional>
@@ -169,28 +167,6 @@ double relative_error(const Eigen::Ref<const Eigen::MatrixXd>& estimate,
                       const Eigen::Ref<const Eigen::MatrixXd>& exact) {
   return (estimate - exact).norm() / exact.norm();
 }
-
-// Records the model's metrics at every sample.
-struct MetricRecorder final : IntegrationObserver {
-  explicit MetricRecorder(const Model& m) : model(m) {}
-  const Model& model;
-  std::vector<double> times;
-  std::vector<State> states;
-  std::vector<std::vector<double>> values;
-  void sample(const State& s, double t) override {
-    std::vector<double> v(model.metric_names().size());
-    model.metrics(s, t, v);
-    times.push_back(t);
-    states.push_back(s);
-    values.push_back(v);
-  }
-  std::size_t index(const std::string& name) const {
-    const auto names = model.metric_names();
-    const auto it = std::find(names.begin(), names.end(), name);
-    REQUIRE(it != names.end());
-    return static_cast<std::size_t>(it - names.begin());
-  }
-};
 
 // A 4-4-4-4 network (L = 3), one input with a target, phases forward then target.
 std::string layered_toml(const std::string& activation, const std::string& init, double gamma) {
@@ -694,18 +670,8 @@ t_end = 2.0
 [output]
 sample_dt = 0.5
 )", y));
-  const int saved = omp_get_max_threads();
-  auto run_with = [&](int threads) {
-    omp_set_num_threads(threads);
-    Simulation sim(ex);
-    Recorder rec;
-    State final_state;
-    REQUIRE(sim.run(rec, final_state).outcome == Outcome::success);
-    return rec.states;
-  };
-  const auto one = run_with(1);
-  const auto two = run_with(2);
-  omp_set_num_threads(saved);
+  const auto one = sample_states_with_threads(ex, 1);
+  const auto two = sample_states_with_threads(ex, 2);
   REQUIRE(one.size() == two.size());
   for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);  // exact equality
 }

@@ -1,6 +1,4 @@
 // Model "leaky": closed-form solutions and fixed points it must reach (DESIGN §4).
-#include <omp.h>
-
 #include <Eigen/Dense>
 #include <cmath>
 
@@ -202,18 +200,8 @@ t_end = 3.0
 [output]
 sample_dt = 0.5
 )");
-  const int saved = omp_get_max_threads();
-  auto run_with = [&](int threads) {
-    omp_set_num_threads(threads);
-    Simulation sim(ex);
-    Recorder rec;
-    State final_state;
-    REQUIRE(sim.run(rec, final_state).outcome == Outcome::success);
-    return rec.states;
-  };
-  const auto one = run_with(1);
-  const auto two = run_with(2);
-  omp_set_num_threads(saved);
+  const auto one = sample_states_with_threads(ex, 1);
+  const auto two = sample_states_with_threads(ex, 2);
   REQUIRE(one.size() == two.size());
   for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);  // exact equality
 }
