@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "sim/config.hpp"
-#include "sim/errors.hpp"
-#include "sim/network.hpp"
+#include "sim/core/errors.hpp"
+#include "sim/core/network.hpp"
 #include "sim/run.hpp"
 
 namespace {

@@ -28,16 +28,6 @@ const StepperInfo* find_stepper(std::string_view name) {
   return nullptr;
 }
 
-std::string_view outcome_name(Outcome outcome) {
-  switch (outcome) {
-    case Outcome::success: return "success";
-    case Outcome::err_nf_state: return "err_nf_state";
-    case Outcome::step_underflow: return "step_underflow";
-    case Outcome::step_limit: return "step_limit";
-  }
-  return "?";
-}
-
 IntegrationResult integrate(const Model& model, Drive& drive, State& state,
                             const IntegratorSpec& spec, const std::vector<double>& sample_times,
                             IntegrationObserver& observer) {

@@ -1,16 +1,28 @@
 #pragma once
 // Steppers by name, and the one entry point that integrates a model over the segments of its
 // input schedule, sampling at exact times. Odeint is used only inside integrators/*.cpp.
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "models/model.hpp"
-#include "sim/experiment.hpp"
-#include "sim/input.hpp"
+#include "sim/core/model.hpp"
+#include "sim/core/input.hpp"
+#include "sim/core/outcome.hpp"
 
 namespace lf {
+
+struct IntegratorSpec {
+  std::string stepper = "dopri5";
+  double rtol = 1e-6;
+  double atol = 1e-6;
+  double dt0 = 0.0;            // initial step; 0: chosen from the tolerances
+  double dt_max = std::numeric_limits<double>::infinity();
+  long max_steps = 100'000'000;
+  double t0 = 0.0;
+  double t_end = 10.0;
+};
 
 struct StepperInfo {
   std::string_view name;
@@ -23,16 +35,7 @@ struct StepperInfo {
 std::span<const StepperInfo> stepper_infos();
 const StepperInfo* find_stepper(std::string_view name);  // nullptr if unknown
 
-// How an integration ended (heyoka-style outcome).
-enum class Outcome { success, err_nf_state, step_underflow, step_limit };
-std::string_view outcome_name(Outcome outcome);
 
-struct SolverStats {
-  long steps = 0;      // accepted steps
-  long rejected = 0;   // rejected step attempts
-  long rhs_evals = 0;  // evaluations of the right-hand side
-  double wall_seconds = 0.0;
-};
 
 // Observers are called only with accepted states at exact sample times, never from trial stages.
 class IntegrationObserver {
@@ -45,12 +48,6 @@ class IntegrationObserver {
   virtual void segment_start(const State& /*s*/, double /*t*/) {}
 };
 
-struct IntegrationResult {
-  Outcome outcome = Outcome::success;
-  double t = 0.0;        // time reached: t_end on success, else the time of the failure
-  std::string message;   // for failures: what happened, where
-  SolverStats stats;
-};
 
 // Integrates `model` from `state` (at the first boundary) over the segments of `drive`'s input
 // signal, calling `observer.sample` at each of `sample_times` (sorted, within [t0, t_end]).

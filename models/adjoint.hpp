@@ -10,11 +10,11 @@
 // reads x(t) back by cubic Hermite interpolation between them: 2·n doubles per step.
 #include <vector>
 
-#include "models/model.hpp"
+#include "sim/core/model.hpp"
 #include "models/neurons.hpp"
 #include "models/params.hpp"
-#include "sim/input.hpp"
-#include "sim/network.hpp"
+#include "sim/core/input.hpp"
+#include "sim/core/network.hpp"
 
 namespace lf {
 

@@ -13,8 +13,8 @@
 
 #include "models/params.hpp"
 #include "models/projection_ops.hpp"
-#include "sim/input.hpp"
-#include "sim/network.hpp"
+#include "sim/core/input.hpp"
+#include "sim/core/network.hpp"
 
 namespace lf {
 

@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "models/backprop.hpp"
-#include "models/model.hpp"
+#include "sim/core/model.hpp"
 #include "models/neurons.hpp"
 #include "models/params.hpp"
-#include "sim/input.hpp"
-#include "sim/network.hpp"
+#include "sim/core/input.hpp"
+#include "sim/core/network.hpp"
 
 namespace lf {
 

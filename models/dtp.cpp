@@ -9,8 +9,8 @@
 #include <limits>
 
 #include "models/backprop.hpp"
-#include "sim/errors.hpp"
-#include "sim/random.hpp"
+#include "sim/core/errors.hpp"
+#include "sim/core/random.hpp"
 
 namespace lf {
 namespace {

@@ -25,10 +25,10 @@
 #include <optional>
 #include <vector>
 
-#include "models/model.hpp"
+#include "sim/core/model.hpp"
 #include "models/params.hpp"
-#include "sim/input.hpp"
-#include "sim/network.hpp"
+#include "sim/core/input.hpp"
+#include "sim/core/network.hpp"
 
 namespace lf {
 

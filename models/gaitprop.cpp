@@ -7,7 +7,7 @@
 #include <cmath>
 #include <limits>
 
-#include "sim/errors.hpp"
+#include "sim/core/errors.hpp"
 
 namespace lf {
 namespace {

@@ -64,11 +64,11 @@
 #include <vector>
 
 #include "models/backprop.hpp"
-#include "models/model.hpp"
+#include "sim/core/model.hpp"
 #include "models/neurons.hpp"  // parallel_min_work, for_each_chunk
 #include "models/params.hpp"
-#include "sim/input.hpp"
-#include "sim/network.hpp"
+#include "sim/core/input.hpp"
+#include "sim/core/network.hpp"
 
 namespace lf {
 

@@ -3,11 +3,11 @@
 //     τ ẋ_p = −c x_p + σ_p(a_p),   a_p = b_p + Σ_{projections q→p} W_qp x_q,
 // with input populations clamped to the input u(t) (they are not part of the state).
 // On a layered DAG with c = 1 the fixed point is the feedforward pass.
-#include "models/model.hpp"
+#include "sim/core/model.hpp"
 #include "models/neurons.hpp"
 #include "models/params.hpp"
-#include "sim/input.hpp"
-#include "sim/network.hpp"
+#include "sim/core/input.hpp"
+#include "sim/core/network.hpp"
 
 namespace lf {
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "models/projection_ops.hpp"
-#include "sim/layout.hpp"
-#include "sim/network.hpp"
+#include "sim/core/layout.hpp"
+#include "sim/core/network.hpp"
 
 namespace lf {
 

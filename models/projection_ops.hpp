@@ -4,7 +4,7 @@
 // given, so that callers can split work into fixed chunks, independent of the thread count.
 #include <Eigen/Core>
 
-#include "sim/network.hpp"
+#include "sim/core/network.hpp"
 
 namespace lf {
 

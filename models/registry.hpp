@@ -1,18 +1,16 @@
 #pragma once
-// The models learnflow knows, by name: parsing and validating their [model] parameters, and
-// building the model of an experiment.
+// The models learnflow knows, by name, and building the model of an experiment (their [model]
+// parameters are read by sim/model_config.cpp).
 #include <memory>
 #include <span>
 #include <string_view>
 
-#include "models/model.hpp"
+#include "sim/core/model.hpp"
 #include "models/params.hpp"
-#include "sim/input.hpp"
-#include "sim/network.hpp"
+#include "sim/core/input.hpp"
+#include "sim/core/network.hpp"
 
 namespace lf {
-
-class ConfigSection;
 
 struct ModelInfo {
   std::string_view name;
@@ -20,9 +18,6 @@ struct ModelInfo {
 };
 
 std::span<const ModelInfo> model_infos();
-
-// Reads [model]: `type` and that model's parameters. Throws ConfigError.
-ModelParams parse_model_params(const ConfigSection& section);
 
 // Builds the model; `network` and `drive` must outlive it. Throws InputError when the network
 // does not suit the model.

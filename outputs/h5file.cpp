@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "outputs/h5util.hpp"
-#include "sim/errors.hpp"
+#include "sim/core/errors.hpp"
 
 namespace lf {
 namespace h5 {

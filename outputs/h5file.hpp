@@ -6,14 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "sim/layout.hpp"
+#include "sim/core/network.hpp"
 
 namespace lf {
-
-struct ParameterFile {
-  std::map<std::string, RowMatrix> weights;        // /parameters/W/<projection>
-  std::map<std::string, Eigen::VectorXd> biases;   // /parameters/b/<population>
-};
 
 // Throws DataFileError when the file cannot be read or holds no /parameters.
 ParameterFile read_parameter_file(const std::string& path);

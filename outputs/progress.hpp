@@ -4,7 +4,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "integrators/registry.hpp"
+#include "sim/core/outcome.hpp"
 
 namespace lf {
 

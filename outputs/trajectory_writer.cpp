@@ -25,7 +25,7 @@
 #endif
 
 #include "outputs/h5util.hpp"
-#include "sim/errors.hpp"
+#include "sim/core/errors.hpp"
 
 namespace lf {
 namespace {
@@ -443,6 +443,12 @@ struct TrajectoryWriter::Impl {
     last_flush = std::chrono::steady_clock::now();
   }
 };
+
+RecordMode OutputSpec::mode_for(const std::string& kind, const std::string& member) const {
+  if (const auto it = record.find(kind + "/" + member); it != record.end()) return it->second;
+  if (const auto it = record.find(kind); it != record.end()) return it->second;
+  return {RecordMode::all, 1};
+}
 
 TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& layout,
                                    const OutputSpec& spec, std::vector<std::string> metric_names)

@@ -6,17 +6,35 @@
 // double per sample) until the next flush. While streaming, a thread of the writer makes the HDF5
 // calls: full chunks and flushes are queued to it (at most two chunks of a dataset at a time), so
 // the integration waits for the disk only when the disk falls behind.
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
-#include "integrators/registry.hpp"
-#include "sim/experiment.hpp"
-#include "sim/layout.hpp"
-#include "sim/network.hpp"
+#include "sim/core/outcome.hpp"
+#include "sim/core/layout.hpp"
+#include "sim/core/network.hpp"
 
 namespace lf {
+
+// What is written for a state block at each sample.
+struct RecordMode {
+  enum Kind { all, every, norm, none } kind = all;
+  long stride = 1;  // every:K
+};
+
+struct OutputSpec {
+  std::string file = "run.h5";
+  double sample_dt = 0.05;
+  std::map<std::string, RecordMode> record;  // key: block kind ("x") or block name ("x/layer1")
+  long flush_every = 100;      // flushes happen only after a multiple of this many samples …
+  double flush_seconds = 1.0;  // … and at least this long (wall time) after the previous one
+  bool residual = false;  // write /metrics/residual/<kind> = ‖d(block kind)/dt‖₂ at each sample
+
+  // The mode of block "kind/member": the exact name wins over the kind; default "all".
+  RecordMode mode_for(const std::string& kind, const std::string& member) const;
+};
 
 struct RunMetadata {
   std::string model;

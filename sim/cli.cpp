@@ -11,7 +11,7 @@
 #include "models/registry.hpp"
 #include "outputs/h5file.hpp"
 #include "sim/config.hpp"
-#include "sim/errors.hpp"
+#include "sim/core/errors.hpp"
 #include "sim/run.hpp"
 #include "sim/waves.hpp"
 

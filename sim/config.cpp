@@ -10,8 +10,8 @@
 
 #include "integrators/registry.hpp"
 #include "models/registry.hpp"
-#include "sim/csv.hpp"
-#include "sim/errors.hpp"
+#include "sim/core/csv.hpp"
+#include "sim/core/errors.hpp"
 
 namespace lf {
 namespace {

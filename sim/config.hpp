@@ -70,6 +70,9 @@ T ConfigSection::choice(std::string_view key, std::string_view fallback,
 // a bare string when it is not valid TOML (so --set model.type=leaky works). Throws ConfigError.
 void apply_override(toml::table& root, const std::string& assignment);
 
+// Reads [model]: `type` and that model's parameters (sim/model_config.cpp). Throws ConfigError.
+ModelParams parse_model_params(const ConfigSection& section);
+
 // Reads, overrides and validates an experiment file. Throws InputError (ConfigError,
 // DataFileError) for any problem.
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides);

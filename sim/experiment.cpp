@@ -1,14 +1,9 @@
 #include "sim/experiment.hpp"
 
-#include "sim/errors.hpp"
+#include "outputs/h5file.hpp"
+#include "sim/core/errors.hpp"
 
 namespace lf {
-
-ConfigError::ConfigError(std::string key, std::string where, const std::string& what)
-    : InputError(what), key_(std::move(key)), where_(std::move(where)) {}
-
-DataFileError::DataFileError(std::string file, long line, const std::string& what)
-    : InputError(what), file_(std::move(file)), line_(line) {}
 
 std::size_t Experiment::input_size() const {
   std::size_t n = 0;
@@ -26,10 +21,9 @@ std::size_t Experiment::output_size() const {
   return n;
 }
 
-RecordMode OutputSpec::mode_for(const std::string& kind, const std::string& member) const {
-  if (const auto it = record.find(kind + "/" + member); it != record.end()) return it->second;
-  if (const auto it = record.find(kind); it != record.end()) return it->second;
-  return {RecordMode::all, 1};
+Network build_network(const NetworkSpec& spec) {
+  const bool from_file = spec.init.weights == "file" || spec.init.bias == "file";
+  return build_network(spec, from_file ? read_parameter_file(spec.init.file) : ParameterFile{});
 }
 
 }  // namespace lf

@@ -14,10 +14,10 @@
 #include "sim/adjoint_sweep.hpp"
 #include "outputs/progress.hpp"
 #include "sim/config.hpp"
-#include "sim/errors.hpp"
+#include "sim/core/errors.hpp"
 #include "outputs/trajectory_writer.hpp"
-#include "sim/input.hpp"
-#include "sim/network.hpp"
+#include "sim/core/input.hpp"
+#include "sim/core/network.hpp"
 #include "sim/waves.hpp"
 
 namespace lf {

@@ -12,8 +12,8 @@
 #include "integrators/registry.hpp"
 #include "models/registry.hpp"
 #include "sim/config.hpp"
-#include "sim/input.hpp"
-#include "sim/network.hpp"
+#include "sim/core/input.hpp"
+#include "sim/core/network.hpp"
 
 namespace lf::test {
 

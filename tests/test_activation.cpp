@@ -7,7 +7,7 @@
 #include <limits>
 #include <vector>
 
-#include "sim/activation.hpp"
+#include "sim/core/activation.hpp"
 
 using namespace lf;
 

@@ -1,7 +1,7 @@
 // Config reading: typed values, overrides, and error messages that name the key and the line.
 #include <string>
 
-#include "sim/errors.hpp"
+#include "sim/core/errors.hpp"
 #include "tests/helpers.hpp"
 
 using namespace lf;

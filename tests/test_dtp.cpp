@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "models/dtp.hpp"
-#include "sim/random.hpp"
+#include "sim/core/random.hpp"
 #include "tests/helpers.hpp"
 
 using namespace lf;

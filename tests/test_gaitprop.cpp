@@ -11,8 +11,8 @@
 #include <utility>
 
 #include "models/gaitprop.hpp"
-#include "sim/errors.hpp"
-#include "sim/random.hpp"
+#include "sim/core/errors.hpp"
+#include "sim/core/random.hpp"
 #include "tests/helpers.hpp"
 
 using namespace lf;

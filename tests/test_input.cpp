@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "sim/input.hpp"
+#include "sim/core/input.hpp"
 
 using namespace lf;
 

@@ -1,7 +1,7 @@
 // StateLayout: blocks are contiguous, named, and viewed without raw offsets.
 #include <doctest/doctest.h>
 
-#include "sim/layout.hpp"
+#include "sim/core/layout.hpp"
 
 using namespace lf;
 

@@ -1,7 +1,7 @@
 // Network construction: seeded initialisation schemes, graphs from edge lists and CSV files.
 #include <Eigen/Dense>
 
-#include "sim/errors.hpp"
+#include "sim/core/errors.hpp"
 #include "tests/helpers.hpp"
 
 using namespace lf;

@@ -14,8 +14,8 @@
 
 #include "models/registry.hpp"
 #include "sim/config.hpp"
-#include "sim/input.hpp"
-#include "sim/network.hpp"
+#include "sim/core/input.hpp"
+#include "sim/core/network.hpp"
 
 #if defined(__GLIBC__)
 namespace {

@@ -1,4 +1,4 @@
-#include "sim/layout.hpp"
+#include "sim/core/layout.hpp"
 
 #include <cassert>
 #include <stdexcept>

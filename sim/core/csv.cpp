@@ -1,4 +1,4 @@
-#include "sim/csv.hpp"
+#include "sim/core/csv.hpp"
 
 #include <fmt/format.h>
 
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "sim/errors.hpp"
+#include "sim/core/errors.hpp"
 
 namespace lf {
 namespace {

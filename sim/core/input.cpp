@@ -1,4 +1,4 @@
-#include "sim/input.hpp"
+#include "sim/core/input.hpp"
 
 #include <algorithm>
 #include <cassert>

@@ -1,4 +1,4 @@
-#include "sim/network.hpp"
+#include "sim/core/network.hpp"
 
 #include <fmt/format.h>
 
@@ -6,10 +6,9 @@
 #include <cassert>
 #include <cmath>
 
-#include "outputs/h5file.hpp"
-#include "sim/csv.hpp"
-#include "sim/errors.hpp"
-#include "sim/random.hpp"
+#include "sim/core/csv.hpp"
+#include "sim/core/errors.hpp"
+#include "sim/core/random.hpp"
 
 namespace lf {
 namespace {
@@ -74,15 +73,12 @@ std::vector<std::size_t> Network::incoming(std::size_t p) const {
   return in;
 }
 
-Network build_network(const NetworkSpec& spec) {
+Network build_network(const NetworkSpec& spec, const ParameterFile& params) {
   Network net;
   net.seed = spec.seed;
   for (const auto& ps : spec.populations) {
     net.populations.push_back({ps.name, ps.size, ps.role, ps.activation});
   }
-  const bool from_file = spec.init.weights == "file" || spec.init.bias == "file";
-  const ParameterFile params = from_file ? read_parameter_file(spec.init.file) : ParameterFile{};
-
   for (std::size_t k = 0; k < spec.projections.size(); ++k) {
     const ProjectionSpec& ps = spec.projections[k];
     Projection proj;

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "sim/layout.hpp"
+#include "sim/core/layout.hpp"
 
 namespace lf {
 

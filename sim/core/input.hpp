@@ -4,11 +4,36 @@
 // the integrator never steps across one. Within a segment the input is evaluated through a Drive,
 // which holds the segment in force, so that the value at a segment's right end is its left limit.
 #include <Eigen/Core>
+#include <limits>
+#include <string>
 #include <vector>
 
-#include "sim/experiment.hpp"
-
 namespace lf {
+
+enum class InputKind { constant, step, sine, sequence };
+
+// The external input: a vector over the concatenated input populations, as a function of time.
+struct InputSpec {
+  InputKind kind = InputKind::constant;
+  std::vector<double> value;              // constant, step (after t0)
+  std::vector<double> before;             // step: before t0 (default zeros)
+  double t_step = 0.0;                    // step: switch time
+  std::vector<double> amplitude, frequency, phase, offset;  // sine: offset + A sin(2π f t + φ)
+  std::vector<std::vector<double>> sequence;  // sequence: the vectors shown in turn
+  double present = 1.0;                   // sequence: time each vector is held
+  bool repeat = true;                     // sequence: cycle through the vectors until t_end
+
+  // Phases of each example (DESIGN §5): names and durations, repeated with period Σ durations
+  // from t0 (for a sequence, the period is `present`). Every phase switch is a breakpoint.
+  std::vector<std::string> phase_names;
+  std::vector<double> phase_durations;
+
+  // Targets y for the output populations (learning models): one per sequence vector, or one
+  // constant target for the other kinds, present from target_t0 on (before it: no target, e = 0).
+  std::vector<std::vector<double>> targets;
+  std::vector<double> target;
+  double target_t0 = -std::numeric_limits<double>::infinity();
+};
 
 class InputSignal {
  public:

@@ -1,4 +1,4 @@
-#include "sim/activation.hpp"
+#include "sim/core/activation.hpp"
 
 #include <array>
 #include <cmath>

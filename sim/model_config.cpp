@@ -1,0 +1,100 @@
+// Reading the [model] table: `type` and that model's parameters, validated (models/params.hpp).
+#include <fmt/format.h>
+
+#include "models/registry.hpp"
+#include "sim/config.hpp"
+
+namespace lf {
+namespace {
+
+Loss parse_loss(const ConfigSection& s) {
+  return s.choice<Loss>("loss", "squared",
+                        {{"squared", Loss::squared}, {"cross_entropy", Loss::cross_entropy}});
+}
+
+LeakyParams parse_leaky(const ConfigSection& s) {
+  LeakyParams p;
+  p.c = s.positive("c", p.c);
+  p.tau = s.positive("tau", p.tau);
+  return p;
+}
+
+CostateParams parse_costate(const ConfigSection& s) {
+  CostateParams p;
+  p.c = s.positive("c", p.c);
+  p.tau_x = s.positive("tau_x", p.tau_x);
+  p.tau_lambda = s.positive("tau_lambda", p.tau_lambda);
+  p.gamma = s.positive("gamma", p.gamma);
+  p.kappa = s.non_negative("kappa", p.kappa);
+  p.plastic_bias = s.boolean("plastic_bias", p.plastic_bias);
+  p.loss = parse_loss(s);
+  p.mode = s.choice<CostateMode>("mode", "diffusion", {{"diffusion", CostateMode::diffusion},
+                                                       {"adjoint", CostateMode::adjoint}});
+  return p;
+}
+
+DtpParams parse_dtp(const ConfigSection& s) {
+  DtpParams p;
+  p.tau_h = s.positive("tau_h", p.tau_h);
+  p.tau_r = s.positive("tau_r", p.tau_r);
+  p.beta = s.positive("beta", p.beta);
+  p.correction = s.choice<TargetCorrection>(
+      "correction", "decoder_output",
+      {{"decoder_output", TargetCorrection::decoder_output},
+       {"decoder_input", TargetCorrection::decoder_input}});
+  const std::int64_t iterations = s.integer("iterations", 0);
+  if (iterations < 0) s.fail("iterations", fmt::format("must be >= 0, got {}", iterations));
+  p.iterations = static_cast<int>(iterations);
+  p.update = s.choice<DtpUpdate>("update", "dtp1",
+                                 {{"none", DtpUpdate::none}, {"dtp1", DtpUpdate::dtp1},
+                                  {"dtp", DtpUpdate::dtp}, {"flow", DtpUpdate::flow}});
+  p.eta = s.non_negative("eta", p.eta);
+  p.decay = s.non_negative("decay", p.decay);
+  p.decoders = s.choice<DecoderKind>("decoders", "pinv",
+                                     {{"pinv", DecoderKind::pinv}, {"random", DecoderKind::random},
+                                      {"exact", DecoderKind::exact}});
+  p.decoder_noise = s.non_negative("decoder_noise", p.decoder_noise);
+  p.decoder_rate = s.non_negative("decoder_rate", p.decoder_rate);
+  if (p.decoder_rate > 0.0 && p.decoders == DecoderKind::exact) {
+    s.fail("decoder_rate", "exact decoders are not learned: set decoder_rate = 0 or decoders = \"pinv\"");
+  }
+  p.loss = parse_loss(s);
+  return p;
+}
+
+GaitpropParams parse_gaitprop(const ConfigSection& s) {
+  GaitpropParams p;
+  p.tau_h = s.positive("tau_h", p.tau_h);
+  p.tau_r = s.positive("tau_r", p.tau_r);
+  p.gamma = s.positive("gamma", p.gamma);
+  p.eta = s.non_negative("eta", p.eta);
+  p.lambda_orth = s.non_negative("lambda_orth", p.lambda_orth);
+  p.mode = s.choice<GaitpropMode>("mode", "continuous", {{"continuous", GaitpropMode::continuous},
+                                                         {"discrete", GaitpropMode::discrete}});
+  p.loss = parse_loss(s);
+  return p;
+}
+
+}  // namespace
+
+ModelParams parse_model_params(const ConfigSection& s) {
+  const std::string type = s.string("type", "leaky");
+  ModelParams params;
+  if (type == "leaky") {
+    params = parse_leaky(s);
+  } else if (type == "costate") {
+    params = parse_costate(s);
+  } else if (type == "dtp") {
+    params = parse_dtp(s);
+  } else if (type == "gaitprop") {
+    params = parse_gaitprop(s);
+  } else {
+    std::string names;
+    for (const auto& info : model_infos()) names += (names.empty() ? "" : ", ") + std::string(info.name);
+    s.fail("type", fmt::format("unknown model '{}' (choose one of: {})", type, names));
+  }
+  s.finish();
+  return params;
+}
+
+}  // namespace lf
