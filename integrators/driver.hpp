@@ -97,6 +97,9 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
   for (std::size_t k = 0; k + 1 < bounds.size(); ++k) {
     const double t_begin = bounds[k], t_end = bounds[k + 1];
     job.drive.enter_segment(k, t_begin);
+    // The schedule's events at the segment start: a reset of the activities (a new minibatch
+    // with train.reset), then the model's own (phase changes, end-of-phase updates).
+    if (job.drive.signal().resets(k)) job.model.reset_activity(policy.state());
     job.model.enter_segment(policy.state(), t_begin);
     policy.restart(sys, t_begin);
     if (dt == 0.0) dt = initial_step(sys, policy.state(), t, spec.rtol, spec.atol, order);

@@ -60,14 +60,15 @@ std::size_t TrajectoryStore::bytes() const {
 
 AdjointForwardModel::AdjointForwardModel(const Network& network, const CostateParams& params,
                                          const Drive& drive)
-    : network_(&network), params_(params), drive_(&drive), x_(network, layout_, "x") {
+    : network_(&network), params_(params), drive_(&drive), layout_(drive.signal().batch_shape()),
+      x_(network, layout_, "x") {
+  // The x blocks are the first blocks of the layout: the trajectory store keeps the state's
+  // first neuron_count() values.
   neuron_count_ = layout_.size();
   integral_ = layout_.add("integral", "loss", {1});
   parallel_ = x_.work() >= parallel_min_work && x_.chunks().size() > 1;
-  preactivation_.resize(neuron_count_);
-  Eigen::Index outputs = 0;
-  for (const Population& p : network.populations) outputs += p.role == Role::output ? p.size : 0;
-  output_x_.resize(outputs);
+  preactivation_.resize(x_.neurons(), x_.examples());
+  output_x_.resize(x_.outputs(), x_.examples());
 }
 
 void AdjointForwardModel::initial_state(State& s) const { std::fill(s.begin(), s.end(), 0.0); }
@@ -75,24 +76,24 @@ void AdjointForwardModel::initial_state(State& s) const { std::fill(s.begin(), s
 double AdjointForwardModel::loss(const State& s) const {
   if (!drive_->has_target()) return 0.0;
   x_.gather_outputs(layout_, s, output_x_);
-  return loss_value(params_.loss, output_x_, drive_->target());
+  return target_loss(params_.loss, *drive_, output_x_);
 }
 
 void AdjointForwardModel::rhs(const State& s, State& ds, double t) const {
-  const Eigen::VectorXd& u = drive_->at(t);
+  const Eigen::MatrixXd& u = drive_->at(t);
   const double inv_tau = 1.0 / params_.tau_x;
   const auto& chunks = x_.chunks();
   for_each_chunk(parallel_, chunks.size(), [&](std::size_t i) {
     const NeuronIndex::RowChunk& chunk = chunks[i];
     const BlockId block = x_.block(chunk.population);
-    auto a = preactivation_.segment(layout_.block(block).offset + chunk.row_begin, chunk.size());
+    auto a = preactivation_.middleRows(x_.offset(chunk.population) + chunk.row_begin, chunk.size());
     x_.preactivation(
         chunk, [&](std::size_t k) { return network_weights(*network_, k); },
         [&](std::size_t q) -> const Eigen::VectorXd& { return network_->bias[q]; },
         [&](std::size_t q) { return x_.activity(layout_, s, u, q); }, a);
     activate(network_->populations[chunk.population].activation, a, a);
-    layout_.vector(ds, block).segment(chunk.row_begin, chunk.size()) =
-        inv_tau * (a - params_.c * layout_.vector(s, block).segment(chunk.row_begin, chunk.size()));
+    layout_.examples(ds, block).middleRows(chunk.row_begin, chunk.size()) =
+        inv_tau * (a - params_.c * layout_.examples(s, block).middleRows(chunk.row_begin, chunk.size()));
   });
   layout_.vector(ds, integral_)[0] = loss(s);  // J̇ = V(x)
 }
@@ -110,7 +111,8 @@ AdjointBackwardModel::AdjointBackwardModel(const Network& network, const Costate
                                            const NeuronIndex& forward_neurons,
                                            const StateLayout& forward_layout)
     : network_(&network), params_(params), drive_(&reversed_drive), forward_(&forward),
-      fx_(&forward_neurons), forward_layout_(&forward_layout), lambda_(network, layout_, "lambda") {
+      fx_(&forward_neurons), forward_layout_(&forward_layout),
+      layout_(reversed_drive.signal().batch_shape()), lambda_(network, layout_, "lambda") {
   for (const Projection& q : network.projections) {
     grad_w_.push_back(layout_.add("gradW", q.name, {network_weights(network, grad_w_.size()).size()}));
   }
@@ -121,21 +123,10 @@ AdjointBackwardModel::AdjointBackwardModel(const Network& network, const Costate
   const auto& bounds = reversed_drive.signal().boundaries();
   time_sum_ = bounds.front() + bounds.back();
   x_.resize(static_cast<std::size_t>(forward_layout.size()));
-  Eigen::Index n = 0, outputs = 0;
-  for (const Population& p : network.populations) {
-    if (p.role != Role::input) n += p.size;
-    if (p.role == Role::output) outputs += p.size;
-  }
-  derivative_.resize(n);
-  delta_.resize(n);
-  output_x_.resize(outputs);
-  output_e_.resize(outputs);
-  // Where each output population's error starts in output_e_ (outputs in declaration order).
-  output_offset_.assign(network.populations.size(), 0);
-  for (std::size_t p = 0, at = 0; p < network.populations.size(); ++p) {
-    output_offset_[p] = static_cast<Eigen::Index>(at);
-    if (network.populations[p].role == Role::output) at += static_cast<std::size_t>(network.populations[p].size);
-  }
+  derivative_.resize(lambda_.neurons(), lambda_.examples());
+  delta_.resize(lambda_.neurons(), lambda_.examples());
+  output_x_.resize(lambda_.outputs(), lambda_.examples());
+  output_e_.resize(lambda_.outputs(), lambda_.examples());
   // Weight-gradient work items: every row chunk of every projection's target population.
   const auto& chunks = lambda_.chunks();
   for (std::size_t k = 0; k < network.projections.size(); ++k) {
@@ -152,26 +143,25 @@ void AdjointBackwardModel::rhs(const State& s, State& ds, double sigma) const {
   const auto& pops = network_->populations;
   const double t = time_sum_ - sigma;
   const std::size_t segment = drive_->signal().segments() - 1 - drive_->segment();
-  const Eigen::Index n = derivative_.size();
-  forward_->interpolate(segment, t, Eigen::Map<Eigen::VectorXd>(x_.data(), n));
-  const Eigen::VectorXd& u = drive_->at(sigma);
+  forward_->interpolate(segment, t, Eigen::Map<Eigen::VectorXd>(x_.data(), derivative_.size()));
+  const Eigen::MatrixXd& u = drive_->at(sigma);
   const double inv_tau = 1.0 / params_.tau_x;
-  // λ blocks and the forward x blocks both start at offset 0, in population order.
-  auto offset = [&](std::size_t p) { return layout_.block(lambda_.block(p)).offset; };
+  // Rows of population p in the neuron scratch matrices.
+  auto offset = [&](std::size_t p) { return lambda_.offset(p); };
 
   // δ = σ'(a(x)) ⊙ λ, chunk by chunk of the forward neurons.
   const auto& forward_chunks = fx_->chunks();
   for_each_chunk(parallel_, forward_chunks.size(), [&](std::size_t i) {
     const NeuronIndex::RowChunk& chunk = forward_chunks[i];
     const std::size_t p = chunk.population;
-    auto d = derivative_.segment(offset(p) + chunk.row_begin, chunk.size());
+    auto d = derivative_.middleRows(offset(p) + chunk.row_begin, chunk.size());
     fx_->preactivation(
         chunk, [&](std::size_t k) { return network_weights(*network_, k); },
         [&](std::size_t q) -> const Eigen::VectorXd& { return network_->bias[q]; },
         [&](std::size_t q) { return fx_->activity(*forward_layout_, x_, u, q); }, d);
     activate_derivative(pops[p].activation, d, d);
-    delta_.segment(offset(p) + chunk.row_begin, chunk.size()) =
-        d.cwiseProduct(layout_.vector(s, lambda_.block(p)).segment(chunk.row_begin, chunk.size()));
+    delta_.middleRows(offset(p) + chunk.row_begin, chunk.size()) =
+        d.cwiseProduct(layout_.examples(s, lambda_.block(p)).middleRows(chunk.row_begin, chunk.size()));
   });
   // e = −∂V/∂x on the outputs, at the forward x(t).
   fx_->gather_outputs(*forward_layout_, x_, output_x_);
@@ -184,16 +174,23 @@ void AdjointBackwardModel::rhs(const State& s, State& ds, double sigma) const {
     const NeuronIndex::RowChunk& chunk = costate_chunks[i];
     const std::size_t p = chunk.population;
     const Eigen::Index r0 = chunk.row_begin, len = chunk.size();
-    auto dl = layout_.vector(ds, lambda_.block(p)).segment(r0, len);
+    auto dl = layout_.examples(ds, lambda_.block(p)).middleRows(r0, len);
     dl.setZero();
     for (const std::size_t k : lambda_.outgoing(p)) {
       const std::size_t to = network_->projections[k].to;
       add_columns_transposed_times(network_weights(*network_, k), r0, len,
-                                   delta_.segment(offset(to), pops[to].size), dl);
+                                   delta_.middleRows(offset(to), pops[to].size), dl);
     }
-    dl = inv_tau * (dl - params_.c * layout_.vector(s, lambda_.block(p)).segment(r0, len));
-    if (pops[p].role == Role::output) dl += output_e_.segment(output_offset_[p] + r0, len);
-    layout_.vector(ds, grad_b_[p]).segment(r0, len) = inv_tau * delta_.segment(offset(p) + r0, len);
+    dl = inv_tau * (dl - params_.c * layout_.examples(s, lambda_.block(p)).middleRows(r0, len));
+    if (pops[p].role == Role::output) dl += output_e_.middleRows(lambda_.output_offset(p) + r0, len);
+    // The bias gradient: the batch mean of δ.
+    auto db = layout_.vector(ds, grad_b_[p]).segment(r0, len);
+    const auto delta = delta_.middleRows(offset(p) + r0, len);
+    if (delta.cols() == 1) {
+      db = inv_tau * delta.col(0);
+    } else {
+      db = (inv_tau / static_cast<double>(delta.cols())) * delta.rowwise().sum();
+    }
   };
   // The weight gradients, τ Ġ_k = δ_to x_fromᵀ, by row chunks of each projection.
   auto gradient_chunk = [&](std::size_t i) {
@@ -201,7 +198,7 @@ void AdjointBackwardModel::rhs(const State& s, State& ds, double sigma) const {
     const Projection& q = network_->projections[k];
     const NeuronIndex::RowChunk& chunk = costate_chunks[chunk_index];
     outer_rows(network_weights(*network_, k), chunk.row_begin, chunk.size(),
-               delta_.segment(offset(q.to), q.rows()), fx_->activity(*forward_layout_, x_, u, q.from),
+               delta_.middleRows(offset(q.to), q.rows()), fx_->activity(*forward_layout_, x_, u, q.from),
                inv_tau, 0.0,
                ds.data() + layout_.block(grad_w_[k]).offset + row_offset(q, chunk.row_begin));
   };

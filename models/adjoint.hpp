@@ -5,6 +5,8 @@
 // With λ = −p (p the Pontryagin multiplier) and reversed time s = t0 + T − t:
 //     dλ/ds = (−c λ + Wᵀ(σ'(a) ⊙ λ))/τ_x + e,          e = −∂V/∂x on the outputs
 //     ∂J/∂W_q = −∫ (σ'(a_to) ⊙ λ_to) x_fromᵀ dt / τ_x,   ∂J/∂b_p = −∫ σ'(a_p) ⊙ λ_p dt / τ_x
+// With a batch, V is the batch's mean loss: λ follows the equation per example and the gradients
+// are the batch means of the products.
 // — the diffusion form of the costates, run in reversed time, which is why it is stable.
 // The forward pass keeps every accepted step (state and derivative) and the backward sweep
 // reads x(t) back by cubic Hermite interpolation between them: 2·n doubles per step.
@@ -65,7 +67,7 @@ class AdjointForwardModel final : public Model {
   NeuronIndex x_;
   BlockId integral_;
   Eigen::Index neuron_count_ = 0;
-  mutable Eigen::VectorXd preactivation_, output_x_;
+  mutable Eigen::MatrixXd preactivation_, output_x_;
   bool parallel_ = false;  // the RHS in parallel over row chunks (large networks)
 };
 
@@ -94,13 +96,12 @@ class AdjointBackwardModel final : public Model {
   const TrajectoryStore* forward_;
   const NeuronIndex* fx_;           // the forward model's neurons (offsets into x_)
   const StateLayout* forward_layout_;
-  StateLayout layout_;
+  StateLayout layout_;  // before lambda_, which adds its blocks to it
   NeuronIndex lambda_;
   std::vector<BlockId> grad_w_, grad_b_;
   double time_sum_;                 // t0 + T: t = time_sum − s
   mutable State x_;                 // x(t), in the forward layout
-  mutable Eigen::VectorXd derivative_, delta_, output_x_, output_e_;
-  std::vector<Eigen::Index> output_offset_;  // per population: its errors' start in output_e_
+  mutable Eigen::MatrixXd derivative_, delta_, output_x_, output_e_;  // neurons (outputs) × B
   std::vector<std::pair<std::size_t, std::size_t>> gradient_chunks_;  // (projection, λ chunk)
   bool parallel_ = false;  // the RHS in parallel over row chunks (large networks)
 };

@@ -12,8 +12,9 @@ constexpr double undefined = std::numeric_limits<double>::quiet_NaN();
 }  // namespace
 
 CostateModel::CostateModel(const Network& network, const CostateParams& params, const Drive& drive)
-    : network_(&network), params_(params), drive_(&drive), x_(network, layout_, "x"),
-      lambda_(network, layout_, "lambda"), reference_(network, params.c, params.loss) {
+    : network_(&network), params_(params), drive_(&drive), layout_(drive.signal().batch_shape()),
+      x_(network, layout_, "x"), lambda_(network, layout_, "lambda"),
+      reference_(network, params.c, params.loss, drive.error_rows()) {
   const auto& pops = network.populations;
   std::vector<bool> plastic_input(pops.size(), false);
   for (std::size_t k = 0; k < network.projections.size(); ++k) {
@@ -44,19 +45,16 @@ CostateModel::CostateModel(const Network& network, const CostateParams& params, 
   if (input.kind == InputKind::sequence && !input.targets.empty()) {
     accuracy_patterns_ = input.sequence.size();
   }
+  batch_accuracy_ = input.kind == InputKind::dataset;
   parallel_ = x_.work() >= parallel_min_work && x_.chunks().size() > 1;
 
-  Eigen::Index neurons = 0, outputs = 0;
-  for (const Population& p : pops) {
-    if (p.role != Role::input) neurons += p.size;
-    if (p.role == Role::output) outputs += p.size;
-  }
-  activation_.resize(neurons);
-  derivative_.resize(neurons);
-  delta_.resize(neurons);
-  error_ = Eigen::VectorXd::Zero(neurons);
-  output_x_.resize(outputs);
-  output_e_.resize(outputs);
+  const Eigen::Index examples = x_.examples();
+  activation_.resize(x_.neurons(), examples);
+  derivative_.resize(x_.neurons(), examples);
+  delta_.resize(x_.neurons(), examples);
+  error_ = Eigen::MatrixXd::Zero(x_.neurons(), examples);
+  output_x_.resize(x_.outputs(), examples);
+  output_e_.resize(x_.outputs(), examples);
   metric_ds_.resize(static_cast<std::size_t>(layout_.size()));
 }
 
@@ -98,70 +96,76 @@ void CostateModel::output_error(const State& s) const {
   const auto& pops = network_->populations;
   x_.gather_outputs(layout_, s, output_x_);
   target_error(params_.loss, *drive_, output_x_, output_e_);
-  Eigen::Index at = 0;
   for (std::size_t p = 0; p < pops.size(); ++p) {
     if (pops[p].role != Role::output) continue;
-    error_.segment(layout_.block(x_.block(p)).offset, pops[p].size) = output_e_.segment(at, pops[p].size);
-    at += pops[p].size;
+    error_.middleRows(x_.offset(p), pops[p].size) = output_e_.middleRows(x_.output_offset(p), pops[p].size);
   }
 }
 
 void CostateModel::rhs(const State& s, State& ds, double t) const {
-  const Eigen::VectorXd& u = drive_->at(t);
+  const Eigen::MatrixXd& u = drive_->at(t);
   const auto& pops = network_->populations;
   const auto& chunks = x_.chunks();
   const double c = params_.c;
   const double inv_tau_x = 1.0 / params_.tau_x, inv_tau_lambda = 1.0 / params_.tau_lambda;
   const double inv_gamma = 1.0 / params_.gamma, decay = params_.kappa / params_.gamma;
-  // x blocks come first in the layout: their offsets index the neuron scratch vectors.
-  auto neuron_offset = [&](std::size_t p) { return layout_.block(x_.block(p)).offset; };
+  const Eigen::Index examples = x_.examples();
+  // Rows of population p in the neuron scratch matrices (neurons × B).
+  auto rows = [&](Eigen::MatrixXd& scratch, std::size_t p) {
+    return scratch.middleRows(x_.offset(p), pops[p].size);
+  };
 
-  // Forward: a, σ(a), σ'(a), ẋ and δ = σ'(a) ⊙ λ, row chunk by row chunk.
+  // Forward: a, σ(a), σ'(a), ẋ and δ = σ'(a) ⊙ λ, row chunk by row chunk, every example.
   auto forward_chunk = [&](std::size_t i) {
     const std::size_t p = chunks[i].population;
     const Eigen::Index r0 = chunks[i].row_begin, len = chunks[i].size();
-    const Eigen::Index off = neuron_offset(p) + r0;
-    auto a = activation_.segment(off, len);
+    const Eigen::Index off = x_.offset(p) + r0;
+    auto a = activation_.middleRows(off, len);
     x_.preactivation(
         chunks[i], [&](std::size_t k) { return weight_view(s, k); },
         [&](std::size_t q) { return bias_view(s, q); },
         [&](std::size_t q) { return x_.activity(layout_, s, u, q); }, a);
-    auto d = derivative_.segment(off, len);
+    auto d = derivative_.middleRows(off, len);
     activate_derivative(pops[p].activation, a, d);
     activate(pops[p].activation, a, a);
-    layout_.vector(ds, x_.block(p)).segment(r0, len) =
-        inv_tau_x * (a - c * layout_.vector(s, x_.block(p)).segment(r0, len));
-    delta_.segment(off, len) = d.cwiseProduct(layout_.vector(s, lambda_.block(p)).segment(r0, len));
+    layout_.examples(ds, x_.block(p)).middleRows(r0, len) =
+        inv_tau_x * (a - c * layout_.examples(s, x_.block(p)).middleRows(r0, len));
+    delta_.middleRows(off, len) =
+        d.cwiseProduct(layout_.examples(s, lambda_.block(p)).middleRows(r0, len));
   };
   // Costates: λ̇ = (−c λ + Σ Wᵀ δ_to + e)/τ_λ, by chunks of the population's own rows.
   auto costate_chunk = [&](std::size_t i) {
     const std::size_t p = chunks[i].population;
     const Eigen::Index r0 = chunks[i].row_begin, len = chunks[i].size();
-    auto dl = layout_.vector(ds, lambda_.block(p)).segment(r0, len);
-    dl = error_.segment(neuron_offset(p) + r0, len);
+    auto dl = layout_.examples(ds, lambda_.block(p)).middleRows(r0, len);
+    dl = error_.middleRows(x_.offset(p) + r0, len);
     for (const std::size_t k : x_.outgoing(p)) {
-      const std::size_t to = network_->projections[k].to;
       add_columns_transposed_times(weight_view(s, k), r0, len,
-                                   delta_.segment(neuron_offset(to), pops[to].size), dl);
+                                   rows(delta_, network_->projections[k].to), dl);
     }
-    dl = inv_tau_lambda * (dl - c * layout_.vector(s, lambda_.block(p)).segment(r0, len));
+    dl = inv_tau_lambda * (dl - c * layout_.examples(s, lambda_.block(p)).middleRows(r0, len));
   };
-  // Weight flow: γ Ẇ = δ_to x_fromᵀ − κ W on plastic projections.
+  // Weight flow: γ Ẇ = mean over the batch of δ_to x_fromᵀ, − κ W, on plastic projections.
   auto weight_chunk = [&](std::size_t i) {
     const WeightChunk& wc = weight_chunks_[i];
     const Projection& q = network_->projections[wc.projection];
     const Block& block = layout_.block(*weight_block_[wc.projection]);
     outer_rows(weight_view(s, wc.projection), wc.row_begin, wc.row_end - wc.row_begin,
-               delta_.segment(neuron_offset(q.to), q.rows()), x_.activity(layout_, s, u, q.from),
-               inv_gamma, decay, ds.data() + block.offset + row_offset(q, wc.row_begin));
+               rows(delta_, q.to), x_.activity(layout_, s, u, q.from), inv_gamma, decay,
+               ds.data() + block.offset + row_offset(q, wc.row_begin));
   };
-  // Bias flow: γ ḃ = δ − κ b.
+  // Bias flow: γ ḃ = mean over the batch of δ, − κ b.
   auto bias_chunk = [&](std::size_t i) {
     const std::size_t p = bias_chunks_[i].population;
     const Eigen::Index r0 = bias_chunks_[i].row_begin, len = bias_chunks_[i].size();
-    layout_.vector(ds, *bias_block_[p]).segment(r0, len) =
-        inv_gamma * delta_.segment(neuron_offset(p) + r0, len) -
-        decay * layout_.vector(s, *bias_block_[p]).segment(r0, len);
+    auto db = layout_.vector(ds, *bias_block_[p]).segment(r0, len);
+    const auto b = layout_.vector(s, *bias_block_[p]).segment(r0, len);
+    const auto delta = delta_.middleRows(x_.offset(p) + r0, len);
+    if (examples == 1) {
+      db = inv_gamma * delta.col(0) - decay * b;
+    } else {
+      db = (inv_gamma / static_cast<double>(examples)) * delta.rowwise().sum() - decay * b;
+    }
   };
 
   // Small networks avoid OpenMP constructs entirely (an inactive region still costs a futex).
@@ -190,14 +194,13 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
 
 std::vector<Eigen::VectorXd> CostateModel::weight_flow(const State& s, double t) const {
   rhs(s, metric_ds_, t);  // fills delta_
-  const Eigen::VectorXd& u = drive_->at(t);
+  const Eigen::MatrixXd& u = drive_->at(t);
   std::vector<Eigen::VectorXd> flows;
   for (std::size_t k = 0; k < network_->projections.size(); ++k) {
     const Projection& q = network_->projections[k];
     const WeightView w = weight_view(s, k);
     Eigen::VectorXd flow(w.size());
-    outer_rows(w, 0, q.rows(),
-               delta_.segment(layout_.block(x_.block(q.to)).offset, q.rows()),
+    outer_rows(w, 0, q.rows(), delta_.middleRows(x_.offset(q.to), q.rows()),
                x_.activity(layout_, s, u, q.from), 1.0 / params_.gamma,
                params_.kappa / params_.gamma, flow.data());
     flows.push_back(std::move(flow));
@@ -213,32 +216,43 @@ std::vector<std::string> CostateModel::metric_names() const {
     names.emplace_back("accuracy");
     names.emplace_back("dataset_loss");
   }
+  if (batch_accuracy_) names.emplace_back("accuracy");
   return names;
 }
 
 void CostateModel::metrics(const State& s, double t, std::span<double> out) const {
   const std::size_t n_proj = network_->projections.size();
   const std::vector<Eigen::VectorXd> flows = weight_flow(s, t);  // also sets output_x_
-  const Eigen::VectorXd u = drive_->at(t);
+  const Eigen::MatrixXd u = drive_->at(t);
+  const Eigen::Index examples = x_.examples();
   std::size_t at = 0;
-  out[at++] = drive_->has_target() ? loss_value(params_.loss, output_x_, drive_->target()) : undefined;
+  out[at++] = target_loss(params_.loss, *drive_, output_x_);
 
-  // Alignment with the exact gradient at the current inputs and weights (undefined without a
-  // target, or where the gradient vanishes).
+  // Alignment with the exact gradient of the batch's mean loss at the current inputs and weights
+  // (undefined without a target, or where the gradient vanishes).
   std::vector<double> cosine(n_proj, undefined), ratio(n_proj, undefined);
   if (drive_->has_target()) {
-    Eigen::VectorXd guess(activation_.size());
-    for (std::size_t p = 0; p < network_->populations.size(); ++p) {
-      if (x_.is_input(p)) continue;
-      const Block& b = layout_.block(x_.block(p));
-      guess.segment(b.offset, b.size) = layout_.vector(s, x_.block(p));
-    }
     const auto w = weights(s);
-    const auto g = reference_.gradient(w, biases(s), u, drive_->target(), guess);
-    for (std::size_t k = 0; g.converged && k < n_proj; ++k) {
-      const double norm_g = g.weights[k].norm(), norm_f = flows[k].norm();
+    std::vector<Eigen::VectorXd> gradient;
+    bool converged = false;
+    if (examples == 1) {
+      Eigen::VectorXd guess(x_.neurons());
+      for (std::size_t p = 0; p < network_->populations.size(); ++p) {
+        if (x_.is_input(p)) continue;
+        guess.segment(x_.offset(p), network_->populations[p].size) = layout_.vector(s, x_.block(p));
+      }
+      auto g = reference_.gradient(w, biases(s), u.col(0), drive_->target().col(0), guess);
+      converged = g.converged;
+      gradient = std::move(g.weights);
+    } else {
+      auto g = reference_.gradient_batch(w, biases(s), u, drive_->target());
+      converged = g.converged;
+      gradient = std::move(g.weights);
+    }
+    for (std::size_t k = 0; converged && k < n_proj; ++k) {
+      const double norm_g = gradient[k].norm(), norm_f = flows[k].norm();
       if (norm_g == 0.0 || norm_f == 0.0) continue;
-      cosine[k] = flows[k].dot(g.weights[k]) / (norm_f * norm_g);
+      cosine[k] = flows[k].dot(gradient[k]) / (norm_f * norm_g);
       ratio[k] = params_.gamma * norm_f / norm_g;
     }
   }
@@ -253,8 +267,8 @@ void CostateModel::metrics(const State& s, double t, std::span<double> out) cons
     std::size_t right = 0;
     double dataset_loss = 0.0;
     for (std::size_t i = 0; i < *accuracy_patterns_; ++i) {
-      const Eigen::Map<const Eigen::VectorXd> ui(spec.sequence[i].data(), u.size());
-      const Eigen::Map<const Eigen::VectorXd> yi(spec.targets[i].data(), output_x_.size());
+      const Eigen::Map<const Eigen::VectorXd> ui(spec.sequence[i].data(), u.rows());
+      const Eigen::Map<const Eigen::VectorXd> yi(spec.targets[i].data(), output_x_.rows());
       const auto settled = reference_.settle(w, b, ui);
       const Eigen::VectorXd y_hat = reference_.output(settled);
       Eigen::Index predicted = 0, expected = 0;
@@ -267,6 +281,22 @@ void CostateModel::metrics(const State& s, double t, std::span<double> out) cons
     out[at++] = static_cast<double>(right) / static_cast<double>(*accuracy_patterns_);
     out[at++] = dataset_loss / static_cast<double>(*accuracy_patterns_);
   }
+  if (batch_accuracy_) {
+    // The current minibatch's outputs as they are (not settled), against its labels.
+    out[at++] = static_cast<double>(batch_correct(output_x_, drive_->target(), drive_->error_rows())) /
+                static_cast<double>(examples);
+  }
+}
+
+bool CostateModel::predict(const State& s, const Eigen::Ref<const Eigen::MatrixXd>& inputs,
+                           Eigen::Ref<Eigen::MatrixXd> outputs) const {
+  const auto settled = reference_.settle_batch(weights(s), biases(s), inputs);
+  outputs = reference_.output(settled);
+  return true;
+}
+
+std::vector<ParameterArray> CostateModel::parameters(const State& s) const {
+  return network_parameters(*network_, weights(s), biases(s));
 }
 
 }  // namespace lf

@@ -6,6 +6,8 @@
 //     τ_λ λ̇_p = −c λ_p + Σ_{q: p→r} W_qᵀ(σ'(a_r) ⊙ λ_r) + e_p,   e = −∂V/∂x on outputs
 //     γ Ẇ_q  = (σ'(a_to) ⊙ λ_to) x_fromᵀ − κ W_q     (plastic projections)
 //     γ ḃ_p  = σ'(a_p) ⊙ λ_p − κ b_p                 (plastic biases)
+// With a batch of B examples (x_p, λ_p: n_p×B), x and λ follow these equations per example and
+// the flows are the batch means, γ Ẇ_q = (1/B) Σ_b (σ'(a_b) ⊙ λ_b) x_bᵀ − κ W_q (likewise ḃ).
 // At the fixed point with c = 1, λ is the backprop error and γẆ = −∂V/∂W (backprop on a DAG,
 // recurrent backprop on a cyclic graph).
 #include <optional>
@@ -31,6 +33,9 @@ class CostateModel final : public Model {
   void rhs(const State& s, State& ds, double t) const override;
   std::vector<std::string> metric_names() const override;
   void metrics(const State& s, double t, std::span<double> out) const override;
+  bool predict(const State& s, const Eigen::Ref<const Eigen::MatrixXd>& inputs,
+               Eigen::Ref<Eigen::MatrixXd> outputs) const override;
+  std::vector<ParameterArray> parameters(const State& s) const override;
 
   const CostateParams& params() const noexcept { return params_; }
   const NeuronIndex& neurons() const noexcept { return x_; }
@@ -66,9 +71,10 @@ class CostateModel final : public Model {
   std::vector<NeuronIndex::RowChunk> bias_chunks_;
   ExactBackprop reference_;
   std::optional<std::size_t> accuracy_patterns_;  // number of (input, target) pairs, if any
+  bool batch_accuracy_ = false;                    // training runs: accuracy of the minibatch
   bool parallel_ = false;
-  // Scratch indexed like the x blocks (which come first in the layout).
-  mutable Eigen::VectorXd activation_, derivative_, delta_, error_, output_x_, output_e_;
+  // Scratch indexed like the neurons (neurons × B), and the outputs (outputs × B).
+  mutable Eigen::MatrixXd activation_, derivative_, delta_, error_, output_x_, output_e_;
   mutable State metric_ds_;
 };
 

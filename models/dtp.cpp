@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "models/backprop.hpp"
+#include "models/projection_ops.hpp"
 #include "sim/core/errors.hpp"
 #include "sim/core/random.hpp"
 
@@ -58,7 +59,8 @@ double fitted_decay_rate(const std::vector<double>& t, const std::vector<double>
 }
 
 DtpModel::DtpModel(const Network& network, const DtpParams& params, const Drive& drive)
-    : network_(&network), params_(params), drive_(&drive) {
+    : network_(&network), params_(params), drive_(&drive), examples_(drive.examples()),
+      layout_(drive.signal().batch_shape()) {
   const auto& pops = network.populations;
   depth_ = pops.size() - 1;
   // A chain: population 0 the input, projection l from population l−1 to l, dense.
@@ -91,9 +93,9 @@ DtpModel::DtpModel(const Network& network, const DtpParams& params, const Drive&
   }
 
   h_.push_back(0);
-  for (std::size_t l = 1; l <= depth_; ++l) h_.push_back(layout_.add("h", pops[l].name, {pops[l].size}));
+  for (std::size_t l = 1; l <= depth_; ++l) h_.push_back(layout_.add_per_example("h", pops[l].name, pops[l].size));
   for (std::size_t l = 0; l <= depth_; ++l) {
-    target_.push_back(layout_.add("target", pops[l].name, {pops[l].size}));
+    target_.push_back(layout_.add_per_example("target", pops[l].name, pops[l].size));
   }
   w_.push_back(0);
   for (std::size_t l = 1; l <= depth_; ++l) {
@@ -126,9 +128,11 @@ DtpModel::DtpModel(const Network& network, const DtpParams& params, const Drive&
   predicted_.resize(depth_);
   // RHS scratch: vectors in layer l (f, arg, flow, code_above) or layer l−1 (code_below, pre,
   // g_first, g_second) of projection l.
-  auto sized = [&](std::vector<Eigen::VectorXd>& v, std::ptrdiff_t shift) {
+  auto sized = [&](std::vector<Eigen::MatrixXd>& v, std::ptrdiff_t shift) {
     v.resize(depth_ + 1);
-    for (std::size_t l = 1; l <= depth_; ++l) v[l].resize(pops[l - static_cast<std::size_t>(shift)].size);
+    for (std::size_t l = 1; l <= depth_; ++l) {
+      v[l].resize(pops[l - static_cast<std::size_t>(shift)].size, examples_);
+    }
   };
   sized(work_.f, 0);
   sized(work_.arg, 0);
@@ -139,13 +143,14 @@ DtpModel::DtpModel(const Network& network, const DtpParams& params, const Drive&
   sized(work_.pre, 1);
   sized(work_.g_first, 1);
   sized(work_.g_second, 1);
+  work_.scale.resize(examples_);
 }
 
-Eigen::Map<const Eigen::VectorXd> DtpModel::h(const State& s, std::size_t l) const {
-  return layout_.vector(s, h_[l]);
+ConstBatchView DtpModel::h(const State& s, std::size_t l) const {
+  return layout_.examples(s, h_[l]);
 }
-Eigen::Map<const Eigen::VectorXd> DtpModel::target(const State& s, std::size_t l) const {
-  return layout_.vector(s, target_[l]);
+ConstBatchView DtpModel::target(const State& s, std::size_t l) const {
+  return layout_.examples(s, target_[l]);
 }
 Eigen::Map<const RowMatrix> DtpModel::weights(const State& s, std::size_t l) const {
   return layout_.matrix(s, w_[l]);
@@ -155,51 +160,73 @@ Eigen::Map<const RowMatrix> DtpModel::decoder(const State& s, std::size_t l) con
   return {fixed_omega_[l].data(), fixed_omega_[l].rows(), fixed_omega_[l].cols()};
 }
 
-Eigen::VectorXd DtpModel::sigma(std::size_t p, const Eigen::VectorXd& v) const {
-  Eigen::VectorXd out(v.size());
+ConstBatchView DtpModel::activity(const State& s, const Eigen::MatrixXd& u, std::size_t l) const {
+  if (l == 0) return {u.data(), u.rows(), u.cols(), Eigen::OuterStride<>(u.rows())};
+  return h(s, l);
+}
+
+Eigen::MatrixXd DtpModel::sigma(std::size_t p, const Eigen::Ref<const Eigen::MatrixXd>& v) const {
+  Eigen::MatrixXd out(v.rows(), v.cols());
   activate(network_->populations[p].activation, v, out);
   return out;
 }
-Eigen::VectorXd DtpModel::sigma_derivative(std::size_t p, const Eigen::VectorXd& v) const {
-  Eigen::VectorXd out(v.size());
+Eigen::MatrixXd DtpModel::sigma_derivative(std::size_t p,
+                                           const Eigen::Ref<const Eigen::MatrixXd>& v) const {
+  Eigen::MatrixXd out(v.rows(), v.cols());
   activate_derivative(network_->populations[p].activation, v, out);
   return out;
 }
 
-Eigen::VectorXd DtpModel::encode(const State& s, std::size_t l, const Eigen::VectorXd& below) const {
-  Eigen::VectorXd code(below.size()), out(network_->populations[l].size);
+Eigen::MatrixXd DtpModel::encode(const State& s, std::size_t l,
+                                 const Eigen::Ref<const Eigen::MatrixXd>& below) const {
+  Eigen::MatrixXd code(below.rows(), below.cols()), out(network_->populations[l].size, below.cols());
   encode_into(s, l, below, code, out);
   return out;
 }
 
-Eigen::VectorXd DtpModel::decode(const State& s, std::size_t l, const Eigen::VectorXd& above) const {
-  Eigen::VectorXd out(network_->populations[l - 1].size);
+Eigen::MatrixXd DtpModel::decode(const State& s, std::size_t l,
+                                 const Eigen::Ref<const Eigen::MatrixXd>& above) const {
+  Eigen::MatrixXd out(network_->populations[l - 1].size, above.cols());
   decode_into(s, l, above, out);
   return out;
 }
 
 void DtpModel::encode_into(const State& s, std::size_t l,
-                           const Eigen::Ref<const Eigen::VectorXd>& below, Eigen::VectorXd& code,
-                           Eigen::VectorXd& out) const {
+                           const Eigen::Ref<const Eigen::MatrixXd>& below, Eigen::MatrixXd& code,
+                           Eigen::MatrixXd& out) const {
+  // f_l(h) = W_l σ(h) + b_l: the shared forward kernel on the code σ(h).
   activate(network_->populations[l - 1].activation, below, code);
-  out.noalias() = weights(s, l) * code;
-  out += network_->bias[l];
+  const Projection& q = network_->projections[l - 1];
+  out.colwise() = network_->bias[l];
+  add_rows_times(WeightView{&q, weights(s, l).data()}, 0, q.rows(), code, out);
 }
 
 void DtpModel::decode_into(const State& s, std::size_t l,
-                           const Eigen::Ref<const Eigen::VectorXd>& above, Eigen::VectorXd& out) const {
+                           const Eigen::Ref<const Eigen::MatrixXd>& above, Eigen::MatrixXd& out) const {
   if (params_.decoders == DecoderKind::exact) {
-    Eigen::VectorXd& pre = work_.pre[l];
-    Eigen::VectorXd& shifted = work_.shifted[l];
-    shifted = above - network_->bias[l];
-    pre = weights_lu(s, l).solve(shifted);
-    activate_inverse(network_->populations[l - 1].activation, pre, out);
+    Eigen::MatrixXd& pre = work_.pre[l];
+    Eigen::MatrixXd& shifted = work_.shifted[l];
+    const auto cols = above.cols();
+    shifted.leftCols(cols) = above.colwise() - network_->bias[l];
+    const auto& lu = weights_lu(s, l);
+    if (cols == 1) {
+      pre.col(0) = lu.solve(shifted.col(0));  // a vector solve (the matrix solve differs in bits)
+    } else {
+      pre.leftCols(cols) = lu.solve(shifted.leftCols(cols));
+    }
+    activate_inverse(network_->populations[l - 1].activation, pre.leftCols(cols), out);
     return;
   }
-  Eigen::VectorXd& code = work_.code_above[l];
-  activate(network_->populations[l].activation, above, code);
-  out.noalias() = decoder(s, l) * code;
-  out += decoder_bias_[l];
+  Eigen::MatrixXd& code = work_.code_above[l];
+  const auto cols = above.cols();
+  activate(network_->populations[l].activation, above, code.leftCols(cols));
+  const auto omega = decoder(s, l);
+  if (cols == 1) {
+    out.col(0).noalias() = omega * code.col(0);
+  } else {
+    out.noalias() = omega * code.leftCols(cols);
+  }
+  out.colwise() += decoder_bias_[l];
 }
 
 const Eigen::PartialPivLU<Eigen::MatrixXd>& DtpModel::weights_lu(const State& s,
@@ -224,21 +251,24 @@ Eigen::MatrixXd DtpModel::autoencoder_jacobian(const State& s, std::size_t l,
   const auto n = x.size();
   if (params_.decoders == DecoderKind::exact) return Eigen::MatrixXd::Identity(n, n);
   const Eigen::VectorXd y = encode(s, l, x);
-  return Eigen::MatrixXd(decoder(s, l)) * sigma_derivative(l, y).asDiagonal() *
-         Eigen::MatrixXd(weights(s, l)) * sigma_derivative(l - 1, x).asDiagonal();
+  const Eigen::VectorXd dy = sigma_derivative(l, y), dx = sigma_derivative(l - 1, x);
+  return Eigen::MatrixXd(decoder(s, l)) * dy.asDiagonal() * Eigen::MatrixXd(weights(s, l)) *
+         dx.asDiagonal();
 }
 
 Eigen::MatrixXd DtpModel::residual_jacobian(const State& s, std::size_t l,
                                             const Eigen::VectorXd& x) const {
   const Eigen::VectorXd y = encode(s, l, x);
-  const Eigen::MatrixXd jf = Eigen::MatrixXd(weights(s, l)) * sigma_derivative(l - 1, x).asDiagonal();
+  const Eigen::VectorXd dx = sigma_derivative(l - 1, x);
+  const Eigen::MatrixXd jf = Eigen::MatrixXd(weights(s, l)) * dx.asDiagonal();
   if (params_.decoders == DecoderKind::exact) return jf * jf.partialPivLu().inverse();
-  return jf * Eigen::MatrixXd(decoder(s, l)) * sigma_derivative(l, y).asDiagonal();
+  const Eigen::VectorXd dy = sigma_derivative(l, y);
+  return jf * Eigen::MatrixXd(decoder(s, l)) * dy.asDiagonal();
 }
 
-Eigen::VectorXd DtpModel::output_error(const State& s) const {
-  const Eigen::VectorXd hL = h(s, depth_);
-  Eigen::VectorXd e(hL.size());
+Eigen::MatrixXd DtpModel::output_error(const State& s) const {
+  const auto hL = h(s, depth_);
+  Eigen::MatrixXd e(hL.rows(), hL.cols());
   target_error(params_.loss, *drive_, hL, e);
   return e;
 }
@@ -258,28 +288,33 @@ void DtpModel::initial_state(State& s) const {
 
 void DtpModel::rhs(const State& s, State& ds, double t) const {
   std::fill(ds.begin(), ds.end(), 0.0);
-  const Eigen::VectorXd& u = drive_->at(t);
-  auto activity = [&](std::size_t l) -> Eigen::Ref<const Eigen::VectorXd> {
-    if (l == 0) return u;
-    return h(s, l);
-  };
+  const Eigen::MatrixXd& u = drive_->at(t);
   Workspace& w = work_;
+  const bool single = examples_ == 1;
+  const double inv_examples = 1.0 / static_cast<double>(examples_);
   if (!in_target_phase()) {
     // Forward phase: h relaxes to the feedforward pass, the targets follow h, decoders learn.
     for (std::size_t l = 1; l <= depth_; ++l) {
-      encode_into(s, l, activity(l - 1), w.code_below[l], w.f[l]);
-      auto dh = layout_.vector(ds, h_[l]);
+      encode_into(s, l, activity(s, u, l - 1), w.code_below[l], w.f[l]);
+      auto dh = layout_.examples(ds, h_[l]);
       dh = (w.f[l] - h(s, l)) / params_.tau_h;
-      layout_.vector(ds, target_[l]) = dh;
+      layout_.examples(ds, target_[l]) = dh;
       if (omega_[l]) {
-        Eigen::VectorXd& code = w.arg[l];  // σ(h_l)
-        activate(network_->populations[l].activation, activity(l), code);
-        decode_into(s, l, activity(l), w.g_first[l]);
-        Eigen::VectorXd& scaled_miss = w.g_second[l];  // η_Ω (h_{l−1} − g_l(h_l))
-        scaled_miss = params_.decoder_rate * (activity(l - 1) - w.g_first[l]);
+        Eigen::MatrixXd& code = w.arg[l];  // σ(h_l)
+        activate(network_->populations[l].activation, activity(s, u, l), code);
+        decode_into(s, l, activity(s, u, l), w.g_first[l]);
+        Eigen::MatrixXd& scaled_miss = w.g_second[l];  // η_Ω (h_{l−1} − g_l(h_l))
+        scaled_miss = params_.decoder_rate * (activity(s, u, l - 1) - w.g_first[l]);
         auto omega_flow = layout_.matrix(ds, *omega_[l]);
-        omega_flow.noalias() = scaled_miss * code.transpose();  // outer product, in place
-        omega_flow /= code.squaredNorm() + normalisation_floor;
+        if (single) {
+          omega_flow.noalias() = scaled_miss.col(0) * code.col(0).transpose();  // outer product
+          omega_flow /= code.col(0).squaredNorm() + normalisation_floor;
+        } else {
+          // (1/B) Σ_b miss_b code_bᵀ / (‖code_b‖² + ε): columns scaled, then one product.
+          w.scale = inv_examples / (code.colwise().squaredNorm().array() + normalisation_floor);
+          scaled_miss *= w.scale.asDiagonal();
+          omega_flow.noalias() = scaled_miss * code.transpose();
+        }
       }
     }
     return;
@@ -297,32 +332,50 @@ void DtpModel::rhs(const State& s, State& ds, double t) const {
         decode_into(s, l, w.arg[l], w.g_first[l]);  // g(2τ_l − f(τ_{l−1}))
         decode_into(s, l, above, w.g_second[l]);    // g(τ_l)
       }
-      layout_.vector(ds, target_[l - 1]) = (w.g_first[l] - w.g_second[l]) / params_.tau_r;
+      layout_.examples(ds, target_[l - 1]) = (w.g_first[l] - w.g_second[l]) / params_.tau_r;
     }
   }
   if (params_.update == DtpUpdate::flow) {
     for (std::size_t l = 1; l <= depth_; ++l) {
-      Eigen::VectorXd& n = w.code_below[l];  // σ(h_{l−1}) / (‖σ(h_{l−1})‖² + ε)
-      activate(network_->populations[l - 1].activation, activity(l - 1), n);
-      n /= n.squaredNorm() + normalisation_floor;
-      w.flow[l] = params_.eta * layout_.vector(ds, target_[l]);
+      Eigen::MatrixXd& n = w.code_below[l];  // σ(h_{l−1}) / (‖σ(h_{l−1})‖² + ε), per example
+      activate(network_->populations[l - 1].activation, activity(s, u, l - 1), n);
+      w.flow[l] = params_.eta * layout_.examples(ds, target_[l]);
       auto weight_flow = layout_.matrix(ds, w_[l]);
-      weight_flow.noalias() = w.flow[l] * n.transpose();  // outer product, in place
+      if (single) {
+        n.col(0) /= n.col(0).squaredNorm() + normalisation_floor;
+        weight_flow.noalias() = w.flow[l].col(0) * n.col(0).transpose();  // outer product
+      } else {
+        w.scale = inv_examples / (n.colwise().squaredNorm().array() + normalisation_floor);
+        n *= w.scale.asDiagonal();
+        weight_flow.noalias() = w.flow[l] * n.transpose();
+      }
       weight_flow -= params_.decay * weights(s, l);
     }
   }
 }
 
 RowMatrix DtpModel::update_direction(const State& s, std::size_t l, bool layer_scaled) const {
-  const Eigen::VectorXd below = l == 1 ? Eigen::VectorXd(target(s, 0) * 0.0 + drive_->at(0.0))
-                                       : Eigen::VectorXd(h(s, l - 1));
-  const Eigen::VectorXd code = sigma(l - 1, below);
-  const Eigen::VectorXd miss = target(s, l) - h(s, l);
-  RowMatrix dw = miss * code.transpose() / std::max(code.squaredNorm(), 1e-300);
-  if (layer_scaled && miss.squaredNorm() > 0.0) {
-    dw *= (target(s, depth_) - h(s, depth_)).squaredNorm() / miss.squaredNorm();
+  // h_{l−1}: the input in force for the first layer.
+  const Eigen::MatrixXd below = l == 1 ? drive_->at(0.0) : Eigen::MatrixXd(h(s, l - 1));
+  const Eigen::MatrixXd code = sigma(l - 1, below);
+  const Eigen::MatrixXd miss = target(s, l) - h(s, l);
+  if (examples_ == 1) {
+    RowMatrix dw = miss.col(0) * code.col(0).transpose() / std::max(code.col(0).squaredNorm(), 1e-300);
+    if (layer_scaled && miss.col(0).squaredNorm() > 0.0) {
+      dw *= (target(s, depth_) - h(s, depth_)).col(0).squaredNorm() / miss.col(0).squaredNorm();
+    }
+    return dw;
   }
-  return dw;
+  // (1/B) Σ_b c_b miss_b code_bᵀ, c_b = 1/‖code_b‖² (DTP: times ‖τ_L − h_L‖²_b / ‖miss_b‖²).
+  Eigen::VectorXd scale(examples_);
+  const Eigen::MatrixXd out_miss = target(s, depth_) - h(s, depth_);
+  for (Eigen::Index b = 0; b < examples_; ++b) {
+    scale[b] = 1.0 / std::max(code.col(b).squaredNorm(), 1e-300);
+    const double m = miss.col(b).squaredNorm();
+    if (layer_scaled && m > 0.0) scale[b] *= out_miss.col(b).squaredNorm() / m;
+  }
+  scale /= static_cast<double>(examples_);
+  return RowMatrix(miss * scale.asDiagonal() * code.transpose());
 }
 
 void DtpModel::apply_update(State& s) const {
@@ -332,26 +385,37 @@ void DtpModel::apply_update(State& s) const {
 }
 
 void DtpModel::begin_target_phase(State& s) const {
-  const Eigen::VectorXd& u = drive_->at(0.0);
-  layout_.vector(s, target_[0]) = u;
-  for (std::size_t l = 1; l <= depth_; ++l) layout_.vector(s, target_[l]) = h(s, l);
-  const Eigen::VectorXd tau_out = Eigen::VectorXd(h(s, depth_)) + params_.beta * output_error(s);
-  layout_.vector(s, target_[depth_]) = tau_out;
+  const Eigen::MatrixXd& u = drive_->at(0.0);
+  layout_.examples(s, target_[0]) = u;
+  for (std::size_t l = 1; l <= depth_; ++l) layout_.examples(s, target_[l]) = h(s, l);
+  const Eigen::MatrixXd tau_out = h(s, depth_) + params_.beta * output_error(s);
+  layout_.examples(s, target_[depth_]) = tau_out;
   if (params_.iterations > 0) {
     for (std::size_t l = depth_; l >= 1; --l) {
-      const Eigen::VectorXd y = target(s, l);
-      const auto xs = iterate_inverse([&](const Eigen::VectorXd& x) { return encode(s, l, x); },
-                                      [&](const Eigen::VectorXd& v) { return decode(s, l, v); }, y,
-                                      target(s, l - 1), params_.iterations);
-      layout_.vector(s, target_[l - 1]) = xs.back();
+      for (Eigen::Index b = 0; b < examples_; ++b) {
+        const Eigen::VectorXd y = target(s, l).col(b);
+        const auto xs = iterate_inverse([&](const Eigen::VectorXd& x) -> Eigen::VectorXd { return encode(s, l, x); },
+                                        [&](const Eigen::VectorXd& v) -> Eigen::VectorXd { return decode(s, l, v); },
+                                        y, target(s, l - 1).col(b), params_.iterations);
+        layout_.examples(s, target_[l - 1]).col(b) = xs.back();
+      }
     }
   }
   if (params_.update == DtpUpdate::flow) {
-    // The output target's jump enters the flow as its integral η (τ_L − h_L) nᵀ.
-    const Eigen::VectorXd below = depth_ == 1 ? Eigen::VectorXd(u) : Eigen::VectorXd(h(s, depth_ - 1));
-    const Eigen::VectorXd code = sigma(depth_ - 1, below);
-    layout_.matrix(s, w_[depth_]) += params_.eta * (tau_out - h(s, depth_)) * code.transpose() /
-                                     std::max(code.squaredNorm(), 1e-300);
+    // The output target's jump enters the flow as its integral η mean_b (τ_L − h_L)_b n_bᵀ.
+    const Eigen::MatrixXd below = depth_ == 1 ? u : Eigen::MatrixXd(h(s, depth_ - 1));
+    const Eigen::MatrixXd code = sigma(depth_ - 1, below);
+    const Eigen::MatrixXd jump = tau_out - h(s, depth_);
+    if (examples_ == 1) {
+      layout_.matrix(s, w_[depth_]) += params_.eta * jump.col(0) * code.col(0).transpose() /
+                                       std::max(code.col(0).squaredNorm(), 1e-300);
+    } else {
+      Eigen::VectorXd scale(examples_);
+      for (Eigen::Index b = 0; b < examples_; ++b) {
+        scale[b] = 1.0 / (static_cast<double>(examples_) * std::max(code.col(b).squaredNorm(), 1e-300));
+      }
+      layout_.matrix(s, w_[depth_]) += params_.eta * (jump * scale.asDiagonal() * code.transpose());
+    }
   }
   phase_times_.clear();
   for (auto& r : phase_residuals_) r.clear();
@@ -364,13 +428,16 @@ void DtpModel::close_target_phase(const State& s) const {
   const bool continuous = params_.iterations == 0;
   // Local rate of each layer's relaxation at its final target, min Re eig(J_{g∘f})/τ_r; the
   // residual of layer j also waits for the targets above it, so it decays at the slowest rate
-  // among layers j … L−1.
+  // among layers j … L−1 (and, with a batch, among its examples).
   // The residual r = f(τ) − τ_l moves as τ_r ṙ = −J_f J_g r, in layer l's space (the nonzero
   // eigenvalues of J_f J_g are those of J_{g∘f} = J_g J_f).
   std::vector<double> local(depth_);
   for (std::size_t j = 0; j < depth_; ++j) {
-    const Eigen::VectorXcd eig = residual_jacobian(s, j + 1, target(s, j)).eigenvalues();
-    local[j] = eig.real().minCoeff() / params_.tau_r;
+    for (Eigen::Index b = 0; b < examples_; ++b) {
+      const Eigen::VectorXcd eig = residual_jacobian(s, j + 1, target(s, j).col(b)).eigenvalues();
+      const double rate = eig.real().minCoeff() / params_.tau_r;
+      local[j] = b == 0 ? rate : std::min(local[j], rate);
+    }
   }
   for (std::size_t j = 0; j < depth_; ++j) {
     fitted_[j].push_back(continuous ? fitted_decay_rate(phase_times_, phase_residuals_[j]) : undefined);
@@ -390,8 +457,8 @@ void DtpModel::enter_segment(State& s, double) const {
   }
   if (target_now && !target_before) begin_target_phase(s);
   if (!target_now) {
-    layout_.vector(s, target_[0]) = drive_->at(0.0);
-    for (std::size_t l = 1; l <= depth_; ++l) layout_.vector(s, target_[l]) = h(s, l);
+    layout_.examples(s, target_[0]) = drive_->at(0.0);
+    for (std::size_t l = 1; l <= depth_; ++l) layout_.examples(s, target_[l]) = h(s, l);
   }
 }
 
@@ -409,45 +476,110 @@ std::vector<std::string> DtpModel::metric_names() const {
   for (std::size_t l = 1; l <= depth_; ++l) {
     names.push_back("alignment/gauss_newton/" + network_->projections[l - 1].name);
   }
+  if (drive_->signal().spec().kind == InputKind::dataset) names.emplace_back("accuracy");
   return names;
 }
 
+namespace {
+
+// The root mean square over a batch of per-example norms (one example: the norm itself).
+double batch_rms(const std::vector<double>& norms) {
+  if (norms.size() == 1) return norms[0];
+  double sum = 0.0;
+  for (const double v : norms) sum += v * v;
+  return std::sqrt(sum / static_cast<double>(norms.size()));
+}
+
+}  // namespace
+
 void DtpModel::metrics(const State& s, double t, std::span<double> out) const {
-  const Eigen::VectorXd& u = drive_->at(t);
-  auto activity = [&](std::size_t l) -> Eigen::VectorXd {
-    return l == 0 ? Eigen::VectorXd(u) : Eigen::VectorXd(h(s, l));
-  };
+  const Eigen::MatrixXd& u = drive_->at(t);
   std::size_t at = 0;
-  out[at++] = drive_->has_target() ? loss_value(params_.loss, h(s, depth_), drive_->target()) : undefined;
+  out[at++] = target_loss(params_.loss, *drive_, h(s, depth_));
+  // Residuals and distances: per example, the RMS over the batch.
   std::vector<double> residual(depth_);
+  std::vector<double> norms(static_cast<std::size_t>(examples_));
   for (std::size_t j = 0; j < depth_; ++j) {
-    residual[j] = (encode(s, j + 1, target(s, j)) - target(s, j + 1)).norm();
+    const Eigen::MatrixXd r = encode(s, j + 1, target(s, j)) - target(s, j + 1);
+    for (Eigen::Index b = 0; b < examples_; ++b) norms[b] = r.col(b).norm();
+    residual[j] = batch_rms(norms);
     out[at++] = residual[j];
   }
-  for (std::size_t l = 0; l <= depth_; ++l) out[at++] = (target(s, l) - activity(l)).norm();
-  for (std::size_t j = 0; j < depth_; ++j) {
-    const auto n = target(s, j).size();
-    const Eigen::MatrixXd m = Eigen::MatrixXd::Identity(n, n) - autoencoder_jacobian(s, j + 1, target(s, j));
-    out[at++] = m.jacobiSvd().singularValues()(0);
+  for (std::size_t l = 0; l <= depth_; ++l) {
+    const Eigen::MatrixXd d = target(s, l) - activity(s, u, l);
+    for (Eigen::Index b = 0; b < examples_; ++b) norms[b] = d.col(b).norm();
+    out[at++] = batch_rms(norms);
   }
-  // ΔW_l = (τ_l − h_l) nᵀ against backprop, δ_l σ(h_{l−1})ᵀ, and Gauss–Newton, (β J⁺ e) nᵀ:
-  // all share the row factor σ(h_{l−1})ᵀ, so the cosines are those of the column factors.
-  const Eigen::VectorXd e = output_error(s);
-  Eigen::VectorXd delta = e;                                   // −∂L/∂h_l
-  Eigen::MatrixXd jac = Eigen::MatrixXd::Identity(e.size(), e.size());  // ∂h_L/∂h_l
+  // ‖I − J_{g∘f}‖₂ at each example's target: the largest over the batch.
+  for (std::size_t j = 0; j < depth_; ++j) {
+    double largest = 0.0;
+    for (Eigen::Index b = 0; b < examples_; ++b) {
+      const Eigen::VectorXd x = target(s, j).col(b);
+      const auto n = x.size();
+      const Eigen::MatrixXd m = Eigen::MatrixXd::Identity(n, n) - autoencoder_jacobian(s, j + 1, x);
+      const double norm = m.jacobiSvd().singularValues()(0);
+      largest = b == 0 ? norm : std::max(largest, norm);
+    }
+    out[at++] = largest;
+  }
+  // ΔW_l against backprop, mean_b δ_{l,b} σ(h_{l−1,b})ᵀ, and Gauss–Newton, mean_b (β J_b⁺ e_b)
+  // n_bᵀ. With one example all three share the row factor σ(h_{l−1})ᵀ, so the cosines are those
+  // of the column factors.
+  const Eigen::MatrixXd e = output_error(s);
   std::vector<double> bp(depth_ + 1, undefined), gn(depth_ + 1, undefined);
-  for (std::size_t l = depth_; l >= 1; --l) {
-    const Eigen::VectorXd miss = target(s, l) - h(s, l);
-    bp[l] = cosine(miss, delta);
-    const Eigen::VectorXd gauss_newton = params_.beta * jac.completeOrthogonalDecomposition().solve(e);
-    gn[l] = cosine(miss, gauss_newton);
-    const Eigen::MatrixXd step = Eigen::MatrixXd(weights(s, l)) *
-                                 sigma_derivative(l - 1, activity(l - 1)).asDiagonal();
-    delta = step.transpose() * delta;
-    jac = jac * step;
+  if (examples_ == 1) {
+    Eigen::VectorXd delta = e.col(0);                                  // −∂L/∂h_l
+    Eigen::MatrixXd jac = Eigen::MatrixXd::Identity(e.rows(), e.rows());  // ∂h_L/∂h_l
+    for (std::size_t l = depth_; l >= 1; --l) {
+      const Eigen::VectorXd miss = (target(s, l) - h(s, l)).col(0);
+      bp[l] = cosine(miss, delta);
+      const Eigen::VectorXd gauss_newton =
+          params_.beta * jac.completeOrthogonalDecomposition().solve(Eigen::VectorXd(e.col(0)));
+      gn[l] = cosine(miss, gauss_newton);
+      const Eigen::VectorXd d = sigma_derivative(l - 1, activity(s, u, l - 1)).col(0);
+      const Eigen::MatrixXd step = Eigen::MatrixXd(weights(s, l)) * d.asDiagonal();
+      delta = step.transpose() * delta;
+      jac = jac * step;
+    }
+  } else {
+    std::vector<RowMatrix> dw(depth_ + 1), backprop(depth_ + 1), newton(depth_ + 1);
+    for (std::size_t l = 1; l <= depth_; ++l) {
+      const auto rows = network_->populations[l].size, cols = network_->populations[l - 1].size;
+      dw[l] = RowMatrix::Zero(rows, cols);
+      backprop[l] = RowMatrix::Zero(rows, cols);
+      newton[l] = RowMatrix::Zero(rows, cols);
+    }
+    for (Eigen::Index b = 0; b < examples_; ++b) {
+      Eigen::VectorXd delta = e.col(b);
+      Eigen::MatrixXd jac = Eigen::MatrixXd::Identity(e.rows(), e.rows());
+      for (std::size_t l = depth_; l >= 1; --l) {
+        const Eigen::VectorXd below = activity(s, u, l - 1).col(b);
+        Eigen::VectorXd code = sigma(l - 1, below);
+        const Eigen::VectorXd miss = (target(s, l) - h(s, l)).col(b);
+        const Eigen::VectorXd gauss_newton =
+            params_.beta * jac.completeOrthogonalDecomposition().solve(Eigen::VectorXd(e.col(b)));
+        backprop[l] += delta * code.transpose();
+        code /= std::max(code.squaredNorm(), 1e-300);
+        dw[l] += miss * code.transpose();
+        newton[l] += gauss_newton * code.transpose();
+        const Eigen::VectorXd d = sigma_derivative(l - 1, below);
+        const Eigen::MatrixXd step = Eigen::MatrixXd(weights(s, l)) * d.asDiagonal();
+        delta = step.transpose() * delta;
+        jac = jac * step;
+      }
+    }
+    auto flat = [](const RowMatrix& m) { return Eigen::VectorXd(Eigen::Map<const Eigen::VectorXd>(m.data(), m.size())); };
+    for (std::size_t l = 1; l <= depth_; ++l) {
+      bp[l] = cosine(flat(dw[l]), flat(backprop[l]));
+      gn[l] = cosine(flat(dw[l]), flat(newton[l]));
+    }
   }
   for (std::size_t l = 1; l <= depth_; ++l) out[at++] = bp[l];
   for (std::size_t l = 1; l <= depth_; ++l) out[at++] = gn[l];
+  if (drive_->signal().spec().kind == InputKind::dataset) {
+    out[at++] = static_cast<double>(batch_correct(h(s, depth_), drive_->target(), drive_->error_rows())) /
+                static_cast<double>(examples_);
+  }
 
   if (phase_open_ && in_target_phase()) {
     phase_times_.push_back(t);
@@ -463,6 +595,37 @@ std::vector<DatasetAttribute> DtpModel::summary() const {
     attrs.push_back({path, "predicted_rate", predicted_[j]});
   }
   return attrs;
+}
+
+bool DtpModel::predict(const State& s, const Eigen::Ref<const Eigen::MatrixXd>& inputs,
+                       Eigen::Ref<Eigen::MatrixXd> outputs) const {
+  // The settled forward pass h_l = f_l(h_{l−1}) = W_l σ(h_{l−1}) + b_l from h_0 = u.
+  Eigen::MatrixXd h = inputs;
+  for (std::size_t l = 1; l <= depth_; ++l) h = encode(s, l, h);
+  outputs = h;
+  return true;
+}
+
+std::vector<ParameterArray> DtpModel::parameters(const State& s) const {
+  std::vector<ParameterArray> out;
+  const auto& pops = network_->populations;
+  for (std::size_t l = 1; l <= depth_; ++l) {
+    const auto w = weights(s, l);
+    out.push_back({"W/" + network_->projections[l - 1].name, {w.rows(), w.cols()},
+                   std::vector<double>(w.data(), w.data() + w.size())});
+  }
+  for (std::size_t l = 1; l <= depth_; ++l) {
+    const Eigen::VectorXd& b = network_->bias[l];
+    out.push_back({"b/" + pops[l].name, {b.size()}, std::vector<double>(b.data(), b.data() + b.size())});
+  }
+  for (std::size_t l = 1; l <= depth_ && params_.decoders != DecoderKind::exact; ++l) {
+    const RowMatrix omega = decoder(s, l);
+    out.push_back({"Omega/" + network_->projections[l - 1].name, {omega.rows(), omega.cols()},
+                   std::vector<double>(omega.data(), omega.data() + omega.size())});
+    const Eigen::VectorXd& c = decoder_bias_[l];
+    out.push_back({"c/" + pops[l - 1].name, {c.size()}, std::vector<double>(c.data(), c.data() + c.size())});
+  }
+  return out;
 }
 
 }  // namespace lf

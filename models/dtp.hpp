@@ -19,6 +19,10 @@
 //              phase; ε = 1e-3 keeps both flows finite for a network at rest, h ≈ 0)
 // Phases from the schedule: "forward" (h relaxes, targets follow h, decoders learn) and
 // "target" (h held, targets relax, weights flow); DTP1/DTP updates apply when a target phase ends.
+// With a batch of B examples (h_l, τ_l: n_l×B) h and the targets follow these equations per
+// example, and every change of the shared parameters is the batch mean of the per-example ones:
+// ΔW_l = (1/B) Σ_b (τ_l − h_l)_b n_bᵀ (DTP: each example's term scaled by its own ratio), the flow
+// Ẇ_l = −γ W_l + (η/B) Σ_b τ̇_{l,b} n_bᵀ, and Ω̇_l likewise.
 #include <Eigen/Core>
 #include <Eigen/LU>
 #include <functional>
@@ -55,21 +59,25 @@ class DtpModel final : public Model {
   void metrics(const State& s, double t, std::span<double> out) const override;
   std::vector<DatasetAttribute> summary() const override;
   void finish(const State& s, double t) const override;
+  bool predict(const State& s, const Eigen::Ref<const Eigen::MatrixXd>& inputs,
+               Eigen::Ref<Eigen::MatrixXd> outputs) const override;
+  std::vector<ParameterArray> parameters(const State& s) const override;
 
   std::size_t depth() const noexcept { return depth_; }  // L
-  // Views of layer l's blocks in state s.
-  Eigen::Map<const Eigen::VectorXd> h(const State& s, std::size_t l) const;
-  Eigen::Map<const Eigen::VectorXd> target(const State& s, std::size_t l) const;
+  // Views of layer l's blocks in state s (n_l×B).
+  ConstBatchView h(const State& s, std::size_t l) const;
+  ConstBatchView target(const State& s, std::size_t l) const;
   Eigen::Map<const RowMatrix> weights(const State& s, std::size_t l) const;   // W_l, l >= 1
   Eigen::Map<const RowMatrix> decoder(const State& s, std::size_t l) const;   // Ω_l (learned)
-  // f_l and g_l at the weights of state s.
-  Eigen::VectorXd encode(const State& s, std::size_t l, const Eigen::VectorXd& below) const;
-  Eigen::VectorXd decode(const State& s, std::size_t l, const Eigen::VectorXd& above) const;
+  // f_l and g_l at the weights of state s, for each column of the argument.
+  Eigen::MatrixXd encode(const State& s, std::size_t l, const Eigen::Ref<const Eigen::MatrixXd>& below) const;
+  Eigen::MatrixXd decode(const State& s, std::size_t l, const Eigen::Ref<const Eigen::MatrixXd>& above) const;
   // J_{g_l∘f_l} at x (layer l−1 space), and J_{f_l}(x) J_{g_l}(f_l(x)) (layer l space: the
   // linearisation of the residual f_l(τ_{l−1}) − τ_l).
   Eigen::MatrixXd autoencoder_jacobian(const State& s, std::size_t l, const Eigen::VectorXd& x) const;
   Eigen::MatrixXd residual_jacobian(const State& s, std::size_t l, const Eigen::VectorXd& x) const;
-  // The end-of-phase update ΔW_l (DTP1, or DTP when scaled) from the targets in s.
+  // The end-of-phase update ΔW_l (DTP1, or DTP when scaled) from the targets in s, the batch
+  // mean of the examples' updates.
   RowMatrix update_direction(const State& s, std::size_t l, bool layer_scaled) const;
   // Applies W_l += η ΔW_l to every layer (DTP1 or DTP as configured).
   void apply_update(State& s) const;
@@ -80,17 +88,20 @@ class DtpModel final : public Model {
  private:
   bool in_target_phase() const;
   std::size_t target_phase_index() const;
-  Eigen::VectorXd sigma(std::size_t population, const Eigen::VectorXd& v) const;
-  Eigen::VectorXd sigma_derivative(std::size_t population, const Eigen::VectorXd& v) const;
-  Eigen::VectorXd output_error(const State& s) const;  // −∂L/∂h_L (zero without a target)
+  Eigen::MatrixXd sigma(std::size_t population, const Eigen::Ref<const Eigen::MatrixXd>& v) const;
+  Eigen::MatrixXd sigma_derivative(std::size_t population,
+                                   const Eigen::Ref<const Eigen::MatrixXd>& v) const;
+  Eigen::MatrixXd output_error(const State& s) const;  // −∂L/∂h_L (zero without a target)
+  // The activity of layer l: the input u (n_0×B) for l = 0, else h_l.
+  ConstBatchView activity(const State& s, const Eigen::MatrixXd& u, std::size_t l) const;
   void close_target_phase(const State& s) const;
   // The allocation-free forms encode/decode are built on, for the RHS (STYLE rule 1):
   // out = f_l(below) with code = σ(below); out = g_l(above) (scratch: work_.code_above, or
   // work_.shifted and work_.pre for exact decoders; `above` must not be one of those).
-  void encode_into(const State& s, std::size_t l, const Eigen::Ref<const Eigen::VectorXd>& below,
-                   Eigen::VectorXd& code, Eigen::VectorXd& out) const;
-  void decode_into(const State& s, std::size_t l, const Eigen::Ref<const Eigen::VectorXd>& above,
-                   Eigen::VectorXd& out) const;
+  void encode_into(const State& s, std::size_t l, const Eigen::Ref<const Eigen::MatrixXd>& below,
+                   Eigen::MatrixXd& code, Eigen::MatrixXd& out) const;
+  void decode_into(const State& s, std::size_t l, const Eigen::Ref<const Eigen::MatrixXd>& above,
+                   Eigen::MatrixXd& out) const;
   // The LU factors of W_l in state s, for exact decoders (see the cache below).
   const Eigen::PartialPivLU<Eigen::MatrixXd>& weights_lu(const State& s, std::size_t l) const;
 
@@ -98,6 +109,7 @@ class DtpModel final : public Model {
   DtpParams params_;
   const Drive* drive_;
   std::size_t depth_ = 0;
+  Eigen::Index examples_ = 1;  // B
   StateLayout layout_;
   std::vector<BlockId> h_, target_, w_;          // per layer (h_[0], w_[0] unused)
   std::vector<std::optional<BlockId>> omega_;    // learned decoders in the state
@@ -117,10 +129,12 @@ class DtpModel final : public Model {
     Eigen::PartialPivLU<Eigen::MatrixXd> lu;
   };
   mutable std::vector<std::optional<FactoredWeights>> factored_;
-  // Scratch vectors of the RHS, sized per layer at construction (index l: layer l's space).
+  // Scratch matrices of the RHS (n×B), sized per layer at construction (index l: layer l's
+  // space), and per-example scale factors.
   struct Workspace {
-    std::vector<Eigen::VectorXd> code_below, code_above, pre, f, g_first, g_second, arg, shifted,
+    std::vector<Eigen::MatrixXd> code_below, code_above, pre, f, g_first, g_second, arg, shifted,
         flow;
+    Eigen::VectorXd scale;  // B
   };
   mutable Workspace work_;
 };

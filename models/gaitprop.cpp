@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "models/projection_ops.hpp"
 #include "sim/core/errors.hpp"
 
 namespace lf {
@@ -27,7 +28,9 @@ double cosine(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
 
 GaitpropModel::GaitpropModel(const Network& network, const GaitpropParams& params,
                              const Drive& drive)
-    : network_(&network), params_(params), drive_(&drive), reference_(network, 1.0, params.loss) {
+    : network_(&network), params_(params), drive_(&drive), examples_(drive.examples()),
+      layout_(drive.signal().batch_shape()),
+      reference_(network, 1.0, params.loss, drive.error_rows()) {
   const auto& pops = network.populations;
   // A chain: population 0 the input, projection l−1 from population l−1 to l, dense.
   bool chain = pops.size() >= 2 && pops[0].role == Role::input &&
@@ -73,8 +76,10 @@ GaitpropModel::GaitpropModel(const Network& network, const GaitpropParams& param
 
   const std::vector<Eigen::Index> vec{width_}, mat{width_, width_};
   h_.push_back(0);
-  for (std::size_t l = 1; l <= depth_; ++l) h_.push_back(layout_.add("h", pops[l].name, vec));
-  for (std::size_t l = 0; l <= depth_; ++l) target_.push_back(layout_.add("target", pops[l].name, vec));
+  for (std::size_t l = 1; l <= depth_; ++l) h_.push_back(layout_.add_per_example("h", pops[l].name, width_));
+  for (std::size_t l = 0; l <= depth_; ++l) {
+    target_.push_back(layout_.add_per_example("target", pops[l].name, width_));
+  }
   w_.push_back(0);
   for (std::size_t l = 1; l <= depth_; ++l) {
     w_.push_back(layout_.add("W", network.projections[l - 1].name, mat));
@@ -88,19 +93,22 @@ GaitpropModel::GaitpropModel(const Network& network, const GaitpropParams& param
   }
   const InputSpec& input = drive.signal().spec();
   if (input.kind == InputKind::sequence && !input.targets.empty()) patterns_ = input.sequence.size();
+  batch_accuracy_ = input.kind == InputKind::dataset;
 
   // Per RHS: a matrix-vector product or LU solve per layer, and two n³ products per layer for
   // the regulariser. Layers are independent within a phase: they are the parallel chunks.
   const Eigen::Index n2 = width_ * width_;
   const Eigen::Index work = static_cast<Eigen::Index>(depth_) *
-                            (params.lambda_orth > 0.0 ? 2 * n2 * width_ : n2);
+                            (params.lambda_orth > 0.0 ? 2 * n2 * width_ : n2 * examples_);
   parallel_ = depth_ > 1 && work >= parallel_min_work;
 
   const Eigen::VectorXd zero = Eigen::VectorXd::Zero(width_);
+  const Eigen::MatrixXd zeros = Eigen::MatrixXd::Zero(width_, examples_);
   lu_.assign(depth_ + 1, Eigen::PartialPivLU<Eigen::MatrixXd>(width_));
   frozen_w_.assign(depth_ + 1, RowMatrix::Zero(width_, width_));
-  for (auto* v : {&frozen_b_, &frozen_below_, &frozen_d_, &frozen_gd2_, &pre_, &arg_, &delta_}) {
-    v->assign(depth_ + 1, zero);
+  frozen_b_.assign(depth_ + 1, zero);
+  for (auto* v : {&frozen_below_, &frozen_d_, &frozen_gd2_, &pre_, &arg_, &delta_}) {
+    v->assign(depth_ + 1, zeros);
   }
   if (params.lambda_orth > 0.0) {
     gram_.assign(depth_ + 1, RowMatrix::Zero(width_, width_));
@@ -108,15 +116,27 @@ GaitpropModel::GaitpropModel(const Network& network, const GaitpropParams& param
   }
 }
 
-Eigen::Map<const Eigen::VectorXd> GaitpropModel::h(const State& s, std::size_t l) const {
+ConstBatchView GaitpropModel::h(const State& s, std::size_t l) const {
   assert(l >= 1 && l <= depth_);
-  return layout_.vector(s, h_[l]);
+  return layout_.examples(s, h_[l]);
 }
-Eigen::Map<const Eigen::VectorXd> GaitpropModel::target(const State& s, std::size_t l) const {
-  return layout_.vector(s, target_[l]);
+ConstBatchView GaitpropModel::target(const State& s, std::size_t l) const {
+  return layout_.examples(s, target_[l]);
 }
-Eigen::Map<Eigen::VectorXd> GaitpropModel::target_mut(State& s, std::size_t l) const {
-  return layout_.vector(s, target_[l]);
+BatchView GaitpropModel::target_mut(State& s, std::size_t l) const {
+  return layout_.examples(s, target_[l]);
+}
+std::vector<WeightView> GaitpropModel::weight_views(const State& s) const {
+  std::vector<WeightView> w;
+  for (std::size_t l = 1; l <= depth_; ++l) {
+    w.push_back({&network_->projections[l - 1], s.data() + layout_.block(w_[l]).offset});
+  }
+  return w;
+}
+std::vector<Eigen::VectorXd> GaitpropModel::biases(const State& s) const {
+  std::vector<Eigen::VectorXd> b{network_->bias[0]};
+  for (std::size_t l = 1; l <= depth_; ++l) b.emplace_back(bias(s, l));
+  return b;
 }
 Eigen::Map<const RowMatrix> GaitpropModel::weights(const State& s, std::size_t l) const {
   assert(l >= 1 && l <= depth_);
@@ -141,8 +161,10 @@ void GaitpropModel::freeze_forward_pass(const State& s, double t) const {
   for (std::size_t l = 1; l <= depth_; ++l) {
     frozen_w_[l] = weights(s, l);
     frozen_b_[l] = bias(s, l);
-    frozen_below_[l] = l == 1 ? drive_->at(t) : Eigen::VectorXd(h(s, l - 1));
-    const Eigen::VectorXd a = frozen_w_[l] * frozen_below_[l] + frozen_b_[l];
+    frozen_below_[l] = l == 1 ? drive_->at(t) : Eigen::MatrixXd(h(s, l - 1));
+    Eigen::MatrixXd a(width_, examples_);  // ā_l = W̄_l h̄_{l−1} + b̄_l, the shared forward kernel
+    a.colwise() = frozen_b_[l];
+    add_rows_times({&network_->projections[l - 1], frozen_w_[l].data()}, 0, width_, frozen_below_[l], a);
     activate_derivative(pops[l].activation, a, frozen_d_[l]);
     frozen_gd2_[l] = params_.gamma * frozen_d_[l].array().square();
     lu_[l].compute(frozen_w_[l]);
@@ -151,27 +173,31 @@ void GaitpropModel::freeze_forward_pass(const State& s, double t) const {
 }
 
 void GaitpropModel::incremental_target(const State& s, std::size_t l,
-                                       const Eigen::Ref<const Eigen::VectorXd>& tau,
-                                       Eigen::Ref<Eigen::VectorXd> out) const {
+                                       const Eigen::Ref<const Eigen::MatrixXd>& tau,
+                                       Eigen::Ref<Eigen::MatrixXd> out) const {
   assert(frozen_);
   const auto hl = h(s, l);
   // σ⁻¹(h_l + γ σ'(ā_l)² ⊙ (τ_l − h_l)) − b̄_l, then W̄_l⁻¹ of it.
-  Eigen::VectorXd& arg = arg_[l];
+  Eigen::MatrixXd& arg = arg_[l];
   arg = hl + frozen_gd2_[l].cwiseProduct(tau - hl);
   activate_inverse(network_->populations[l].activation, arg, arg);
-  arg -= frozen_b_[l];
-  out = lu_[l].solve(arg);
+  arg.colwise() -= frozen_b_[l];
+  if (examples_ == 1) {
+    out.col(0) = lu_[l].solve(arg.col(0));  // a vector solve (the matrix solve differs in bits)
+  } else {
+    out = lu_[l].solve(arg);
+  }
 }
 
 void GaitpropModel::set_targets(State& s) const {
   const auto hL = h(s, depth_);
   auto tauL = target_mut(s, depth_);
-  Eigen::VectorXd error(width_);  // −∂L/∂h_L, zero without a target
+  Eigen::MatrixXd error(width_, examples_);  // −∂L/∂h_L, zero without a target
   target_error(params_.loss, *drive_, hL, error);
   tauL = hL + params_.gamma * error;
   if (params_.mode != GaitpropMode::discrete) return;
   for (std::size_t l = depth_; l >= 1; --l) {
-    const Eigen::VectorXd above = target(s, l);
+    const Eigen::MatrixXd above = target(s, l);
     incremental_target(s, l, above, target_mut(s, l - 1));
   }
 }
@@ -192,26 +218,28 @@ void GaitpropModel::enter_segment(State& s, double t) const {
   set_targets(s);
 }
 
-void GaitpropModel::forward_layer(const State& s, State& ds, const Eigen::VectorXd& u,
+void GaitpropModel::forward_layer(const State& s, State& ds, const Eigen::MatrixXd& u,
                                   std::size_t l) const {
-  Eigen::VectorXd& a = pre_[l];
-  a = bias(s, l);
+  // a_l = W_l h_{l−1} + b_l: the shared forward kernel.
+  Eigen::MatrixXd& a = pre_[l];
+  a.colwise() = bias(s, l);
+  const WeightView w{&network_->projections[l - 1], s.data() + layout_.block(w_[l]).offset};
   if (l == 1) {
-    a.noalias() += weights(s, l) * u;
+    add_rows_times(w, 0, width_, u, a);
   } else {
-    a.noalias() += weights(s, l) * h(s, l - 1);
+    add_rows_times(w, 0, width_, h(s, l - 1), a);
   }
   activate(network_->populations[l].activation, a, a);
-  auto dh = layout_.vector(ds, h_[l]);
+  auto dh = layout_.examples(ds, h_[l]);
   dh = (a - h(s, l)) / params_.tau_h;
-  layout_.vector(ds, target_[l]) = dh;
+  layout_.examples(ds, target_[l]) = dh;
   layout_.vector(ds, w_[l]).setZero();
   layout_.vector(ds, b_[l]).setZero();
 }
 
 void GaitpropModel::target_layer(const State& s, State& ds, std::size_t l) const {
   layout_.vector(ds, h_[l]).setZero();
-  auto dtau = layout_.vector(ds, target_[l - 1]);
+  auto dtau = layout_.examples(ds, target_[l - 1]);
   auto dw = layout_.matrix(ds, w_[l]);
   auto db = layout_.vector(ds, b_[l]);
   if (params_.mode == GaitpropMode::discrete) {
@@ -223,11 +251,18 @@ void GaitpropModel::target_layer(const State& s, State& ds, std::size_t l) const
   // τ_r τ̇_{l−1} = T_l(τ_l) − τ_{l−1}
   incremental_target(s, l, target(s, l), dtau);
   dtau = (dtau - target(s, l - 1)) / params_.tau_r;
-  // Ẇ_l = η γ^{−(L−l+1)} (σ'(ā_l) ⊙ e_l) h̄_{l−1}ᵀ − η ∇R(W_l),  ḃ_l = η γ^{−(L−l+1)} σ'(ā_l) ⊙ e_l
-  Eigen::VectorXd& delta = delta_[l];
+  // Ẇ_l = η γ^{−(L−l+1)} (σ'(ā_l) ⊙ e_l) h̄_{l−1}ᵀ − η ∇R(W_l),  ḃ_l = η γ^{−(L−l+1)} σ'(ā_l) ⊙ e_l,
+  // batch means.
+  Eigen::MatrixXd& delta = delta_[l];
   delta = (params_.eta * error_scale_[l]) * frozen_d_[l].cwiseProduct(target(s, l) - h(s, l));
-  db = delta;
-  dw.noalias() = delta * frozen_below_[l].transpose();
+  if (examples_ == 1) {
+    db = delta.col(0);
+    dw.noalias() = delta.col(0) * frozen_below_[l].col(0).transpose();
+  } else {
+    const double inv = 1.0 / static_cast<double>(examples_);
+    db = inv * delta.rowwise().sum();
+    dw.noalias() = inv * delta * frozen_below_[l].transpose();
+  }
   if (params_.lambda_orth > 0.0) {
     // Coefficient-based products: no packing buffers, no allocation.
     const auto w = weights(s, l);
@@ -240,7 +275,7 @@ void GaitpropModel::target_layer(const State& s, State& ds, std::size_t l) const
 
 void GaitpropModel::rhs(const State& s, State& ds, double t) const {
   const bool target_phase = in_target_phase();
-  const Eigen::VectorXd& u = drive_->at(t);
+  const Eigen::MatrixXd& u = drive_->at(t);
   // Each layer l writes h_l, W_l, b_l and τ_l (forward) or τ_{l−1} (target); the block left
   // over is constant: τ_0 in the forward phase, τ_L in the target phase.
   layout_.vector(ds, target_[target_phase ? depth_ : 0]).setZero();
@@ -256,13 +291,16 @@ void GaitpropModel::rhs(const State& s, State& ds, double t) const {
 
 RowMatrix GaitpropModel::update_direction(const State& s, std::size_t l) const {
   assert(frozen_);
-  const Eigen::VectorXd d = bias_direction(s, l);
-  return d * frozen_below_[l].transpose();
+  const Eigen::MatrixXd d = error_scale_[l] * frozen_d_[l].cwiseProduct(target(s, l) - h(s, l));
+  if (examples_ == 1) return d.col(0) * frozen_below_[l].col(0).transpose();
+  return RowMatrix((1.0 / static_cast<double>(examples_)) * d * frozen_below_[l].transpose());
 }
 
 Eigen::VectorXd GaitpropModel::bias_direction(const State& s, std::size_t l) const {
   assert(frozen_);
-  return error_scale_[l] * frozen_d_[l].cwiseProduct(target(s, l) - h(s, l));
+  const Eigen::MatrixXd d = error_scale_[l] * frozen_d_[l].cwiseProduct(target(s, l) - h(s, l));
+  if (examples_ == 1) return d.col(0);
+  return (1.0 / static_cast<double>(examples_)) * d.rowwise().sum();
 }
 
 void GaitpropModel::apply_update(State& s) const {
@@ -297,38 +335,39 @@ std::vector<std::string> GaitpropModel::metric_names() const {
     names.emplace_back("accuracy");
     names.emplace_back("dataset_loss");
   }
+  if (batch_accuracy_) names.emplace_back("accuracy");
   return names;
 }
 
 void GaitpropModel::metrics(const State& s, double t, std::span<double> out) const {
   const auto& pops = network_->populations;
   const bool target_phase = in_target_phase() && frozen_;
-  const Eigen::VectorXd& u = drive_->at(t);
+  const Eigen::MatrixXd& u = drive_->at(t);
   std::size_t at = 0;
-  const Eigen::VectorXd hL = h(s, depth_);
-  out[at++] = drive_->has_target() ? loss_value(params_.loss, hL, drive_->target()) : undefined;
+  out[at++] = target_loss(params_.loss, *drive_, h(s, depth_));
 
   // Current weights as views and biases per population, for the settled reference network.
-  std::vector<WeightView> w;
-  std::vector<Eigen::VectorXd> b{network_->bias[0]};
-  for (std::size_t l = 1; l <= depth_; ++l) {
-    w.push_back({&network_->projections[l - 1], s.data() + layout_.block(w_[l]).offset});
-    b.emplace_back(bias(s, l));
-  }
+  const std::vector<WeightView> w = weight_views(s);
+  const std::vector<Eigen::VectorXd> b = biases(s);
   // Alignment of ΔW/η with −∂L/∂W of the frozen forward pass (the weights and input that h was
-  // settled with); undefined outside target phases (τ = h, no update) and without a target.
+  // settled with; the batch's mean loss); undefined outside target phases (τ = h, no update) and
+  // without a target.
   std::vector<double> cos(depth_, undefined), ratio(depth_, undefined);
   if (target_phase && drive_->has_target()) {
     std::vector<WeightView> w_frozen;
     for (std::size_t l = 1; l <= depth_; ++l) {
       w_frozen.push_back({&network_->projections[l - 1], frozen_w_[l].data()});
     }
-    const auto g = reference_.gradient(w_frozen, frozen_b_, frozen_below_[1], drive_->target());
+    const std::vector<Eigen::VectorXd> gradient =
+        examples_ == 1 ? reference_.gradient(w_frozen, frozen_b_, frozen_below_[1].col(0),
+                                             drive_->target().col(0)).weights
+                       : reference_.gradient_batch(w_frozen, frozen_b_, frozen_below_[1],
+                                                   drive_->target()).weights;
     for (std::size_t l = 1; l <= depth_; ++l) {
       const RowMatrix dw = update_direction(s, l);
       const Eigen::Map<const Eigen::VectorXd> flat(dw.data(), dw.size());
-      const double norm_g = g.weights[l - 1].norm();
-      cos[l - 1] = cosine(flat, g.weights[l - 1]);
+      const double norm_g = gradient[l - 1].norm();
+      cos[l - 1] = cosine(flat, gradient[l - 1]);
       if (norm_g > 0.0) ratio[l - 1] = flat.norm() / norm_g;
     }
   }
@@ -339,15 +378,19 @@ void GaitpropModel::metrics(const State& s, double t, std::span<double> out) con
     out[at++] = (wl * wl.transpose() - RowMatrix::Identity(width_, width_)).norm();
   }
 
-  // max_l ‖h_l − σ(W_l h_{l−1} + b_l)‖_∞ with the weights and input h is settled with (frozen
-  // during a target phase): how far the held forward pass is from the one the targets invert.
+  // max_l ‖h_l − σ(W_l h_{l−1} + b_l)‖_∞ over the batch, with the weights and input h is settled
+  // with (frozen during a target phase): how far the held forward pass is from the one the
+  // targets invert.
   double residual = 0.0;
   for (std::size_t l = 1; l <= depth_; ++l) {
-    const Eigen::VectorXd below = l == 1 ? (target_phase ? frozen_below_[1] : u)
-                                         : Eigen::VectorXd(h(s, l - 1));
-    const Eigen::VectorXd a = target_phase ? Eigen::VectorXd(frozen_w_[l] * below + frozen_b_[l])
-                                           : Eigen::VectorXd(weights(s, l) * below + bias(s, l));
-    Eigen::VectorXd sigma(width_);
+    const Eigen::MatrixXd below = l == 1 ? (target_phase ? frozen_below_[1] : u)
+                                         : Eigen::MatrixXd(h(s, l - 1));
+    Eigen::MatrixXd a(width_, examples_);
+    a.colwise() = target_phase ? frozen_b_[l] : Eigen::VectorXd(bias(s, l));
+    add_rows_times(target_phase ? WeightView{&network_->projections[l - 1], frozen_w_[l].data()}
+                                : w[l - 1],
+                   0, width_, below, a);
+    Eigen::MatrixXd sigma(width_, examples_);
     activate(pops[l].activation, a, sigma);
     residual = std::max(residual, (h(s, l) - sigma).cwiseAbs().maxCoeff());
   }
@@ -372,6 +415,21 @@ void GaitpropModel::metrics(const State& s, double t, std::span<double> out) con
     out[at++] = static_cast<double>(right) / static_cast<double>(*patterns_);
     out[at++] = dataset_loss / static_cast<double>(*patterns_);
   }
+  if (batch_accuracy_) {
+    out[at++] = static_cast<double>(batch_correct(h(s, depth_), drive_->target(), drive_->error_rows())) /
+                static_cast<double>(examples_);
+  }
+}
+
+bool GaitpropModel::predict(const State& s, const Eigen::Ref<const Eigen::MatrixXd>& inputs,
+                            Eigen::Ref<Eigen::MatrixXd> outputs) const {
+  // The settled forward pass h_l = σ(W_l h_{l−1} + b_l) from h_0 = u (ExactBackprop with c = 1).
+  outputs = reference_.output(reference_.settle_batch(weight_views(s), biases(s), inputs));
+  return true;
+}
+
+std::vector<ParameterArray> GaitpropModel::parameters(const State& s) const {
+  return network_parameters(*network_, weight_views(s), biases(s));
 }
 
 }  // namespace lf

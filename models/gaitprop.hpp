@@ -44,6 +44,8 @@
 //            phase's update unapplied.
 // Every layer learns: W/<proj> and b/<pop> of all layers are in the state whatever the
 // projections' `plastic` flag (η = 0 freezes them all).
+// With a batch of B examples (h_l, τ_l: n×B) the forward pass, the frozen pass and the targets are
+// per example, and ΔW_l, Δb_l (and the flows) are the batch means of the per-example updates.
 // Metrics: loss L(h_L, y); accuracy and dataset_loss (sequences with targets, as costate's: the
 // settled network on every pair, at the current weights); alignment/cosine/<proj> and
 // alignment/norm_ratio/<proj>
@@ -86,23 +88,26 @@ class GaitpropModel final : public Model {
   void enter_segment(State& s, double t) const override;
   std::vector<std::string> metric_names() const override;
   void metrics(const State& s, double t, std::span<double> out) const override;
+  bool predict(const State& s, const Eigen::Ref<const Eigen::MatrixXd>& inputs,
+               Eigen::Ref<Eigen::MatrixXd> outputs) const override;
+  std::vector<ParameterArray> parameters(const State& s) const override;
 
   const GaitpropParams& params() const noexcept { return params_; }
   std::size_t depth() const noexcept { return depth_; }  // L
-  // Views of layer l's blocks in state s (h: l >= 1; W, b: l >= 1; target: l >= 0).
-  Eigen::Map<const Eigen::VectorXd> h(const State& s, std::size_t l) const;
-  Eigen::Map<const Eigen::VectorXd> target(const State& s, std::size_t l) const;
+  // Views of layer l's blocks in state s (h: l >= 1, n×B; W, b: l >= 1; target: l >= 0, n×B).
+  ConstBatchView h(const State& s, std::size_t l) const;
+  ConstBatchView target(const State& s, std::size_t l) const;
   Eigen::Map<const RowMatrix> weights(const State& s, std::size_t l) const;
   Eigen::Map<const Eigen::VectorXd> bias(const State& s, std::size_t l) const;
 
   // Freezes the forward pass of state s with the input in force at t (what a target phase
   // starting at t does): ā_l, σ'(ā_l), b̄_l, h̄_{l−1} and the LU factors of W̄_l.
   void freeze_forward_pass(const State& s, double t) const;
-  // T_l(τ_l) with the frozen pass and the held h_l of state s, into `out` (layer l−1's size).
-  void incremental_target(const State& s, std::size_t l, const Eigen::Ref<const Eigen::VectorXd>& tau,
-                          Eigen::Ref<Eigen::VectorXd> out) const;
+  // T_l(τ_l) with the frozen pass and the held h_l of state s, into `out` (n×B).
+  void incremental_target(const State& s, std::size_t l, const Eigen::Ref<const Eigen::MatrixXd>& tau,
+                          Eigen::Ref<Eigen::MatrixXd> out) const;
   // The GAIT-prop estimate of −∂L/∂W_l and −∂L/∂b_l from the targets in s and the frozen pass
-  // (ΔW_l/η and Δb_l/η without the regulariser).
+  // (ΔW_l/η and Δb_l/η without the regulariser; batch means).
   RowMatrix update_direction(const State& s, std::size_t l) const;
   Eigen::VectorXd bias_direction(const State& s, std::size_t l) const;
   // The discrete update: W_l += ΔW_l, b_l += Δb_l for every layer (needs a frozen pass).
@@ -113,12 +118,15 @@ class GaitpropModel final : public Model {
   static RowMatrix orthogonality_gradient(const Eigen::Ref<const RowMatrix>& w);
 
  private:
-  Eigen::Map<Eigen::VectorXd> target_mut(State& s, std::size_t l) const;
+  BatchView target_mut(State& s, std::size_t l) const;
+  // Current weights (one view per projection) and biases (per population) of state s.
+  std::vector<WeightView> weight_views(const State& s) const;
+  std::vector<Eigen::VectorXd> biases(const State& s) const;
   bool in_target_phase() const { return drive_->phase() == target_phase_; }
   // Sets τ_L = h_L − γ ∂L/∂h_L from the target in force (τ_L = h_L without one); discrete mode:
   // every τ_{l−1} below, algebraically.
   void set_targets(State& s) const;
-  void forward_layer(const State& s, State& ds, const Eigen::VectorXd& u, std::size_t l) const;
+  void forward_layer(const State& s, State& ds, const Eigen::MatrixXd& u, std::size_t l) const;
   void target_layer(const State& s, State& ds, std::size_t l) const;
 
   const Network* network_;
@@ -126,24 +134,26 @@ class GaitpropModel final : public Model {
   const Drive* drive_;
   std::size_t depth_ = 0;
   Eigen::Index width_ = 0;
+  Eigen::Index examples_ = 1;  // B
   std::size_t forward_phase_ = 0, target_phase_ = 0;
   StateLayout layout_;
   std::vector<BlockId> h_, target_, w_, b_;  // per layer (h_, w_, b_ at index 0 unused)
   std::vector<double> error_scale_;          // γ^{−(L−l+1)}
   ExactBackprop reference_;
   std::optional<std::size_t> patterns_;      // (input, target) pairs of a sequence, if any
+  bool batch_accuracy_ = false;              // training runs: accuracy of the minibatch
   bool parallel_ = false;
 
-  // The frozen forward pass of the current target phase, per layer l = 1 … L.
+  // The frozen forward pass of the current target phase, per layer l = 1 … L (per example: n×B).
   mutable bool frozen_ = false;
   mutable std::vector<Eigen::PartialPivLU<Eigen::MatrixXd>> lu_;
   mutable std::vector<RowMatrix> frozen_w_;
   mutable std::vector<Eigen::VectorXd> frozen_b_;      // per population (index 0: zeros)
-  mutable std::vector<Eigen::VectorXd> frozen_below_;  // h̄_{l−1} (ū for l = 1)
-  mutable std::vector<Eigen::VectorXd> frozen_d_;      // σ'(ā_l)
-  mutable std::vector<Eigen::VectorXd> frozen_gd2_;    // γ σ'(ā_l)²
-  // RHS scratch, per layer (each layer touches only its own).
-  mutable std::vector<Eigen::VectorXd> pre_, arg_, delta_;
+  mutable std::vector<Eigen::MatrixXd> frozen_below_;  // h̄_{l−1} (ū for l = 1)
+  mutable std::vector<Eigen::MatrixXd> frozen_d_;      // σ'(ā_l)
+  mutable std::vector<Eigen::MatrixXd> frozen_gd2_;    // γ σ'(ā_l)²
+  // RHS scratch, per layer (each layer touches only its own), n×B.
+  mutable std::vector<Eigen::MatrixXd> pre_, arg_, delta_;
   mutable std::vector<RowMatrix> gram_, reg_;
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 // Model "leaky" (DESIGN §4): forward waves of leaky neurons on any digraph,
 //     τ ẋ_p = −c x_p + σ_p(a_p),   a_p = b_p + Σ_{projections q→p} W_qp x_q,
+// for each example of the batch (x_p: n_p×B),
 // with input populations clamped to the input u(t) (they are not part of the state).
 // On a layered DAG with c = 1 the fixed point is the feedforward pass.
 #include "sim/core/model.hpp"
@@ -30,7 +31,7 @@ class LeakyModel final : public Model {
   StateLayout layout_;
   NeuronIndex neurons_;
   bool parallel_ = false;                  // worth a parallel region?
-  mutable Eigen::VectorXd preactivation_;  // scratch, indexed like the state
+  mutable Eigen::MatrixXd preactivation_;  // scratch, indexed like the neurons (neurons × B)
 };
 
 }  // namespace lf

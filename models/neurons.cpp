@@ -10,17 +10,22 @@ constexpr Eigen::Index rows_per_chunk = 256;
 }
 
 NeuronIndex::NeuronIndex(const Network& network, StateLayout& layout, const std::string& kind)
-    : network_(&network) {
+    : network_(&network), examples_(layout.examples()) {
   const auto& pops = network.populations;
   Eigen::Index input_offset = 0;
   for (std::size_t p = 0; p < pops.size(); ++p) {
+    output_offset_.push_back(pops[p].role == Role::output ? outputs_ : -1);
+    if (pops[p].role == Role::output) outputs_ += pops[p].size;
     if (pops[p].role == Role::input) {
       input_offset_.push_back(input_offset);
+      offset_.push_back(-1);
       input_offset += pops[p].size;
       block_.push_back(0);
     } else {
       input_offset_.push_back(-1);
-      block_.push_back(layout.add(kind, pops[p].name, {pops[p].size}));
+      offset_.push_back(neurons_);
+      neurons_ += pops[p].size;
+      block_.push_back(layout.add_per_example(kind, pops[p].name, pops[p].size));
     }
     incoming_.push_back(network.incoming(p));
     outgoing_.emplace_back();
@@ -28,7 +33,7 @@ NeuronIndex::NeuronIndex(const Network& network, StateLayout& layout, const std:
   for (std::size_t k = 0; k < network.projections.size(); ++k) {
     const Projection& proj = network.projections[k];
     outgoing_[proj.from].push_back(k);
-    work_ += proj.sparse ? proj.csr.nonZeros() : proj.dense.size();
+    work_ += (proj.sparse ? proj.csr.nonZeros() : proj.dense.size()) * examples_;
   }
   for (std::size_t p = 0; p < pops.size(); ++p) {
     if (is_input(p)) continue;
@@ -38,21 +43,20 @@ NeuronIndex::NeuronIndex(const Network& network, StateLayout& layout, const std:
   }
 }
 
-Eigen::Map<const Eigen::VectorXd> NeuronIndex::activity(const StateLayout& layout, const State& s,
-                                                        const Eigen::VectorXd& u,
-                                                        std::size_t p) const {
-  if (is_input(p)) return {u.data() + input_offset_[p], network_->populations[p].size};
-  return layout.vector(s, block_[p]);
+ConstBatchView NeuronIndex::activity(const StateLayout& layout, const State& s,
+                                     const Eigen::MatrixXd& u, std::size_t p) const {
+  if (is_input(p)) {
+    return {u.data() + input_offset_[p], network_->populations[p].size, u.cols(),
+            Eigen::OuterStride<>(u.rows())};
+  }
+  return layout.examples(s, block_[p]);
 }
 
 void NeuronIndex::gather_outputs(const StateLayout& layout, const State& s,
-                                 Eigen::Ref<Eigen::VectorXd> out) const {
-  Eigen::Index at = 0;
+                                 Eigen::Ref<Eigen::MatrixXd> out) const {
   for (std::size_t p = 0; p < network_->populations.size(); ++p) {
-    if (network_->populations[p].role != Role::output) continue;
-    const auto x = layout.vector(s, block_[p]);
-    out.segment(at, x.size()) = x;
-    at += x.size();
+    if (output_offset_[p] < 0) continue;
+    out.middleRows(output_offset_[p], network_->populations[p].size) = layout.examples(s, block_[p]);
   }
 }
 

@@ -1,9 +1,11 @@
 #pragma once
-// Bookkeeping shared by the models whose neurons are leaky units on the network's populations:
-// which populations are inputs (clamped to the input vector) and which carry state blocks, the
-// projections into each population, and a fixed partition of neuron rows into chunks for
-// parallel work. The partition depends only on the network, never on the thread count, so every
-// row is computed by the same operations whatever the number of threads.
+// The shared neuron code of every model: which populations are inputs (clamped to the input)
+// and which carry per-example state blocks (n×B, one column per example of the batch), the
+// projections into and out of each population, where each population's rows sit among the
+// non-input neurons (for scratch matrices indexed like the neurons), the one forward kernel
+// a_p = b_p + Σ_{q→p} W_q x_from(q) on a batch, and a fixed partition of neuron rows into chunks
+// for parallel work. The partition depends only on the network and the batch, never on the
+// thread count, so every row is computed by the same operations whatever the number of threads.
 #include <omp.h>
 
 #include <vector>
@@ -23,7 +25,8 @@ class NeuronIndex {
     Eigen::Index size() const { return row_end - row_begin; }
   };
 
-  // Adds a block "<kind>/<population>" to `layout` for every non-input population.
+  // Adds a per-example block "<kind>/<population>" (n×B, B = layout.examples()) to `layout` for
+  // every non-input population.
   NeuronIndex(const Network& network, StateLayout& layout, const std::string& kind);
 
   bool is_input(std::size_t p) const { return input_offset_[p] >= 0; }
@@ -31,26 +34,40 @@ class NeuronIndex {
   const std::vector<std::size_t>& incoming(std::size_t p) const { return incoming_[p]; }
   const std::vector<std::size_t>& outgoing(std::size_t p) const { return outgoing_[p]; }
   const std::vector<RowChunk>& chunks() const { return chunks_; }
-  // Multiply-adds of one pass over all weights: decides whether a parallel region pays.
+  // Multiply-adds of one pass over all weights for the whole batch: decides whether a parallel
+  // region pays.
   Eigen::Index work() const { return work_; }
+  Eigen::Index examples() const { return examples_; }  // B
+  // Non-input neurons, and the row of population p's first neuron among them: scratch matrices
+  // (neurons() × B) hold population p in rows offset(p) … offset(p) + size − 1.
+  Eigen::Index neurons() const { return neurons_; }
+  Eigen::Index offset(std::size_t p) const { return offset_[p]; }
+  // Output neurons, and the row of output population p among them (its errors' rows).
+  Eigen::Index outputs() const { return outputs_; }
+  Eigen::Index output_offset(std::size_t p) const { return output_offset_[p]; }
 
-  // Activity of population p: a slice of the input u for inputs, else its state block.
-  Eigen::Map<const Eigen::VectorXd> activity(const StateLayout& layout, const State& s,
-                                             const Eigen::VectorXd& u, std::size_t p) const;
+  // Activity of population p (n×B): its rows of the input u (n_in×B) for inputs, else its state
+  // block.
+  ConstBatchView activity(const StateLayout& layout, const State& s, const Eigen::MatrixXd& u,
+                          std::size_t p) const;
 
-  // The activity of the output populations in state s, concatenated in declaration order.
-  void gather_outputs(const StateLayout& layout, const State& s, Eigen::Ref<Eigen::VectorXd> out) const;
+  // The activity of the output populations in state s (outputs()×B), in declaration order.
+  void gather_outputs(const StateLayout& layout, const State& s, Eigen::Ref<Eigen::MatrixXd> out) const;
 
-  // a = b_p + Σ_{q→p} W_q x_from(q) over the rows of `chunk`, projections summed in declaration
-  // order. `weights(k)` gives the WeightView of projection k, `bias(p)` the biases of p, and
-  // `activity(p)` the activity of population p.
+  // The forward kernel: a = b_p 1ᵀ + Σ_{q→p} W_q x_from(q) over the rows of `chunk` for every
+  // example (a: rows×B), projections summed in declaration order. `weights(k)` gives the
+  // WeightView of projection k, `bias(p)` the biases of p, and `activity(p)` the n×B activity of
+  // population p.
   template <class Weights, class Bias, class Activity>
   void preactivation(const RowChunk& chunk, Weights&& weights, Bias&& bias, Activity&& activity,
-                     Eigen::Ref<Eigen::VectorXd> a) const;
+                     Eigen::Ref<Eigen::MatrixXd> a) const;
 
  private:
   const Network* network_;
   std::vector<Eigen::Index> input_offset_;  // −1 for non-inputs
+  std::vector<Eigen::Index> offset_;        // among the non-input neurons (−1 for inputs)
+  std::vector<Eigen::Index> output_offset_; // among the output neurons (−1 for others)
+  Eigen::Index neurons_ = 0, outputs_ = 0, examples_ = 1;
   std::vector<BlockId> block_;
   std::vector<std::vector<std::size_t>> incoming_, outgoing_;
   std::vector<RowChunk> chunks_;
@@ -59,9 +76,9 @@ class NeuronIndex {
 
 template <class Weights, class Bias, class Activity>
 void NeuronIndex::preactivation(const RowChunk& chunk, Weights&& weights, Bias&& bias,
-                                Activity&& activity, Eigen::Ref<Eigen::VectorXd> a) const {
+                                Activity&& activity, Eigen::Ref<Eigen::MatrixXd> a) const {
   const std::size_t p = chunk.population;
-  a = bias(p).segment(chunk.row_begin, chunk.size());
+  a.colwise() = bias(p).segment(chunk.row_begin, chunk.size());
   for (const std::size_t k : incoming_[p]) {
     add_rows_times(weights(k), chunk.row_begin, chunk.size(),
                    activity(network_->projections[k].from), a);

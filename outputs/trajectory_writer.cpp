@@ -488,8 +488,12 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
     const RecordMode mode = spec.mode_for(b.kind, b.member);
     if (mode.kind == RecordMode::none) continue;
     StateSeries ss{id, mode, {}};
+    // Per-example blocks of a training run carry the batch axis: [T, B, n].
     std::vector<hsize_t> shape;
-    if (mode.kind != RecordMode::norm) shape.assign(b.shape.begin(), b.shape.end());
+    if (mode.kind != RecordMode::norm && b.per_example() && layout.batch().axis) {
+      shape.push_back(static_cast<hsize_t>(b.examples));
+    }
+    if (mode.kind != RecordMode::norm) shape.insert(shape.end(), b.shape.begin(), b.shape.end());
     ss.series.create(f, "/state/" + b.name(), shape, spec.flush_every);
     const char* mode_name = mode.kind == RecordMode::all     ? "all"
                             : mode.kind == RecordMode::every ? "every"

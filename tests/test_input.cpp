@@ -19,9 +19,9 @@ TEST_CASE("a sequence input switches at exact multiples of present") {
   CHECK(signal.boundaries().back() == 1.0);
   Drive drive(signal);
   drive.enter_segment(4, signal.boundaries()[4]);
-  CHECK(drive.at(0.45)[0] == 2.0);  // vector 4 mod 3
+  CHECK(drive.at(0.45)(0, 0) == 2.0);  // vector 4 mod 3
   // At the right end of a segment the value is still that segment's (left limit).
-  CHECK(drive.at(signal.boundaries()[5])[0] == 2.0);
+  CHECK(drive.at(signal.boundaries()[5])(0, 0) == 2.0);
 
   spec.repeat = false;
   const InputSignal once(spec, 0.0, 1.0);
@@ -51,7 +51,7 @@ TEST_CASE("step and sine inputs") {
   const InputSignal w(sine, 0.0, 4.0);
   CHECK(w.segments() == 1);
   const Drive d(w);
-  CHECK(d.at(1.0)[0] == doctest::Approx(3.0));  // 1 + 2 sin(2π·0.25·1)
+  CHECK(d.at(1.0)(0, 0) == doctest::Approx(3.0));  // 1 + 2 sin(2π·0.25·1)
 }
 
 TEST_CASE("phases split every presentation into breakpoints") {

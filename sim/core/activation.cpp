@@ -127,23 +127,26 @@ void tanh_vectorised(const double* a, double* out, Eigen::Index n) {
 bool parse_activation(std::string_view name, Activation& out) {
   for (std::size_t i = 0; i < names.size(); ++i) {
     if (names[i] == name) {
-      out = static_cast<Activation>(i);
+      out = Activation(static_cast<Activation::Kind>(i));
       return true;
     }
   }
   return false;
 }
 
-std::string_view activation_name(Activation a) { return names[static_cast<std::size_t>(a)]; }
+std::string_view activation_name(Activation a) { return names[static_cast<std::size_t>(a.kind)]; }
 std::span<const std::string_view> activation_names() { return names; }
 
-void activate(Activation f, Eigen::Ref<const Eigen::VectorXd> a, Eigen::Ref<Eigen::VectorXd> out) {
-  switch (f) {
+namespace {
+
+void activate_column(Activation f, Eigen::Ref<const Eigen::VectorXd> a, Eigen::Ref<Eigen::VectorXd> out) {
+  const double slope = f.slope;
+  switch (f.kind) {
     case Activation::tanh: tanh_vectorised(a.data(), out.data(), a.size()); break;
     case Activation::logistic: out = a.unaryExpr([](double v) { return logistic(v); }); break;
     case Activation::relu: out = a.array().max(0.0); break;
     case Activation::leaky_relu:
-      out = a.unaryExpr([](double v) { return v > 0.0 ? v : leaky_relu_slope * v; });
+      out = a.unaryExpr([slope](double v) { return v > 0.0 ? v : slope * v; });
       break;
     case Activation::softplus: out = a.unaryExpr([](double v) { return softplus(v); }); break;
     case Activation::linear: out = a; break;
@@ -151,9 +154,10 @@ void activate(Activation f, Eigen::Ref<const Eigen::VectorXd> a, Eigen::Ref<Eige
   }
 }
 
-void activate_derivative(Activation f, Eigen::Ref<const Eigen::VectorXd> a,
-                         Eigen::Ref<Eigen::VectorXd> out) {
-  switch (f) {
+void derivative_column(Activation f, Eigen::Ref<const Eigen::VectorXd> a,
+                       Eigen::Ref<Eigen::VectorXd> out) {
+  const double slope = f.slope;
+  switch (f.kind) {
     case Activation::tanh:
       tanh_vectorised(a.data(), out.data(), a.size());
       out = 1.0 - out.array().square();
@@ -163,7 +167,7 @@ void activate_derivative(Activation f, Eigen::Ref<const Eigen::VectorXd> a,
       break;
     case Activation::relu: out = a.unaryExpr([](double v) { return v > 0.0 ? 1.0 : 0.0; }); break;
     case Activation::leaky_relu:
-      out = a.unaryExpr([](double v) { return v > 0.0 ? 1.0 : leaky_relu_slope; });
+      out = a.unaryExpr([slope](double v) { return v > 0.0 ? 1.0 : slope; });
       break;
     case Activation::softplus: out = a.unaryExpr([](double v) { return logistic(v); }); break;
     case Activation::linear: out.setOnes(); break;
@@ -173,19 +177,19 @@ void activate_derivative(Activation f, Eigen::Ref<const Eigen::VectorXd> a,
   }
 }
 
-bool invertible(Activation f) { return f != Activation::relu; }
 
-void activate_inverse(Activation f, Eigen::Ref<const Eigen::VectorXd> y,
-                      Eigen::Ref<Eigen::VectorXd> out) {
+void inverse_column(Activation f, Eigen::Ref<const Eigen::VectorXd> y,
+                    Eigen::Ref<Eigen::VectorXd> out) {
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
-  switch (f) {
+  const double slope = f.slope;
+  switch (f.kind) {
     case Activation::tanh: out = y.unaryExpr([](double v) { return std::atanh(v); }); break;
     case Activation::logistic:
       out = y.unaryExpr([](double v) { return std::log(v / (1.0 - v)); });
       break;
     case Activation::relu: out.setConstant(nan); break;
     case Activation::leaky_relu:
-      out = y.unaryExpr([](double v) { return v > 0.0 ? v : v / leaky_relu_slope; });
+      out = y.unaryExpr([slope](double v) { return v > 0.0 ? v : v / slope; });
       break;
     case Activation::softplus:
       out = y.unaryExpr([](double v) { return v > 30.0 ? v : std::log(std::expm1(v)); });
@@ -193,6 +197,25 @@ void activate_inverse(Activation f, Eigen::Ref<const Eigen::VectorXd> y,
     case Activation::linear: out = y; break;
     case Activation::asinh: out = y.unaryExpr([](double v) { return std::sinh(v); }); break;
   }
+}
+
+}  // namespace
+
+// The batch forms apply the column kernels above to each column in turn.
+void activate(Activation f, Eigen::Ref<const Eigen::MatrixXd> a, Eigen::Ref<Eigen::MatrixXd> out) {
+  for (Eigen::Index b = 0; b < a.cols(); ++b) activate_column(f, a.col(b), out.col(b));
+}
+
+void activate_derivative(Activation f, Eigen::Ref<const Eigen::MatrixXd> a,
+                         Eigen::Ref<Eigen::MatrixXd> out) {
+  for (Eigen::Index b = 0; b < a.cols(); ++b) derivative_column(f, a.col(b), out.col(b));
+}
+
+bool invertible(Activation f) { return f.kind != Activation::relu; }
+
+void activate_inverse(Activation f, Eigen::Ref<const Eigen::MatrixXd> y,
+                      Eigen::Ref<Eigen::MatrixXd> out) {
+  for (Eigen::Index b = 0; b < y.cols(); ++b) inverse_column(f, y.col(b), out.col(b));
 }
 
 }  // namespace lf

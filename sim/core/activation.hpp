@@ -8,27 +8,42 @@
 
 namespace lf {
 
-enum class Activation { tanh, logistic, relu, leaky_relu, softplus, linear, asinh };
-
-// Slope of leaky_relu for negative arguments.
+// Default slope of leaky_relu for negative arguments.
 inline constexpr double leaky_relu_slope = 0.01;
+
+// A population's activation: its kind and, for leaky_relu, the slope for negative arguments
+// (network.leaky_slope). Compares with a kind directly: `f == Activation::tanh`.
+struct Activation {
+  enum Kind { tanh, logistic, relu, leaky_relu, softplus, linear, asinh };
+  Kind kind = tanh;
+  double slope = leaky_relu_slope;  // leaky_relu only: σ(a) = slope·a for a <= 0
+
+  constexpr Activation(Kind k = tanh, double negative_slope = leaky_relu_slope)  // NOLINT: implicit
+      : kind(k), slope(negative_slope) {}
+  friend constexpr bool operator==(Activation a, Kind k) { return a.kind == k; }
+  friend constexpr bool operator==(Activation a, Activation b) {
+    return a.kind == b.kind && (a.kind != leaky_relu || a.slope == b.slope);
+  }
+};
 
 // Parses an activation name; returns false when the name is unknown.
 bool parse_activation(std::string_view name, Activation& out);
 std::string_view activation_name(Activation a);
 std::span<const std::string_view> activation_names();
 
-// out = σ(a), elementwise. `a` and `out` may alias. tanh is vectorised: within 2 ulp of std::tanh.
-void activate(Activation f, Eigen::Ref<const Eigen::VectorXd> a, Eigen::Ref<Eigen::VectorXd> out);
+// out = σ(a), elementwise, for a vector or an n×B batch (column by column: the same operations
+// on every column, whatever B). `a` and `out` may alias. tanh is vectorised: within 2 ulp of
+// std::tanh.
+void activate(Activation f, Eigen::Ref<const Eigen::MatrixXd> a, Eigen::Ref<Eigen::MatrixXd> out);
 // out = σ'(a), elementwise.
-void activate_derivative(Activation f, Eigen::Ref<const Eigen::VectorXd> a,
-                         Eigen::Ref<Eigen::VectorXd> out);
+void activate_derivative(Activation f, Eigen::Ref<const Eigen::MatrixXd> a,
+                         Eigen::Ref<Eigen::MatrixXd> out);
 
 // Whether σ is invertible on its range (all but relu), and out = σ⁻¹(y) elementwise. For y
 // outside the range (|y| >= 1 for tanh, y <= 0 for softplus, …) the result is not finite.
 bool invertible(Activation f);
-void activate_inverse(Activation f, Eigen::Ref<const Eigen::VectorXd> y,
-                      Eigen::Ref<Eigen::VectorXd> out);
+void activate_inverse(Activation f, Eigen::Ref<const Eigen::MatrixXd> y,
+                      Eigen::Ref<Eigen::MatrixXd> out);
 
 // The tanh kernels this CPU can run, baseline first; `activate` uses the last. They give the same
 // bits (each lane goes through the same IEEE operations); exposed so that tests can check that.

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "sim/core/random.hpp"
+
 namespace lf {
 
 InputSignal::InputSignal(const InputSpec& spec, double t0, double t_end)
@@ -15,6 +17,8 @@ InputSignal::InputSignal(const InputSpec& spec, double t0, double t_end)
   auto add = [&](double t) {
     if (t > t0 && t < t_end) points.push_back(t);
   };
+  // Items (sequence vectors, minibatches) shown for `present` each from t0.
+  std::size_t items = 0;
   switch (spec.kind) {
     case InputKind::constant: size_ = static_cast<Eigen::Index>(spec.value.size()); break;
     case InputKind::sine: size_ = static_cast<Eigen::Index>(spec.amplitude.size()); break;
@@ -24,13 +28,41 @@ InputSignal::InputSignal(const InputSpec& spec, double t0, double t_end)
       break;
     case InputKind::sequence:
       size_ = static_cast<Eigen::Index>(spec.sequence.front().size());
-      for (std::size_t k = 1; t0 + static_cast<double>(k) * spec.present < t_end; ++k) {
-        if (!spec.repeat && k >= spec.sequence.size()) break;  // the last vector is held
-        add(t0 + static_cast<double>(k) * spec.present);
-      }
+      items = spec.sequence.size();
       break;
+    case InputKind::dataset: {
+      assert(spec.data && spec.data->train.size() > 0 && spec.train.batch > 0);
+      const ExampleSet& train = spec.data->train;
+      size_ = train.inputs.rows();
+      batch_ = spec.train.batch;
+      const auto n = static_cast<std::size_t>(train.size());
+      const auto b = static_cast<std::size_t>(batch_);
+      minibatches_per_epoch_ = (n + b - 1) / b;
+      for (long e = 0; e < spec.train.epochs; ++e) {
+        std::vector<std::size_t> order(n);
+        if (spec.train.shuffle) {
+          Random rng(derive_seed(spec.train.seed, static_cast<std::uint64_t>(e)));
+          order = random_permutation(n, rng);
+        } else {
+          for (std::size_t i = 0; i < n; ++i) order[i] = i;
+        }
+        for (std::size_t slot = 0; slot < minibatches_per_epoch_ * b; ++slot) {
+          order_.push_back(order[slot % n]);  // the last minibatch wraps to the epoch's start
+        }
+      }
+      items = minibatches_per_epoch_ * static_cast<std::size_t>(spec.train.epochs);
+      break;
+    }
   }
-  if (spec.kind != InputKind::sequence) add(spec.target_t0);
+  const bool itemised = spec.kind == InputKind::sequence || spec.kind == InputKind::dataset;
+  if (itemised) {
+    for (std::size_t k = 1; t0 + static_cast<double>(k) * spec.present < t_end; ++k) {
+      if (!(spec.kind == InputKind::sequence && spec.repeat) && k >= items) break;  // held
+      add(t0 + static_cast<double>(k) * spec.present);
+    }
+  } else {
+    add(spec.target_t0);
+  }
   const double period = phase_period();
   if (period > 0.0) {
     for (std::size_t m = 0; t0 + static_cast<double>(m) * period < t_end; ++m) {
@@ -49,10 +81,10 @@ InputSignal::InputSignal(const InputSpec& spec, double t0, double t_end)
   // What each segment shows, from its start time (tolerance: rounding of the breakpoints).
   for (std::size_t k = 0; k + 1 < boundaries_.size(); ++k) {
     const double since = boundaries_[k] - t0;
-    if (spec.kind == InputKind::sequence) {
+    if (itemised) {
       auto item = static_cast<std::size_t>(std::floor(since / spec.present + 1e-9));
-      const std::size_t n = spec.sequence.size();
-      sequence_index_.push_back(spec.repeat ? item % n : std::min(item, n - 1));
+      item_.push_back(spec.kind == InputKind::sequence && spec.repeat ? item % items
+                                                                      : std::min(item, items - 1));
     }
     std::size_t phase = 0;
     if (period > 0.0) {
@@ -65,14 +97,22 @@ InputSignal::InputSignal(const InputSpec& spec, double t0, double t_end)
     }
     phase_.push_back(phase);
   }
-  target_size_ = static_cast<Eigen::Index>(
-      spec.kind == InputKind::sequence ? (spec.targets.empty() ? 0 : spec.targets.front().size())
-                                       : spec.target.size());
+  switch (spec.kind) {
+    case InputKind::sequence:
+      target_size_ = static_cast<Eigen::Index>(spec.targets.empty() ? 0 : spec.targets.front().size());
+      break;
+    case InputKind::dataset:
+      target_size_ = spec.data->train.targets.rows();
+      break;
+    default:
+      target_size_ = static_cast<Eigen::Index>(spec.target.size());
+  }
+  error_rows_ = spec.kind == InputKind::dataset ? spec.data->error_rows : target_size_;
 }
 
 double InputSignal::phase_period() const {
   if (spec_.phase_durations.empty()) return 0.0;
-  if (spec_.kind == InputKind::sequence) return spec_.present;
+  if (spec_.kind == InputKind::sequence || spec_.kind == InputKind::dataset) return spec_.present;
   double period = 0.0;
   for (const double d : spec_.phase_durations) period += d;
   return period;
@@ -91,45 +131,76 @@ InputSignal InputSignal::reversed() const {
   return r;
 }
 
-void InputSignal::value(std::size_t segment, double t, Eigen::Ref<Eigen::VectorXd> out) const {
+std::span<const std::size_t> InputSignal::minibatch_examples(std::size_t minibatch) const {
+  const auto b = static_cast<std::size_t>(batch_);
+  return std::span<const std::size_t>(order_).subspan(minibatch * b, b);
+}
+
+bool InputSignal::starts_minibatch(std::size_t segment) const {
+  if (spec_.kind != InputKind::dataset) return false;
+  return segment == 0 || minibatch(segment) != minibatch(segment - 1);
+}
+
+bool InputSignal::resets(std::size_t segment) const {
+  return spec_.kind == InputKind::dataset && spec_.train.reset && starts_minibatch(segment);
+}
+
+void InputSignal::value(std::size_t segment, double t, Eigen::Ref<Eigen::MatrixXd> out) const {
   assert(segment < segments());
   const std::size_t k = original(segment);
   if (reversed_) t = boundaries_.front() + boundaries_.back() - t;
+  using Vector = Eigen::Map<const Eigen::VectorXd>;
   switch (spec_.kind) {
     case InputKind::constant:
-      out = Eigen::Map<const Eigen::VectorXd>(spec_.value.data(), size_);
+      out.col(0) = Vector(spec_.value.data(), size_);
       break;
     case InputKind::step: {
       const auto& v = starts_at_or_after(k, spec_.t_step) ? spec_.value : spec_.before;
-      out = Eigen::Map<const Eigen::VectorXd>(v.data(), size_);
+      out.col(0) = Vector(v.data(), size_);
       break;
     }
     case InputKind::sine:
       for (Eigen::Index i = 0; i < size_; ++i) {
-        out[i] = spec_.offset[i] + spec_.amplitude[i] * std::sin(2.0 * std::numbers::pi *
-                                                                 spec_.frequency[i] * t +
-                                                                 spec_.phase[i]);
+        out(i, 0) = spec_.offset[i] + spec_.amplitude[i] * std::sin(2.0 * std::numbers::pi *
+                                                                    spec_.frequency[i] * t +
+                                                                    spec_.phase[i]);
       }
       break;
-    case InputKind::sequence: {
-      const auto& v = spec_.sequence[sequence_index_[k]];
-      out = Eigen::Map<const Eigen::VectorXd>(v.data(), size_);
+    case InputKind::sequence:
+      out.col(0) = Vector(spec_.sequence[item_[k]].data(), size_);
+      break;
+    case InputKind::dataset: {
+      const auto examples = minibatch_examples(item_[k]);
+      for (std::size_t j = 0; j < examples.size(); ++j) {
+        out.col(static_cast<Eigen::Index>(j)) =
+            spec_.data->train.inputs.col(static_cast<Eigen::Index>(examples[j]));
+      }
       break;
     }
   }
 }
 
-bool InputSignal::target(std::size_t segment, Eigen::Ref<Eigen::VectorXd> out) const {
+bool InputSignal::target(std::size_t segment, Eigen::Ref<Eigen::MatrixXd> out) const {
   const std::size_t k = original(segment);
-  if (spec_.kind == InputKind::sequence) {
-    if (spec_.targets.empty()) return false;
-    const auto& y = spec_.targets[sequence_index_[k]];
-    out = Eigen::Map<const Eigen::VectorXd>(y.data(), target_size_);
-    return true;
+  using Vector = Eigen::Map<const Eigen::VectorXd>;
+  switch (spec_.kind) {
+    case InputKind::sequence:
+      if (spec_.targets.empty()) return false;
+      out.col(0) = Vector(spec_.targets[item_[k]].data(), target_size_);
+      return true;
+    case InputKind::dataset: {
+      const auto examples = minibatch_examples(item_[k]);
+      for (std::size_t j = 0; j < examples.size(); ++j) {
+        out.col(static_cast<Eigen::Index>(j)) =
+            spec_.data->train.targets.col(static_cast<Eigen::Index>(examples[j]));
+      }
+      return true;
+    }
+    default:
+      if (spec_.target.empty() || !starts_at_or_after(k, spec_.target_t0)) return false;
+      out.col(0) = Vector(spec_.target.data(), target_size_);
+      return true;
   }
-  if (spec_.target.empty() || !starts_at_or_after(k, spec_.target_t0)) return false;
-  out = Eigen::Map<const Eigen::VectorXd>(spec_.target.data(), target_size_);
-  return true;
 }
 
 bool InputSignal::starts_at_or_after(std::size_t original_segment, double t) const {
@@ -141,7 +212,8 @@ bool InputSignal::starts_at_or_after(std::size_t original_segment, double t) con
 }
 
 Drive::Drive(const InputSignal& signal)
-    : signal_(&signal), value_(signal.size()), target_(signal.target_size()) {
+    : signal_(&signal), value_(signal.size(), signal.examples()),
+      target_(signal.target_size(), signal.examples()) {
   enter_segment(0, signal.boundaries().front());
 }
 
@@ -151,7 +223,7 @@ void Drive::enter_segment(std::size_t segment, double t) {
   has_target_ = signal_->target(segment_, target_);
 }
 
-const Eigen::VectorXd& Drive::at(double t) const {
+const Eigen::MatrixXd& Drive::at(double t) const {
   if (signal_->time_dependent()) signal_->value(segment_, t, value_);
   return value_;
 }

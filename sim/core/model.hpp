@@ -2,6 +2,7 @@
 // A model is one ODE system of a learning theory (DESIGN §4): validated parameters, a StateLayout
 // naming the blocks of its state, and a right-hand side that is exactly an odeint System.
 // The RHS allocates nothing, prints nothing and depends on the thread count only for speed.
+#include <algorithm>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,6 +17,13 @@ namespace lf {
 struct DatasetAttribute {
   std::string dataset;          // "/metrics/relaxation/residual/layer1"
   std::string name;             // "fitted_rate"
+  std::vector<double> values;
+};
+
+// One learned parameter array, row-major, with its name under /parameters.
+struct ParameterArray {
+  std::string name;                 // "W/layer1", "b/layer1", "Omega/layer2"
+  std::vector<Eigen::Index> shape;  // {n} or {rows, cols}
   std::vector<double> values;
 };
 
@@ -37,6 +45,17 @@ class Model {
   // may change the state (reset targets, apply an end-of-phase update). The Drive is already in
   // the new segment. Called before the stepper restarts, never inside a step.
   virtual void enter_segment(State& /*s*/, double /*t*/) const {}
+  // The schedule's reset at a new minibatch (train.reset), before enter_segment: activities and
+  // targets restart from zero. Default: every per-example block is zeroed.
+  virtual void reset_activity(State& s) const {
+    for (const Block& b : layout().blocks()) {
+      if (b.per_example()) std::fill_n(s.begin() + b.offset, b.size, 0.0);
+    }
+  }
+  // The end of the schedule, after the last segment of a successful run: events still due (an
+  // end-of-phase update of a phase that ends at t_end) are applied, so that the final parameters
+  // hold them. Does not change what was sampled.
+  virtual void close_schedule(State& /*s*/) const {}
 
   // Model-specific metrics written to /metrics/<name> at every sample (names may contain '/').
   virtual std::vector<std::string> metric_names() const { return {}; }
@@ -47,6 +66,17 @@ class Model {
   // gives the attributes to write.
   virtual void finish(const State& /*s*/, double /*t*/) const {}
   virtual std::vector<DatasetAttribute> summary() const { return {}; }
+
+  // Evaluation of a training run: the output activity (outputs × N) of the network with the
+  // parameters of state s, settled on every column of `inputs` (n_in × N) by the model's own
+  // forward convention. False when the model has no such convention.
+  virtual bool predict(const State& /*s*/, const Eigen::Ref<const Eigen::MatrixXd>& /*inputs*/,
+                       Eigen::Ref<Eigen::MatrixXd> /*outputs*/) const {
+    return false;
+  }
+  // The learned parameters in state s ("W/<projection>" [rows, cols], "b/<population>" [n],
+  // and model-specific ones such as "Omega/<projection>"), written to /parameters/final.
+  virtual std::vector<ParameterArray> parameters(const State& /*s*/) const { return {}; }
 
   // odeint System interface.
   void operator()(const State& s, State& ds, double t) const { rhs(s, ds, t); }

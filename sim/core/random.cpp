@@ -42,6 +42,23 @@ double Random::uniform01() { return static_cast<double>(next_u64() >> 11) * 0x1.
 
 double Random::uniform(double lo, double hi) { return lo + (hi - lo) * uniform01(); }
 
+std::uint64_t Random::below(std::uint64_t n) {
+  // Rejection of the top (2^64 mod n) values of next_u64() leaves a multiple of n equally likely
+  // values: no modulo bias.
+  const std::uint64_t reject_below = (0 - n) % n;  // 2^64 mod n
+  for (;;) {
+    const std::uint64_t r = next_u64();
+    if (r >= reject_below) return r % n;
+  }
+}
+
+std::vector<std::size_t> random_permutation(std::size_t n, Random& rng) {
+  std::vector<std::size_t> p(n);
+  for (std::size_t i = 0; i < n; ++i) p[i] = i;
+  for (std::size_t i = n; i > 1; --i) std::swap(p[i - 1], p[rng.below(i)]);
+  return p;
+}
+
 double Random::normal() {
   if (has_spare_) {
     has_spare_ = false;
