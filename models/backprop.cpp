@@ -223,6 +223,7 @@ ExactBackprop::Gradient ExactBackprop::gradient(std::span<const WeightView> w,
   const Settled s = settle(w, b, u, guess);
   Gradient g;
   g.converged = s.converged;
+  g.x = s.x;
   const Eigen::VectorXd out = output(s);
   const Eigen::Index rows = error_rows_ < 0 ? out.size() : error_rows_;
   g.loss = loss_value(loss_, out.head(rows), y.head(rows));
@@ -355,11 +356,13 @@ ExactBackprop::BatchGradient ExactBackprop::gradient_batch(
   if (!acyclic_) {
     // Recurrent backprop: the linear solve of each example, averaged.
     g.converged = true;
+    g.x.resize(pops.size());
     g.weights.resize(network_->projections.size());
     for (std::size_t k = 0; k < network_->projections.size(); ++k) {
       g.weights[k] = Eigen::VectorXd::Zero(w[k].size());
     }
     for (std::size_t p = 0; p < pops.size(); ++p) {
+      g.x[p].resize(pops[p].size, examples);
       if (offset_[p] < 0) continue;
       g.lambda[p].resize(pops[p].size, examples);
       g.biases[p] = Eigen::VectorXd::Zero(pops[p].size);
@@ -371,6 +374,7 @@ ExactBackprop::BatchGradient ExactBackprop::gradient_batch(
       g.loss += inv * one.loss;
       for (std::size_t k = 0; k < g.weights.size(); ++k) g.weights[k] += inv * one.weights[k];
       for (std::size_t p = 0; p < pops.size(); ++p) {
+        g.x[p].col(j) = one.x[p];
         if (offset_[p] < 0) continue;
         g.lambda[p].col(j) = one.lambda[p];
         g.biases[p] += inv * one.biases[p];
@@ -380,6 +384,7 @@ ExactBackprop::BatchGradient ExactBackprop::gradient_batch(
   }
   const SettledBatch s = settle_batch(w, b, u);
   g.converged = s.converged;
+  g.x = s.x;
   const Eigen::MatrixXd out = output(s);
   const Eigen::Index rows = error_rows_ < 0 ? out.rows() : error_rows_;
   g.loss = batch_loss(loss_, out, y, rows);

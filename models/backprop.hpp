@@ -63,6 +63,7 @@ class ExactBackprop {
   struct Gradient {
     bool converged = false;
     double loss = 0.0;                         // V at the settled output
+    std::vector<Eigen::VectorXd> x;            // the settled activity per population
     std::vector<Eigen::VectorXd> lambda;       // per population (empty for inputs)
     std::vector<Eigen::VectorXd> weights;      // −∂V/∂W_q in the layout of the weight values
     std::vector<Eigen::VectorXd> biases;       // −∂V/∂b_p (empty for inputs)
@@ -89,6 +90,7 @@ class ExactBackprop {
   struct BatchGradient {
     bool converged = false;
     double loss = 0.0;                      // mean V over the batch
+    std::vector<Eigen::MatrixXd> x;         // the settled activity per population, n×B
     std::vector<Eigen::MatrixXd> lambda;    // per population, n×B (empty for inputs)
     std::vector<Eigen::VectorXd> weights;   // −∂(mean V)/∂W_q
     std::vector<Eigen::VectorXd> biases;    // −∂(mean V)/∂b_p (empty for inputs)

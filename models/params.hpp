@@ -70,7 +70,17 @@ struct GaitpropParams {
   Loss loss = Loss::squared;
 };
 
-using ModelParams = std::variant<LeakyParams, CostateParams, DtpParams, GaitpropParams>;
+// backprop: discrete minibatch SGD on the settled network — the baseline every continuous model is
+// compared with (models/backprop_sgd.hpp). At the start of every presentation (a minibatch, or a
+// sequence vector) of plastic projections and biases: W ← W + η (−∂(mean V)/∂W − κ W).
+struct BackpropParams {
+  double eta = 0.1;          // learning rate per step (dimensionless), >= 0; costate: η = present/γ
+  double kappa = 0.0;        // weight decay κ, as costate's (dimensionless), >= 0
+  bool plastic_bias = true;  // biases of populations with plastic inputs learn too
+  Loss loss = Loss::squared;
+};
+
+using ModelParams = std::variant<LeakyParams, CostateParams, DtpParams, GaitpropParams, BackpropParams>;
 
 // The model's registered name ("leaky", "costate", …).
 std::string model_type(const ModelParams& params);

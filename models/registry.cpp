@@ -5,6 +5,7 @@
 #include <array>
 
 #include "models/adjoint.hpp"
+#include "models/backprop_sgd.hpp"
 #include "models/costate.hpp"
 #include "models/dtp.hpp"
 #include "models/gaitprop.hpp"
@@ -13,11 +14,12 @@
 namespace lf {
 namespace {
 
-constexpr std::array<ModelInfo, 4> infos = {{
+constexpr std::array<ModelInfo, 5> infos = {{
     {"leaky", "forward waves of leaky neurons: tau dx/dt = -c x + sigma(W x + b + u)"},
     {"costate", "Betti-Gori costates: backward waves of lambda, online weight flow, exact adjoint"},
     {"dtp", "differential target propagation: relaxing targets, approximate inverses, DTP updates"},
     {"gaitprop", "GAIT-prop: incremental targets through exact layer inverses, backprop for orthogonal W"},
+    {"backprop", "discrete minibatch SGD with exact backprop: the baseline of the continuous models"},
 }};
 
 }  // namespace
@@ -29,6 +31,7 @@ std::string model_type(const ModelParams& params) {
     if constexpr (std::is_same_v<P, CostateParams>) return "costate";
     if constexpr (std::is_same_v<P, DtpParams>) return "dtp";
     if constexpr (std::is_same_v<P, GaitpropParams>) return "gaitprop";
+    if constexpr (std::is_same_v<P, BackpropParams>) return "backprop";
   }, params);
 }
 
@@ -46,6 +49,7 @@ std::unique_ptr<Model> make_model(const ModelParams& params, const Network& netw
     }
     if constexpr (std::is_same_v<P, DtpParams>) return std::make_unique<DtpModel>(network, p, drive);
     if constexpr (std::is_same_v<P, GaitpropParams>) return std::make_unique<GaitpropModel>(network, p, drive);
+    if constexpr (std::is_same_v<P, BackpropParams>) return std::make_unique<BackpropSgdModel>(network, p, drive);
   }, params);
 }
 

@@ -73,16 +73,30 @@ void write_attribute(hid_t object, const char* name, double value) {
   write_scalar_attribute(object, name, H5T_NATIVE_DOUBLE, value);
 }
 
-void write_dataset(hid_t file, const std::string& path, const std::vector<unsigned long long>& shape,
-                   const double* data) {
+namespace {
+
+void write_typed(hid_t file, const std::string& path, const std::vector<unsigned long long>& shape,
+                 hid_t file_type, hid_t memory_type, const void* data) {
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   Handle space(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                      "H5Screate_simple"), H5Sclose);
   Handle lcpl(check(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate"), H5Pclose);
   H5Pset_create_intermediate_group(lcpl.get(), 1);
-  Handle set(check(H5Dcreate2(file, path.c_str(), H5T_IEEE_F64LE, space.get(), lcpl.get(),
+  Handle set(check(H5Dcreate2(file, path.c_str(), file_type, space.get(), lcpl.get(),
                               H5P_DEFAULT, H5P_DEFAULT), "H5Dcreate2"), H5Dclose);
-  check(H5Dwrite(set.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "H5Dwrite");
+  check(H5Dwrite(set.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "H5Dwrite");
+}
+
+}  // namespace
+
+void write_dataset(hid_t file, const std::string& path, const std::vector<unsigned long long>& shape,
+                   const double* data) {
+  write_typed(file, path, shape, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data);
+}
+
+void write_dataset(hid_t file, const std::string& path, const std::vector<unsigned long long>& shape,
+                   const std::int64_t* data) {
+  write_typed(file, path, shape, H5T_STD_I64LE, H5T_NATIVE_INT64, data);
 }
 
 std::vector<double> read_dataset(hid_t file, const std::string& path,

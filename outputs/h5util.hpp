@@ -46,9 +46,11 @@ void write_attribute(hid_t object, const char* name, const std::string& value);
 void write_attribute(hid_t object, const char* name, std::int64_t value);
 void write_attribute(hid_t object, const char* name, double value);
 
-// A fixed-size float64 dataset, written at once.
+// A fixed-size float64 (int64) dataset, written at once.
 void write_dataset(hid_t file, const std::string& path, const std::vector<unsigned long long>& shape,
                    const double* data);
+void write_dataset(hid_t file, const std::string& path, const std::vector<unsigned long long>& shape,
+                   const std::int64_t* data);
 
 // Reads a float64 dataset completely; shape returned through `shape`.
 std::vector<double> read_dataset(hid_t file, const std::string& path,

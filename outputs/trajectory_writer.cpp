@@ -399,6 +399,9 @@ struct TrajectoryWriter::Impl {
   Series time;
   std::vector<StateSeries> states;
   std::vector<Series> metrics;
+  std::vector<Series> evaluations;  // /metrics/epoch/<name>
+  std::vector<Eigen::Index> examples;  // recorded columns of per-example blocks (empty: all)
+  std::vector<double> row;             // a sample's selected columns
   long samples = 0;
   bool streaming = false;      // in SWMR mode
   bool closed_series = false;  // after end_streaming(): no more samples
@@ -434,6 +437,7 @@ struct TrajectoryWriter::Impl {
     };
     for (StateSeries& ss : states) write_and_flush(ss.series);
     for (Series& s : metrics) write_and_flush(s);
+    for (Series& s : evaluations) write_and_flush(s);
     write_and_flush(time);
     if (writer.running()) {
       writer.flush_file();
@@ -451,9 +455,11 @@ RecordMode OutputSpec::mode_for(const std::string& kind, const std::string& memb
 }
 
 TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& layout,
-                                   const OutputSpec& spec, std::vector<std::string> metric_names)
+                                   const OutputSpec& spec, std::vector<std::string> metric_names,
+                                   std::vector<std::string> evaluation_names)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
+  for (const long e : spec.examples) m.examples.push_back(static_cast<Eigen::Index>(e));
   m.path = path;
   m.layout = &layout;
   m.flush_every = spec.flush_every;
@@ -491,7 +497,8 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
     // Per-example blocks of a training run carry the batch axis: [T, B, n].
     std::vector<hsize_t> shape;
     if (mode.kind != RecordMode::norm && b.per_example() && layout.batch().axis) {
-      shape.push_back(static_cast<hsize_t>(b.examples));
+      shape.push_back(static_cast<hsize_t>(m.examples.empty() ? b.examples
+                                                              : static_cast<Eigen::Index>(m.examples.size())));
     }
     if (mode.kind != RecordMode::norm) shape.insert(shape.end(), b.shape.begin(), b.shape.end());
     ss.series.create(f, "/state/" + b.name(), shape, spec.flush_every);
@@ -508,6 +515,11 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
     m.metrics.emplace_back();
     m.metrics.back().create(f, "/metrics/" + name, {}, spec.flush_every);
     m.metrics.back().held = true;
+  }
+  for (const std::string& name : evaluation_names) {
+    m.evaluations.emplace_back();
+    m.evaluations.back().create(f, "/metrics/epoch/" + name, {}, spec.flush_every);
+    m.evaluations.back().held = true;
   }
   std::vector<std::size_t> chunks;
   for (const StateSeries& ss : m.states) {
@@ -599,8 +611,17 @@ void TrajectoryWriter::append(double t, const State& s, std::span<const double> 
   for (StateSeries& ss : m.states) {
     if (ss.mode.kind == RecordMode::every && m.samples % ss.mode.stride != 0) continue;
     const auto block = m.layout->vector(s, ss.block);
+    const Block& b = m.layout->block(ss.block);
     if (ss.mode.kind == RecordMode::norm) {
       m.push(ss.series, block.norm());
+    } else if (b.per_example() && !m.examples.empty()) {
+      // The chosen examples' columns of the n×B block, in the order given.
+      const Eigen::Index n = b.shape[0];
+      m.row.resize(static_cast<std::size_t>(n) * m.examples.size());
+      for (std::size_t j = 0; j < m.examples.size(); ++j) {
+        std::copy_n(block.data() + m.examples[j] * n, n, m.row.data() + j * static_cast<std::size_t>(n));
+      }
+      m.push(ss.series, m.row.data(), m.row.size());
     } else {
       m.push(ss.series, block.data(), static_cast<std::size_t>(block.size()));
     }
@@ -613,6 +634,12 @@ void TrajectoryWriter::append(double t, const State& s, std::span<const double> 
       m.flush_all();  // while streaming: queued, the integration goes on
     }
   }
+}
+
+void TrajectoryWriter::append_evaluation(std::span<const double> values) {
+  Impl& m = *impl_;
+  assert(!m.closed_series && "append after end_streaming");
+  for (std::size_t i = 0; i < m.evaluations.size(); ++i) m.push(m.evaluations[i], values[i]);
 }
 
 void TrajectoryWriter::flush() {
@@ -643,6 +670,7 @@ void TrajectoryWriter::end_streaming() {
   m.time.set.reset();
   for (StateSeries& ss : m.states) ss.series.set.reset();
   for (Series& s : m.metrics) s.set.reset();
+  for (Series& s : m.evaluations) s.set.reset();
   m.file.reset();
   m.streaming = false;
   m.closed_series = true;
@@ -673,6 +701,35 @@ void TrajectoryWriter::write_dataset_attribute(const std::string& path, const st
   h5::Handle attr(h5::check(H5Acreate2(set.get(), name.c_str(), H5T_IEEE_F64LE, space.get(),
                                        H5P_DEFAULT, H5P_DEFAULT), "H5Acreate2"), H5Aclose);
   if (n > 0) h5::check(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, values.data()), "H5Awrite");
+}
+
+void TrajectoryWriter::write_parameters(const std::string& group,
+                                        const std::vector<ParameterArray>& arrays) {
+  for (const ParameterArray& a : arrays) {
+    std::vector<unsigned long long> shape;
+    for (const Eigen::Index d : a.shape) shape.push_back(static_cast<unsigned long long>(d));
+    h5::write_dataset(impl_->file.get(), "/parameters/" + group + "/" + a.name, shape, a.values.data());
+  }
+}
+
+void TrajectoryWriter::write_data(const DataSet& data,
+                                  const std::vector<std::pair<std::string, std::string>>& texts) {
+  const hid_t f = impl_->file.get();
+  h5::Handle g = h5::create_group_path(f, "/data");
+  h5::write_attribute(g.get(), "name", data.name);
+  h5::write_attribute(g.get(), "error_rows", static_cast<std::int64_t>(data.error_rows));
+  h5::write_attribute(g.get(), "has_labels", static_cast<std::int64_t>(data.has_labels));
+  for (const auto& [name, value] : texts) h5::write_attribute(g.get(), name.c_str(), value);
+  auto describe = [&](const ExampleSet& set, const std::string& split) {
+    h5::write_attribute(g.get(), (split + "_source").c_str(), set.source);
+    h5::write_attribute(g.get(), (split + "_examples").c_str(), static_cast<std::int64_t>(set.size()));
+    h5::write_attribute(g.get(), (split + "_features").c_str(), static_cast<std::int64_t>(set.inputs.rows()));
+    h5::write_attribute(g.get(), (split + "_crc32").c_str(), static_cast<std::int64_t>(set.crc32));
+    const std::vector<std::int64_t> index(set.index.begin(), set.index.end());
+    h5::write_dataset(f, "/data/" + split + "_index", {index.size()}, index.data());
+  };
+  describe(data.train, "train");
+  describe(data.test, "test");
 }
 
 void TrajectoryWriter::write_waves(const std::string& kind, const std::string& member,

@@ -12,8 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "sim/core/outcome.hpp"
+#include "sim/core/dataset.hpp"
 #include "sim/core/layout.hpp"
+#include "sim/core/model.hpp"
+#include "sim/core/outcome.hpp"
 #include "sim/core/network.hpp"
 
 namespace lf {
@@ -30,6 +32,8 @@ struct OutputSpec {
   std::map<std::string, RecordMode> record;  // key: block kind ("x") or block name ("x/layer1")
   long flush_every = 100;      // flushes happen only after a multiple of this many samples …
   double flush_seconds = 1.0;  // … and at least this long (wall time) after the previous one
+  // Per-example blocks of a training run: record only these examples of the batch (empty: all).
+  std::vector<long> examples;
   bool residual = false;  // write /metrics/residual/<kind> = ‖d(block kind)/dt‖₂ at each sample
 
   // The mode of block "kind/member": the exact name wins over the kind; default "all".
@@ -46,9 +50,11 @@ struct RunMetadata {
 
 class TrajectoryWriter {
  public:
-  // Creates (truncates) `path`. Throws DataFileError when it cannot be written.
+  // Creates (truncates) `path`. Throws DataFileError when it cannot be written. Each of
+  // `evaluation_names` becomes a series /metrics/epoch/<name> with one row per evaluation.
   TrajectoryWriter(const std::string& path, const StateLayout& layout, const OutputSpec& spec,
-                   std::vector<std::string> metric_names);
+                   std::vector<std::string> metric_names,
+                   std::vector<std::string> evaluation_names = {});
   ~TrajectoryWriter();  // flushes and closes
   TrajectoryWriter(const TrajectoryWriter&) = delete;
   TrajectoryWriter& operator=(const TrajectoryWriter&) = delete;
@@ -56,9 +62,15 @@ class TrajectoryWriter {
   void write_metadata(const RunMetadata& meta);
   void write_network(const Network& network);  // /network and /parameters
   void write_schedule(const std::vector<double>& boundaries);
+  // /data: what a training run learns from (attributes: name, shapes, checksums, classes) and
+  // the example indices of its splits (/data/train_index, /data/test_index).
+  void write_data(const DataSet& data, const std::vector<std::pair<std::string, std::string>>& texts);
 
   // One sample: the time, the state, and one value per metric name (in constructor order).
   void append(double t, const State& s, std::span<const double> metrics);
+  // One evaluation: a value per evaluation name (in constructor order). Written with the next
+  // flush, like the metrics.
+  void append_evaluation(std::span<const double> values);
   void flush();
   // Samples are streamed between these two calls, in SWMR mode (see the .cpp); metadata,
   // network and schedule are written before, solver statistics, waves and adjoint after.
@@ -75,6 +87,8 @@ class TrajectoryWriter {
   // An array attribute of the existing dataset at `path` (after end_streaming()).
   void write_dataset_attribute(const std::string& path, const std::string& name,
                                const std::vector<double>& values);
+  // /parameters/<group>/<name> for every array (after end_streaming()), e.g. group "final".
+  void write_parameters(const std::string& group, const std::vector<ParameterArray>& arrays);
   // /waves/<kind>/<member>: the wave arrival time in each input segment (NaN where undefined).
   void write_waves(const std::string& kind, const std::string& member,
                    const std::vector<double>& arrivals);

@@ -75,6 +75,15 @@ GaitpropParams parse_gaitprop(const ConfigSection& s) {
   return p;
 }
 
+BackpropParams parse_backprop(const ConfigSection& s) {
+  BackpropParams p;
+  p.eta = s.non_negative("eta", p.eta);
+  p.kappa = s.non_negative("kappa", p.kappa);
+  p.plastic_bias = s.boolean("plastic_bias", p.plastic_bias);
+  p.loss = parse_loss(s);
+  return p;
+}
+
 }  // namespace
 
 ModelParams parse_model_params(const ConfigSection& s) {
@@ -88,6 +97,8 @@ ModelParams parse_model_params(const ConfigSection& s) {
     params = parse_dtp(s);
   } else if (type == "gaitprop") {
     params = parse_gaitprop(s);
+  } else if (type == "backprop") {
+    params = parse_backprop(s);
   } else {
     std::string names;
     for (const auto& info : model_infos()) names += (names.empty() ? "" : ", ") + std::string(info.name);

@@ -83,6 +83,7 @@ InputSignal::InputSignal(const InputSpec& spec, double t0, double t_end)
     const double since = boundaries_[k] - t0;
     if (itemised) {
       auto item = static_cast<std::size_t>(std::floor(since / spec.present + 1e-9));
+      presentation_.push_back(item);
       item_.push_back(spec.kind == InputKind::sequence && spec.repeat ? item % items
                                                                       : std::min(item, items - 1));
     }
@@ -136,9 +137,13 @@ std::span<const std::size_t> InputSignal::minibatch_examples(std::size_t minibat
   return std::span<const std::size_t>(order_).subspan(minibatch * b, b);
 }
 
+bool InputSignal::starts_presentation(std::size_t segment) const {
+  if (presentation_.empty()) return false;
+  return segment == 0 || presentation_[original(segment)] != presentation_[original(segment - 1)];
+}
+
 bool InputSignal::starts_minibatch(std::size_t segment) const {
-  if (spec_.kind != InputKind::dataset) return false;
-  return segment == 0 || minibatch(segment) != minibatch(segment - 1);
+  return spec_.kind == InputKind::dataset && starts_presentation(segment);
 }
 
 bool InputSignal::resets(std::size_t segment) const {

@@ -93,8 +93,11 @@ class InputSignal {
   // Training runs: minibatches per epoch M, the minibatch a segment shows (0 … E·M − 1), whether
   // the segment is the first of its minibatch, and the training-set indices of a minibatch.
   std::size_t minibatches_per_epoch() const noexcept { return minibatches_per_epoch_; }
-  std::size_t minibatch(std::size_t segment) const { return item_[original(segment)]; }
+  std::size_t minibatch(std::size_t segment) const { return presentation_[original(segment)]; }
   bool starts_minibatch(std::size_t segment) const;
+  // Sequences and data sets: whether segment k is the first of a presentation (a sequence vector
+  // or a minibatch shown for `present`, counted from t0 without wrapping).
+  bool starts_presentation(std::size_t segment) const;
   std::span<const std::size_t> minibatch_examples(std::size_t minibatch) const;
   // Whether the schedule resets the activities when segment k begins (train.reset).
   bool resets(std::size_t segment) const;
@@ -109,6 +112,7 @@ class InputSignal {
   InputSpec spec_;
   std::vector<double> boundaries_;
   std::vector<std::size_t> item_;     // sequence: vector shown; dataset: minibatch; per segment
+  std::vector<std::size_t> presentation_;  // sequence, dataset: presentations since t0
   std::vector<std::size_t> phase_;    // phase of each segment
   std::vector<std::size_t> order_;    // dataset: training-set index of every minibatch slot
   std::size_t minibatches_per_epoch_ = 0;
