@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_packages=(cmake make g++ ccache pkg-config libboost-dev libeigen3-dev libhdf5-dev libfmt-dev
-                doctest-dev libtomlplusplus-dev libcli11-dev)
+                doctest-dev libtomlplusplus-dev libcli11-dev zlib1g-dev)
 python_packages=(python3 python3-h5py python3-matplotlib python3-numpy python3-scipy)
 
 missing=()
