@@ -1,6 +1,6 @@
 // Data sets: IDX, CSV and HDF5 files written here by independent encoders and read back to the
 // exact values; validation messages pinned word for word; one-hot targets, scale, the split and
-// the crc32 checked against what they must be.
+// the crc32 checked against what they must be; the [data] config table; the built-in data sets.
 #include <hdf5.h>
 #include <zlib.h>
 
@@ -19,6 +19,7 @@
 #include "sim/core/csv.hpp"
 #include "sim/core/dataset.hpp"
 #include "sim/core/errors.hpp"
+#include "sim/data.hpp"
 #include "tests/helpers.hpp"
 
 using namespace lf;
@@ -140,6 +141,14 @@ std::uint32_t independent_crc(const ExampleTable& t, const std::vector<long>& ro
     for (int k = 0; k < 8; ++k) bytes.push_back(static_cast<unsigned char>(bits >> (8 * k)));  // LE
   }
   return static_cast<std::uint32_t>(crc32(0L, bytes.data(), static_cast<uInt>(bytes.size())));
+}
+
+// Reads [data] from TOML text written to `dir` (relative paths resolve there).
+DataSpec spec_of(const TempDir& dir, const std::string& toml, std::uint64_t seed = 7) {
+  const std::string path = dir.file("exp.toml", toml);
+  const toml::table root = toml::parse_file(path);
+  const ConfigSection top(root, "", path);
+  return read_data_spec(top.section("data"), seed);
 }
 
 }  // namespace
@@ -569,4 +578,149 @@ TEST_CASE("data: bad examples are errors naming the file, the example and what i
           make_data_set("w", table_of({{1}}, {0}), table_of({{1}}, {}, "u.csv"), {}, 1.0, 1, 4);
         }) ==
         "u.csv: gives no labels or targets, but the training file mem.csv gives class labels");
+}
+
+TEST_CASE("data: the [data] config table, its exclusions and its errors") {
+  TempDir dir;
+  dir.file("x.csv", "1,2,0\n3,4,1\n5,6,1\n7,8,0\n9,10,1\n");
+  const DataSpec s = spec_of(dir, "[data]\ntrain = \"x.csv\"\nlabel_column = true\nscale = 0.5\n"
+                                  "test_fraction = 0.4\nclasses = 2\n");
+  CHECK(s.train == (dir.path() / "x.csv").string());  // relative to the config file
+  CHECK(s.label_column);
+  CHECK(s.options.scale == 0.5);
+  CHECK(s.options.classes == 2);
+  CHECK(s.options.split_seed == 7);  // the default given (network.seed)
+  const DataSet d = load_data_set(s, 2, 2);
+  CHECK(d.name == "x.csv");
+  CHECK(d.train.size() == 3);
+  CHECK(d.test.size() == 2);
+  CHECK(d.error_rows == 2);
+  const DataSet seeded = load_data_set(spec_of(dir,
+                                               "[data]\ntrain = \"x.csv\"\nlabel_column = true\n"
+                                               "test_fraction = 0.4\nsplit_seed = 7\n"),
+                                       2, 2);
+  CHECK(seeded.test.index == d.test.index);
+
+  const std::string exp = (dir.path() / "exp.toml").string();
+  const auto error = [&](const std::string& toml) {
+    return error_of([&] { spec_of(dir, toml); });
+  };
+  CHECK(error("[data]\ntrain = \"x.csv\"\ntest = \"x.csv\"\ntest_fraction = 0.1\n") ==
+        exp + ":4: data.test_fraction: applies only to examples held out of the training file, but "
+              "data.test has its own test set");
+  CHECK(error("[data]\ntrain = \"x.csv\"\ntrain_labels = \"y.csv\"\ntrain_targets = \"z.csv\"\n") ==
+        exp +
+            ":4: data.train_targets: data.train_labels and data.train_targets exclude each other: "
+            "give class labels or target vectors, not both");
+  CHECK(error("[data]\ntrain = \"x.csv\"\ntrain_lables = \"y.csv\"\n") ==
+        exp + ":3: data.train_lables: unknown key (did you mean 'data.train_labels'?)");
+  CHECK(error("[data]\nname = \"digits\"\ntrain = \"x.csv\"\n") ==
+        exp + ":3: data.train: data.name = \"digits\" is a built-in data set with its own files; "
+              "give data.name or data.train, not both");
+  CHECK(error("[data]\nname = \"mnist\"\n") ==
+        exp +
+            ":2: data.name: unknown data set 'mnist' (built in: digits, fashion-mnist; for files, "
+            "leave name out and give data.train)");
+  CHECK(error("[data]\nscale = 2.0\n") ==
+        exp + ":1: data.train: required key is missing: give data.train (a file of examples) or "
+              "data.name (a built-in data set: digits, fashion-mnist)");
+  CHECK(error("[data]\ntrain = \"x.h5\"\ntrain_labels = \"y.h5\"\n") ==
+        exp +
+            ":3: data.train_labels: data.train is an HDF5 file, which carries its own /y or "
+            "/targets");
+  CHECK(error("[data]\ntrain = \"x-ubyte\"\ntrain_labels = \"y.csv\"\n") ==
+        exp + ":3: data.train_labels: is a CSV file, but data.train is an IDX file: the two must "
+              "have the same format");
+  CHECK(error("[data]\ntrain = \"x.csv\"\ntest_fraction = 1.0\n") ==
+        exp + ":3: data.test_fraction: must be in [0, 1), got 1");
+  CHECK(error("[data]\ntrain = \"x.csv\"\nclasses = 0\n") ==
+        exp +
+            ":3: data.classes: must be >= 1, got 0 (leave it out to count the classes from the "
+            "labels)");
+  CHECK(error("[data]\nname = \"fashion-mnist\"\ntest_fraction = 0.1\n") ==
+        exp + ":3: data.test_fraction: applies only to examples held out of the training file, but "
+              "data.name = \"fashion-mnist\" has its own test set");
+  CHECK(error("[data]\ntrain = \"x.csv\"\ntest_labels = \"y.csv\"\n") ==
+        exp + ":3: data.test_labels: given without data.test, the file it belongs to");
+  CHECK(error("[data]\ntrain = \"x.dat\"\n") ==
+        exp + ":2: data.train: " + (dir.path() / "x.dat").string() +
+            ": cannot tell the data format from the file name (accepted: .csv or .txt for CSV, "
+            "*-ubyte or .idx for IDX, each also with .gz; .h5 or .hdf5 for HDF5)");
+  CHECK(error("[data]\ntrain = \"x.csv\"\ntrain_targets = \"t.csv\"\nclasses = 3\n") ==
+        exp + ":4: data.classes: applies to class labels, but target vectors are given");
+
+  // What only the network reveals is reported at the key, by load_data_set.
+  const DataSpec many =
+      spec_of(dir, "[data]\ntrain = \"x.csv\"\nlabel_column = true\n\nclasses = 12\n");
+  try {
+    load_data_set(many, 2, 10);
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()) == exp + ":5: data.classes = 12 exceeds the 10 output neurons");
+    CHECK(e.where() == exp + ":5");
+  }
+}
+
+TEST_CASE("data: the built-in digits, 1797 examples of 8 × 8 pixels") {
+  TempDir dir;
+  if (!std::filesystem::exists(digits_file)) {
+    MESSAGE("skipped: " << digits_file << " is missing (Debian package python3-sklearn)");
+    return;
+  }
+  const DataSet d = load_data_set(spec_of(dir, "[data]\nname = \"digits\"\n", 1), 64, 10);
+  CHECK(d.name == "digits");
+  CHECK(d.train.size() == 1438);  // 1797 − round(0.2 · 1797)
+  CHECK(d.test.size() == 359);
+  CHECK(d.train.inputs.rows() == 64);
+  CHECK(d.train.inputs.minCoeff() == 0.0);
+  CHECK(d.train.inputs.maxCoeff() == 1.0);  // 16 / 16
+  CHECK(d.test.inputs.maxCoeff() <= 1.0);
+  CHECK(d.error_rows == 10);
+  std::vector<int> labels = d.train.labels;
+  labels.insert(labels.end(), d.test.labels.begin(), d.test.labels.end());
+  CHECK(*std::min_element(labels.begin(), labels.end()) == 0);
+  CHECK(*std::max_element(labels.begin(), labels.end()) == 9);
+  // Row 0 of the file, as sklearn ships it: a zero.
+  const std::vector<double> first = {0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0};
+  const ExampleSet& holding = d.train.index.front() == 0 ? d.train : d.test;
+  REQUIRE(holding.index.front() == 0);
+  for (std::size_t j = 0; j < first.size(); ++j)
+    CHECK(holding.inputs(static_cast<Eigen::Index>(j), 0) == first[j] / 16);
+  CHECK(holding.labels.front() == 0);
+  // Pinned; reproduced independently with numpy and Python's zlib.crc32, re-implementing the
+  // split (splitmix64, xoshiro256**, Fisher–Yates with rejection, stream split_stream).
+  MESSAGE("digits crc32: train " << d.train.crc32 << ", test " << d.test.crc32);
+  CHECK(d.train.crc32 == 3702609145U);
+  CHECK(d.test.crc32 == 1111211528U);
+}
+
+TEST_CASE("data: the built-in fashion-mnist, 60000 + 10000 images of 28 × 28") {
+  TempDir dir;
+  if (!std::filesystem::exists(fashion_mnist_dir)) {
+    MESSAGE("skipped: " << fashion_mnist_dir
+                        << " is missing (Debian package dataset-fashion-mnist)");
+    return;
+  }
+  const DataSet d = load_data_set(spec_of(dir, "[data]\nname = \"fashion-mnist\"\n", 1), 784, 10);
+  CHECK(d.name == "fashion-mnist");
+  REQUIRE(d.train.size() == 60000);
+  REQUIRE(d.test.size() == 10000);
+  CHECK(d.train.inputs.rows() == 784);
+  CHECK(d.train.inputs.minCoeff() == 0.0);
+  CHECK(d.train.inputs.maxCoeff() == 1.0);  // 255 · (1/255)
+  CHECK(d.test.inputs.maxCoeff() <= 1.0);
+  // Fashion-MNIST is balanced: 6000 training and 1000 test images per class; the first of each
+  // set is an ankle boot (9).
+  std::vector<int> train_count(10), test_count(10);
+  for (const int l : d.train.labels) ++train_count.at(static_cast<std::size_t>(l));
+  for (const int l : d.test.labels) ++test_count.at(static_cast<std::size_t>(l));
+  CHECK(train_count == std::vector<int>(10, 6000));
+  CHECK(test_count == std::vector<int>(10, 1000));
+  CHECK(d.train.labels.front() == 9);
+  CHECK(d.test.labels.front() == 9);
+  CHECK(d.train.targets.colwise().sum().isOnes());
+  // Pinned; reproduced independently with numpy (uint8 · (1/255) as float64) and zlib.crc32.
+  MESSAGE("fashion-mnist crc32: train " << d.train.crc32 << ", test " << d.test.crc32);
+  CHECK(d.train.crc32 == 3712631147U);
+  CHECK(d.test.crc32 == 1035883810U);
 }
