@@ -1,6 +1,7 @@
 #include "outputs/h5file.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <sstream>
 #include <stdexcept>
@@ -224,7 +225,78 @@ void collect_datasets(hid_t file, const std::string& group, std::vector<DatasetI
   }
 }
 
+// A numeric dataset of the given rank, read as double (row-major); `meaning` tells the user
+// what it should hold ("the features, [N, d]").
+std::vector<double> read_numeric(hid_t file, const std::string& path, const std::string& set_path,
+                                 int rank, const char* meaning,
+                                 std::vector<unsigned long long>& shape) {
+  {
+    h5::Handle set(h5::check(H5Dopen2(file, set_path.c_str(), H5P_DEFAULT), "H5Dopen2"), H5Dclose);
+    h5::Handle type(h5::check(H5Dget_type(set.get()), "H5Dget_type"), H5Tclose);
+    const H5T_class_t type_class = H5Tget_class(type.get());
+    if (type_class != H5T_INTEGER && type_class != H5T_FLOAT) {
+      throw DataFileError(path, 0, fmt::format("{}: {} does not hold numbers (integer or float); "
+                                               "expected {}", path, set_path, meaning));
+    }
+    h5::Handle space(h5::check(H5Dget_space(set.get()), "H5Dget_space"), H5Sclose);
+    const int found = H5Sget_simple_extent_ndims(space.get());
+    if (found != rank) {
+      std::vector<hsize_t> dims(static_cast<std::size_t>(std::max(found, 0)));
+      H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+      throw DataFileError(path, 0, fmt::format("{}: {} has rank {} (shape [{}]), expected rank {}: "
+                                               "{}", path, set_path, found, fmt::join(dims, ", "),
+                                               rank, meaning));
+    }
+  }
+  return h5::read_dataset(file, set_path, shape);
+}
+
 }  // namespace
+
+ExampleTable read_hdf5_examples(const std::string& path) {
+  const h5::Handle file = open_for_reading(path);
+  const hid_t f = file.get();
+  ExampleTable table;
+  table.file = path;
+  try {
+    if (!h5::exists(f, "/x")) {
+      throw DataFileError(path, 0, fmt::format("{}: no dataset /x (the features, [N, d])", path));
+    }
+    const bool has_labels = h5::exists(f, "/y");
+    const bool has_targets = h5::exists(f, "/targets");
+    if (has_labels && has_targets) {
+      throw DataFileError(path, 0, fmt::format("{}: both /y (class labels) and /targets (target "
+                                               "vectors); give one of them", path));
+    }
+    std::vector<unsigned long long> shape;
+    const auto x = read_numeric(f, path, "/x", 2, "the features, [N, d]", shape);
+    const auto n = static_cast<Eigen::Index>(shape[0]);
+    table.x = Eigen::Map<const RowMatrix>(x.data(), n, static_cast<Eigen::Index>(shape[1]));
+    if (has_labels) {
+      table.labels = read_numeric(f, path, "/y", 1, "the class labels, [N]", shape);
+      if (static_cast<Eigen::Index>(shape[0]) != n) {
+        throw DataFileError(path, 0, fmt::format("{}: /y has {} labels for the {} examples of /x",
+                                                 path, shape[0], n));
+      }
+      table.label_file = path;
+    }
+    if (has_targets) {
+      const auto targets =
+          read_numeric(f, path, "/targets", 2, "the target vectors, [N, k]", shape);
+      if (static_cast<Eigen::Index>(shape[0]) != n) {
+        throw DataFileError(path, 0, fmt::format("{}: /targets has {} rows for the {} examples of "
+                                                 "/x", path, shape[0], n));
+      }
+      table.targets = Eigen::Map<const RowMatrix>(targets.data(), n,
+                                                  static_cast<Eigen::Index>(shape[1]));
+      table.label_file = path;
+    }
+  } catch (const std::runtime_error& e) {
+    if (dynamic_cast<const DataFileError*>(&e) != nullptr) throw;
+    throw DataFileError(path, 0, fmt::format("{}: cannot read the examples: {}", path, e.what()));
+  }
+  return table;
+}
 
 ParameterFile read_parameter_file(const std::string& path) {
   const h5::Handle file = open_for_reading(path);

@@ -1,17 +1,24 @@
 #pragma once
-// Reading learnflow's HDF5 files back: initial parameters (for init = "file") and what
-// `learnflow info` shows. HDF5 itself is confined to outputs/*.cpp.
+// Reading HDF5 files: learnflow's own back (initial parameters for init = "file", what
+// `learnflow info` shows), and data sets of examples. HDF5 itself is confined to outputs/*.cpp.
 #include <Eigen/Core>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "sim/core/dataset.hpp"
 #include "sim/core/network.hpp"
 
 namespace lf {
 
 // Throws DataFileError when the file cannot be read or holds no /parameters.
 ParameterFile read_parameter_file(const std::string& path);
+
+// Examples from an HDF5 file: /x [N, d] the features, with /y [N] class labels or /targets
+// [N, k] target vectors (not both; neither: features only). Any integer or float type, read as
+// double. DataFileError naming the file and the dataset: no /x, a rank or an N that differs,
+// values that are not numbers.
+ExampleTable read_hdf5_examples(const std::string& path);
 
 struct DatasetInfo {
   std::string path;                 // "/state/x/layer1"

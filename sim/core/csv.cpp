@@ -5,10 +5,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 
 #include "sim/core/errors.hpp"
+#include "sim/core/gzip_reader.hpp"
 
 namespace lf {
 namespace {
@@ -33,13 +33,12 @@ bool parse_number(const std::string& field, double& out) {
 }  // namespace
 
 CsvTable read_csv(const std::string& path, std::size_t columns) {
-  std::ifstream in(path);
-  if (!in) throw DataFileError(path, 0, fmt::format("{}: cannot open file", path));
+  GzipReader in(path);  // plain or gzipped
   CsvTable table;
   std::string line;
   long line_no = 0;
   bool first_content_line = true;
-  while (std::getline(in, line)) {
+  while (in.getline(line)) {
     ++line_no;
     const std::string content = trim(line);
     if (content.empty() || content.front() == '#') continue;

@@ -1,7 +1,7 @@
 #pragma once
 // Numeric CSV files (edge lists, input sequences, weight matrices). Blank lines and lines starting
 // with '#' are skipped; a first line that is not numeric is taken as a header. Errors carry the
-// file and the 1-based line.
+// file and the 1-based line. A gzip-compressed file (x.csv.gz) is read as its content.
 #include <cstddef>
 #include <string>
 #include <vector>
