@@ -403,14 +403,6 @@ ExampleSet build_set(const ExampleTable& t, std::vector<long> rows, double scale
   return set;
 }
 
-// Uniform in [0, n) without modulo bias: draws at or above the largest multiple of n are redrawn.
-std::uint64_t uniform_below(Random& rng, std::uint64_t n) {
-  const std::uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-  std::uint64_t draw = rng.next_u64();
-  while (draw >= limit) draw = rng.next_u64();
-  return draw % n;
-}
-
 std::vector<long> all_rows(Index n) {
   std::vector<long> rows(static_cast<std::size_t>(n));
   std::iota(rows.begin(), rows.end(), 0L);
@@ -616,10 +608,8 @@ DataSet make_data_set(std::string name, ExampleTable train, std::optional<Exampl
   std::vector<long> order = all_rows(n);
   if (n_test > 0) {
     Random rng(derive_seed(options.split_seed, split_stream));
-    for (Index i = n - 1; i > 0; --i) {  // Fisher–Yates
-      const auto j = static_cast<Index>(uniform_below(rng, static_cast<std::uint64_t>(i) + 1));
-      std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
-    }
+    const std::vector<std::size_t> permutation = random_permutation(static_cast<std::size_t>(n), rng);
+    order.assign(permutation.begin(), permutation.end());
   }
   std::vector<long> test_rows(order.begin(), order.begin() + n_test);
   std::vector<long> train_rows(order.begin() + n_test, order.end());
