@@ -126,8 +126,7 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
         [&](std::size_t q) { return bias_view(s, q); },
         [&](std::size_t q) { return x_.activity(layout_, s, u, q); }, a);
     auto d = derivative_.middleRows(off, len);
-    activate_derivative(pops[p].activation, a, d);
-    activate(pops[p].activation, a, a);
+    activate_with_derivative(pops[p].activation, a, a, d);
     layout_.examples(ds, x_.block(p)).middleRows(r0, len) =
         inv_tau_x * (a - c * layout_.examples(s, x_.block(p)).middleRows(r0, len));
     delta_.middleRows(off, len) =

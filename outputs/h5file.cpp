@@ -298,28 +298,32 @@ ExampleTable read_hdf5_examples(const std::string& path) {
   return table;
 }
 
-ParameterFile read_parameter_file(const std::string& path) {
+ParameterFile read_parameter_file(const std::string& path, const std::string& which) {
   const h5::Handle file = open_for_reading(path);
+  const std::string group = which == "final" ? "/parameters/final" : "/parameters";
   ParameterFile params;
+  params.group = group;
   try {
-    for (const std::string& name : members(file.get(), "/parameters/W")) {
+    for (const std::string& name : members(file.get(), group + "/W")) {
       std::vector<unsigned long long> shape;
-      const auto data = h5::read_dataset(file.get(), "/parameters/W/" + name, shape);
+      const auto data = h5::read_dataset(file.get(), group + "/W/" + name, shape);
       if (shape.size() != 2) continue;  // sparse projections also store an edge list
       params.weights[name] = Eigen::Map<const RowMatrix>(data.data(), static_cast<Eigen::Index>(shape[0]),
                                                          static_cast<Eigen::Index>(shape[1]));
     }
-    for (const std::string& name : members(file.get(), "/parameters/b")) {
+    for (const std::string& name : members(file.get(), group + "/b")) {
       std::vector<unsigned long long> shape;
-      const auto data = h5::read_dataset(file.get(), "/parameters/b/" + name, shape);
+      const auto data = h5::read_dataset(file.get(), group + "/b/" + name, shape);
       params.biases[name] = Eigen::Map<const Eigen::VectorXd>(data.data(),
                                                               static_cast<Eigen::Index>(data.size()));
     }
   } catch (const std::runtime_error& e) {
-    throw DataFileError(path, 0, fmt::format("{}: cannot read /parameters: {}", path, e.what()));
+    throw DataFileError(path, 0, fmt::format("{}: cannot read {}: {}", path, group, e.what()));
   }
   if (params.weights.empty() && params.biases.empty()) {
-    throw DataFileError(path, 0, fmt::format("{}: no /parameters/W or /parameters/b datasets", path));
+    throw DataFileError(path, 0, fmt::format("{}: no {}/W or {}/b datasets{}", path, group, group,
+                                             which == "final" ? " (the run did not finish, or its "
+                                                                "model learns no parameters)" : ""));
   }
   return params;
 }

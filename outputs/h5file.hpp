@@ -11,8 +11,9 @@
 
 namespace lf {
 
-// Throws DataFileError when the file cannot be read or holds no /parameters.
-ParameterFile read_parameter_file(const std::string& path);
+// The initial (/parameters/W/<proj>, /parameters/b/<pop>) or the final (/parameters/final/…)
+// parameters of a run file. Throws DataFileError when the file cannot be read or holds none.
+ParameterFile read_parameter_file(const std::string& path, const std::string& which = "initial");
 
 // Examples from an HDF5 file: /x [N, d] the features, with /y [N] class labels or /targets
 // [N, k] target vectors (not both; neither: features only). Any integer or float type, read as

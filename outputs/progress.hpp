@@ -3,6 +3,7 @@
 // simulated time per wall second, redrawn at most every 0.2 s of wall time.
 #include <chrono>
 #include <cstdio>
+#include <string>
 
 #include "sim/core/outcome.hpp"
 
@@ -12,6 +13,8 @@ class ProgressLine {
  public:
   ProgressLine(std::FILE* stream, double t0, double t_end);
   void update(double t, double dt, const SolverStats& stats);
+  // Text drawn after the numbers (a training run: epoch, minibatch, last test accuracy).
+  void set_status(std::string status) { status_ = std::move(status); }
   void finish();  // ends the line
 
  private:
@@ -19,6 +22,7 @@ class ProgressLine {
   double t0_, t_end_;
   std::chrono::steady_clock::time_point start_, last_;
   bool drawn_ = false;
+  std::string status_;
 };
 
 }  // namespace lf

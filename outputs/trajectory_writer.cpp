@@ -451,7 +451,7 @@ struct TrajectoryWriter::Impl {
 RecordMode OutputSpec::mode_for(const std::string& kind, const std::string& member) const {
   if (const auto it = record.find(kind + "/" + member); it != record.end()) return it->second;
   if (const auto it = record.find(kind); it != record.end()) return it->second;
-  return {RecordMode::all, 1};
+  return default_mode;
 }
 
 TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& layout,

@@ -30,13 +30,14 @@ struct OutputSpec {
   std::string file = "run.h5";
   double sample_dt = 0.05;
   std::map<std::string, RecordMode> record;  // key: block kind ("x") or block name ("x/layer1")
+  RecordMode default_mode;  // blocks named by no key ("all"; training runs: "norm")
   long flush_every = 100;      // flushes happen only after a multiple of this many samples …
   double flush_seconds = 1.0;  // … and at least this long (wall time) after the previous one
   // Per-example blocks of a training run: record only these examples of the batch (empty: all).
   std::vector<long> examples;
   bool residual = false;  // write /metrics/residual/<kind> = ‖d(block kind)/dt‖₂ at each sample
 
-  // The mode of block "kind/member": the exact name wins over the kind; default "all".
+  // The mode of block "kind/member": the exact name wins over the kind; else default_mode.
   RecordMode mode_for(const std::string& kind, const std::string& member) const;
 };
 

@@ -189,8 +189,8 @@ int run_cli(int argc, char** argv) {
   try {
     if (*run) {
       const bool terminal = isatty(STDERR_FILENO) != 0;
-      return command_run(config, overrides, {output, threads, !quiet && (progress || terminal)},
-                         quiet);
+      return command_run(config, overrides,
+                         {output, threads, !quiet && (progress || terminal), !quiet}, quiet);
     }
     if (*validate) return command_validate(config, overrides);
     if (*info) return command_info(info_file, max_segments, show_config);

@@ -12,6 +12,7 @@
 #include "models/registry.hpp"
 #include "sim/core/csv.hpp"
 #include "sim/core/errors.hpp"
+#include "sim/data.hpp"
 
 namespace lf {
 namespace {
@@ -306,13 +307,24 @@ std::vector<std::string> known_names(const std::vector<PopulationSpec>& pops) {
   return names;
 }
 
+// An activation by name; its leaky_relu slope from `leaky_slope` in the same table, else from
+// the fallback (the network's).
 Activation read_activation(const ConfigSection& s, std::string_view key, Activation fallback) {
-  if (!s.has(key)) return fallback;
-  const std::string name = s.string(key);
-  Activation a{};
-  if (!parse_activation(name, a)) {
-    std::vector<std::string> choices(activation_names().begin(), activation_names().end());
-    s.fail(key, fmt::format("unknown activation '{}' (choose one of: {})", name, join(choices)));
+  Activation a = fallback;
+  if (s.has(key)) {
+    const std::string name = s.string(key);
+    if (!parse_activation(name, a)) {
+      std::vector<std::string> choices(activation_names().begin(), activation_names().end());
+      s.fail(key, fmt::format("unknown activation '{}' (choose one of: {})", name, join(choices)));
+    }
+    a.slope = fallback.slope;
+  }
+  if (s.has("leaky_slope")) {
+    a.slope = s.number("leaky_slope");
+    if (!(a.slope > 0.0 && a.slope < 1.0)) {
+      s.fail("leaky_slope", fmt::format("must be in (0, 1) (leaky_relu stays invertible and "
+                                        "monotone), got {}", a.slope));
+    }
   }
   return a;
 }
@@ -336,8 +348,11 @@ InitSpec read_init(const ConfigSection& network) {
   init.bias_scale = s.number("bias_scale", init.bias_scale);
   if (init.weights == "file" || init.bias == "file") {
     init.file = s.resolve_path(s.string("file"));
-  } else if (s.has("file")) {
-    s.fail("file", "a file is read only with weights = \"file\" or bias = \"file\"");
+    init.which = s.choice<std::string>("which", "initial", {{"initial", "initial"}, {"final", "final"}});
+  } else {
+    for (const char* key : {"file", "which"}) {
+      if (s.has(key)) s.fail(key, "a file is read only with weights = \"file\" or bias = \"file\"");
+    }
   }
   s.finish();
   return init;
@@ -404,7 +419,16 @@ NetworkSpec read_network(const ConfigSection& s) {
     s.fail("", "give either layers = [...] or [[network.population]] tables (exactly one)");
   }
   if (layered) {
-    const Activation output_activation = read_activation(s, "output_activation", activation);
+    Activation output_activation = activation;
+    if (s.has("output_activation")) {
+      const std::string name = s.string("output_activation");
+      if (!parse_activation(name, output_activation)) {
+        std::vector<std::string> choices(activation_names().begin(), activation_names().end());
+        s.fail("output_activation", fmt::format("unknown activation '{}' (choose one of: {})",
+                                                name, join(choices)));
+      }
+      output_activation.slope = activation.slope;
+    }
     const bool plastic = s.boolean("plastic", false);
     const toml::node* n = s.node("layers");
     const toml::array* arr = n->as_array();
@@ -621,7 +645,8 @@ InputSpec read_input(const ConfigSection& s, std::size_t n, std::size_t n_out) {
   return in;
 }
 
-IntegratorSpec read_integrator(const ConfigSection& s) {
+// `training`: the run's length follows from [train]; t_end is set by the caller.
+IntegratorSpec read_integrator(const ConfigSection& s, bool training) {
   IntegratorSpec it;
   it.stepper = s.string("stepper", it.stepper);
   if (find_stepper(it.stepper) == nullptr) {
@@ -641,7 +666,11 @@ IntegratorSpec read_integrator(const ConfigSection& s) {
   if (max_steps <= 0) s.fail("max_steps", fmt::format("must be > 0, got {}", max_steps));
   it.max_steps = static_cast<long>(max_steps);
   it.t0 = s.number("t0", it.t0);
-  it.t_end = s.number("t_end", it.t_end);
+  if (training && s.has("t_end")) {
+    s.fail("t_end", "a training run lasts train.epochs × minibatches × train.present: remove "
+                    "integrator.t_end (shorten a run with train.epochs)");
+  }
+  it.t_end = training ? it.t0 + 1.0 : s.number("t_end", it.t_end);
   if (!(it.t_end > it.t0)) {
     s.fail("t_end", fmt::format("must be > t0 = {}, got {}", it.t0, it.t_end));
   }
@@ -665,11 +694,26 @@ RecordMode parse_record_mode(const ConfigSection& s, const std::string& key, con
   s.fail(key, fmt::format("unknown record mode '{}' (choose one of: all, every:K, norm, none)", v));
 }
 
-OutputSpec read_output(const ConfigSection& s, bool residual_by_default) {
+// `training`: the input of a training run (defaults: a sample at the end of every minibatch,
+// blocks recorded as norms); null otherwise.
+OutputSpec read_output(const ConfigSection& s, bool residual_by_default, const InputSpec* training) {
   OutputSpec out;
   out.residual = residual_by_default;
   out.file = s.string("file", out.file);
-  out.sample_dt = s.positive("sample_dt", out.sample_dt);
+  out.sample_dt = s.positive("sample_dt", training != nullptr ? training->present : out.sample_dt);
+  if (training != nullptr) out.default_mode = {RecordMode::norm, 1};
+  if (s.has("examples")) {
+    if (training == nullptr) s.fail("examples", "only training runs ([train]) have a batch of examples");
+    for (const double e : s.numbers("examples")) {
+      if (e < 0 || e != std::floor(e) || e >= static_cast<double>(training->train.batch)) {
+        s.fail("examples", fmt::format("{} is not an example of the batch (integers 0 … {}: "
+                                       "train.batch = {})", e, training->train.batch - 1,
+                                       training->train.batch));
+      }
+      out.examples.push_back(static_cast<long>(e));
+    }
+    if (out.examples.empty()) s.fail("examples", "give at least one example, e.g. [0]");
+  }
   const std::int64_t flush = s.integer("flush_every", out.flush_every);
   if (flush <= 0) s.fail("flush_every", fmt::format("must be > 0, got {}", flush));
   out.flush_every = static_cast<long>(flush);
@@ -686,6 +730,73 @@ OutputSpec read_output(const ConfigSection& s, bool residual_by_default) {
   }
   s.finish();
   return out;
+}
+
+// [train] (epochs of minibatches) and [data] (the examples): the input of a training run.
+void read_training(const ConfigSection& top, Experiment& ex) {
+  if (!top.has("data")) {
+    top.section("train").fail("", "a training run needs a [data] table: the examples it learns "
+                                  "from (e.g. [data] name = \"digits\")");
+  }
+  if (!top.has("train")) {
+    top.section("data").fail("", "[data] is shown by a training run: add a [train] table (epochs, "
+                                 "batch, present)");
+  }
+  if (top.has("input")) {
+    top.section("input").fail("", "a training run ([train]) takes its input from [data]: remove "
+                                  "[input] (give phases as train.phases)");
+  }
+  if (std::holds_alternative<LeakyParams>(ex.model)) {
+    top.section("model").fail("type", "model 'leaky' does not learn: a training run needs a "
+                                      "learning model (costate, dtp, gaitprop, backprop)");
+  }
+  if (const auto* costate = std::get_if<CostateParams>(&ex.model);
+      costate != nullptr && costate->mode == CostateMode::adjoint) {
+    top.section("model").fail("mode", "mode = \"adjoint\" computes the exact gradient over a "
+                                      "fixed window and does not learn: use mode = \"diffusion\" "
+                                      "in a training run");
+  }
+  const ConfigSection data = top.section("data");
+  const DataSpec spec = read_data_spec(data, ex.network.seed);
+  auto set = std::make_shared<const DataSet>(
+      load_data_set(spec, static_cast<Eigen::Index>(ex.input_size()),
+                    static_cast<Eigen::Index>(ex.output_size())));
+  if (set->error_rows == 0) {
+    data.fail("", fmt::format("the training examples of {} have no labels or targets to learn",
+                              set->train.source));
+  }
+  ex.data = spec;
+
+  const ConfigSection s = top.section("train");
+  InputSpec& in = ex.input;
+  in.kind = InputKind::dataset;
+  in.data = set;
+  TrainSpec& tr = in.train;
+  const std::int64_t epochs = s.integer("epochs");
+  if (epochs <= 0) s.fail("epochs", fmt::format("must be > 0, got {}", epochs));
+  tr.epochs = static_cast<long>(epochs);
+  const std::int64_t batch = s.integer("batch", 1);
+  if (batch <= 0) s.fail("batch", fmt::format("must be > 0, got {}", batch));
+  if (batch > set->train.size()) {
+    s.fail("batch", fmt::format("{} exceeds the {} training examples of {}", batch,
+                                set->train.size(), set->name));
+  }
+  tr.batch = static_cast<long>(batch);
+  tr.shuffle = s.boolean("shuffle", tr.shuffle);
+  const std::int64_t seed = s.integer("seed", static_cast<std::int64_t>(ex.network.seed));
+  if (seed < 0) s.fail("seed", fmt::format("must be >= 0, got {}", seed));
+  tr.seed = static_cast<std::uint64_t>(seed);
+  tr.reset = s.boolean("reset", tr.reset);
+  const std::int64_t every = s.integer("eval_every", 0);
+  if (every < 0) s.fail("eval_every", fmt::format("must be >= 0 (0: once per epoch), got {}", every));
+  tr.eval_every = static_cast<long>(every);
+  tr.eval_train = s.boolean("eval_train", tr.eval_train);
+  in.present = read_phases(s, in) > 0.0 && !s.has("present") ? phase_total(in) : s.positive("present");
+  if (!in.phase_durations.empty() && std::abs(phase_total(in) - in.present) > 1e-12 * in.present) {
+    s.fail("phases", fmt::format("the phases last {} in all, but each minibatch is presented for "
+                                 "present = {}: they must be equal", phase_total(in), in.present));
+  }
+  s.finish();
 }
 
 }  // namespace
@@ -724,10 +835,24 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
                                                  p.name, model_type(ex.model)));
     }
   }
-  ex.input = read_input(top.section("input"), ex.input_size(), ex.output_size());
-  ex.integrator = read_integrator(top.section("integrator"));
+  // A training run takes its input from [data], shown as [train] says; others from [input].
+  const bool training = top.has("train") || top.has("data");
+  if (training) {
+    read_training(top, ex);
+  } else {
+    ex.input = read_input(top.section("input"), ex.input_size(), ex.output_size());
+  }
+  ex.integrator = read_integrator(top.section("integrator"), training);
+  if (training) {
+    // t_end = t0 + E·M·present, computed as the schedule computes its boundaries.
+    const std::size_t minibatches =
+        static_cast<std::size_t>(ex.input.train.epochs) *
+        ((static_cast<std::size_t>(ex.input.data->train.size()) + static_cast<std::size_t>(ex.input.train.batch) - 1) /
+         static_cast<std::size_t>(ex.input.train.batch));
+    ex.integrator.t_end = ex.integrator.t0 + static_cast<double>(minibatches) * ex.input.present;
+  }
   // Learning models record their relaxation residuals by default.
-  ex.output = read_output(top.section("output"), learning_model);
+  ex.output = read_output(top.section("output"), learning_model, training ? &ex.input : nullptr);
   top.finish();
   return ex;
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "outputs/h5file.hpp"
+#include "sim/config.hpp"
 #include "sim/core/errors.hpp"
 
 namespace lf {

@@ -16,10 +16,11 @@
 #include <cstdint>
 #include <string>
 
-#include "sim/config.hpp"
 #include "sim/core/dataset.hpp"
 
 namespace lf {
+
+class ConfigSection;
 
 // [data], as read from the config.
 struct DataSpec {

@@ -23,7 +23,8 @@ std::size_t Experiment::output_size() const {
 
 Network build_network(const NetworkSpec& spec) {
   const bool from_file = spec.init.weights == "file" || spec.init.bias == "file";
-  return build_network(spec, from_file ? read_parameter_file(spec.init.file) : ParameterFile{});
+  return build_network(spec, from_file ? read_parameter_file(spec.init.file, spec.init.which)
+                                       : ParameterFile{});
 }
 
 }  // namespace lf

@@ -2,6 +2,7 @@
 // An Experiment is the plain-data description of a run, as read and validated from TOML
 // (DESIGN §9): each layer's own spec, gathered. It holds no solver, file or thread: sim/run.hpp
 // executes it.
+#include <optional>
 #include <string>
 
 #include "integrators/registry.hpp"
@@ -9,6 +10,7 @@
 #include "outputs/trajectory_writer.hpp"
 #include "sim/core/input.hpp"
 #include "sim/core/network.hpp"
+#include "sim/data.hpp"
 
 namespace lf {
 
@@ -17,9 +19,10 @@ struct Experiment {
   std::string config_text;  // the full TOML text after --set overrides
   NetworkSpec network;
   ModelParams model;
-  InputSpec input;
+  InputSpec input;            // a training run: kind dataset, with the examples and [train]
   IntegratorSpec integrator;
   OutputSpec output;
+  std::optional<DataSpec> data;  // [data] of a training run, as configured
 
   std::size_t input_size() const;   // total size of the input populations
   std::size_t output_size() const;  // total size of the output populations

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "outputs/progress.hpp"
 #include "sim/config.hpp"
 #include "sim/core/errors.hpp"
+#include "sim/evaluation.hpp"
 #include "outputs/trajectory_writer.hpp"
 #include "sim/core/input.hpp"
 #include "sim/core/network.hpp"
@@ -49,14 +51,85 @@ std::vector<std::string> metric_names(const Model& model, bool residual) {
   return names;
 }
 
+// The settled network of state s on the training set (unless train.eval_train = false) and the
+// held-out set of a training run.
+std::pair<Score, Score> score_splits(const Model& model, const InputSignal& signal, Loss loss,
+                                     const State& s) {
+  const DataSet& data = *signal.spec().data;
+  const Score train = signal.spec().train.eval_train
+                          ? evaluate(model, s, data.train, loss, data.error_rows, data.has_labels)
+                          : Score{};
+  return {train, evaluate(model, s, data.test, loss, data.error_rows, data.has_labels)};
+}
+
+// The evaluations of a training run: after every `eval_every` minibatches (default: every
+// epoch) and at the end, the settled network on the held-out and training sets, appended to
+// /metrics/epoch/{time, epoch, train_loss, train_accuracy, test_loss, test_accuracy}.
+class Evaluator {
+ public:
+  Evaluator(const Model& model, const InputSignal& signal, Loss loss, TrajectoryWriter& writer,
+            bool log, std::optional<ProgressLine>& progress)
+      : model_(model), signal_(signal), loss_(loss), writer_(writer), log_(log), progress_(progress) {
+    const long every = signal.spec().train.eval_every;
+    every_ = every > 0 ? static_cast<std::size_t>(every) : signal.minibatches_per_epoch();
+  }
+
+  static std::vector<std::string> names() {
+    return {"time", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"};
+  }
+
+  // At the start of segment k: after every `every_` minibatches, an evaluation.
+  void segment_start(const State& s, double t, std::size_t segment) {
+    if (!signal_.starts_minibatch(segment)) return;
+    const std::size_t done = signal_.minibatch(segment);
+    if (done > 0 && done % every_ == 0) evaluate(s, t, done);
+  }
+
+  // After the last minibatch.
+  void finish(const State& s, double t) {
+    evaluate(s, t, signal_.minibatches_per_epoch() * static_cast<std::size_t>(signal_.spec().train.epochs));
+  }
+
+  double last_test_accuracy() const { return last_test_accuracy_; }
+
+ private:
+  void evaluate(const State& s, double t, std::size_t minibatches) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto [train, test] = score_splits(model_, signal_, loss_, s);
+    const double epoch = static_cast<double>(minibatches) /
+                         static_cast<double>(signal_.minibatches_per_epoch());
+    const double values[] = {t, epoch, train.loss, train.accuracy, test.loss, test.accuracy};
+    writer_.append_evaluation(values);
+    last_test_accuracy_ = test.accuracy;
+    if (log_) {
+      if (progress_) progress_->finish();  // the line is drawn again at the next step
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      fmt::print(stderr, "learnflow: epoch {:.4g}/{}: train loss {:.4g} accuracy {:.4f}, test loss "
+                 "{:.4g} accuracy {:.4f} (evaluated in {:.2f} s)\n", epoch,
+                 signal_.spec().train.epochs, train.loss, train.accuracy, test.loss, test.accuracy,
+                 seconds);
+    }
+  }
+
+  const Model& model_;
+  const InputSignal& signal_;
+  Loss loss_;
+  TrajectoryWriter& writer_;
+  bool log_;
+  std::optional<ProgressLine>& progress_;
+  std::size_t every_ = 1;
+  double last_test_accuracy_ = std::numeric_limits<double>::quiet_NaN();
+};
+
 // The observer of a run: writes every sample with its metrics, draws progress, and measures the
 // arrival of the forward (x) and backward (λ) waves in each input segment from the mean activity
 // of each block, keeping only the current segment's samples.
 class RunObserver final : public IntegrationObserver {
  public:
   RunObserver(TrajectoryWriter& writer, const Model& model, bool residual,
-              std::optional<ProgressLine>& progress)
-      : writer_(writer), model_(model), residual_(residual), progress_(progress),
+              std::optional<ProgressLine>& progress, const Drive& drive, Evaluator* evaluator)
+      : writer_(writer), model_(model), residual_(residual), progress_(progress), drive_(drive),
+        evaluator_(evaluator),
         model_metrics_(model.metric_names().size()),
         values_(metric_names(model, residual).size()),
         derivative_(residual ? static_cast<std::size_t>(model.layout().size()) : 0) {
@@ -96,10 +169,14 @@ class RunObserver final : public IntegrationObserver {
     if (progress_) progress_->update(t, dt, stats);
   }
 
-  void segment_start(const State&, double t) override {
+  void segment_start(const State& s, double t) override {
     if (started_) close_segment(t);
     started_ = true;
     segment_begin_ = t;
+    if (evaluator_ != nullptr) {
+      evaluator_->segment_start(s, t, drive_.segment());
+      if (progress_) progress_->set_status(training_status());
+    }
   }
 
   // /waves/<kind>/<pop>: one arrival per input segment (NaN where undefined or not reached).
@@ -126,10 +203,23 @@ class RunObserver final : public IntegrationObserver {
     for (auto& m : means_) m.erase(m.begin(), m.begin() + keep);
   }
 
+  // "epoch 3/30  minibatch 12/48  test accuracy 0.9521" for the progress line.
+  std::string training_status() const {
+    const InputSignal& signal = drive_.signal();
+    const std::size_t per_epoch = signal.minibatches_per_epoch();
+    const std::size_t m = signal.minibatch(drive_.segment());
+    const double accuracy = evaluator_->last_test_accuracy();
+    return fmt::format("epoch {}/{}  minibatch {}/{}{}", m / per_epoch + 1, signal.spec().train.epochs,
+                       m % per_epoch + 1, per_epoch,
+                       std::isnan(accuracy) ? std::string() : fmt::format("  test accuracy {:.4f}", accuracy));
+  }
+
   TrajectoryWriter& writer_;
   const Model& model_;
   bool residual_;
   std::optional<ProgressLine>& progress_;
+  const Drive& drive_;
+  Evaluator* evaluator_;
   std::size_t model_metrics_;
   std::vector<double> values_;
   State derivative_;
@@ -185,14 +275,32 @@ Run::Run(Experiment experiment, RunOptions options)
   check_record_keys(m.experiment.output, m.model->layout());
   if (m.options.threads > 0) omp_set_num_threads(m.options.threads);
   if (m.options.output_path.empty()) m.options.output_path = m.experiment.output.file;
+  const bool training = m.experiment.input.kind == InputKind::dataset;
+  // Before the file exists: the initial network's scores (a training run).
+  std::vector<std::pair<std::string, double>> initial_scores;
+  if (training) {
+    State initial(static_cast<std::size_t>(m.model->layout().size()));
+    m.model->initial_state(initial);
+    const auto [train, test] = score_splits(*m.model, m.signal, model_loss(m.experiment.model), initial);
+    initial_scores = {{"initial_train_loss", train.loss}, {"initial_train_accuracy", train.accuracy},
+                      {"initial_test_loss", test.loss}, {"initial_test_accuracy", test.accuracy}};
+  }
   m.writer = std::make_unique<TrajectoryWriter>(m.options.output_path, m.model->layout(),
                                                 m.experiment.output,
-                                                metric_names(*m.model, m.experiment.output.residual));
+                                                metric_names(*m.model, m.experiment.output.residual),
+                                                training ? Evaluator::names() : std::vector<std::string>{});
   m.writer->write_metadata({model_type(m.experiment.model), m.experiment.integrator.stepper,
                             m.experiment.network.seed, omp_get_max_threads(),
                             m.experiment.config_text});
   m.writer->write_network(m.network);
   m.writer->write_schedule(m.signal.boundaries());
+  if (training) {
+    const DataSpec& spec = *m.experiment.data;
+    m.writer->write_data(*m.experiment.input.data,
+                         {{"train_file", spec.name.empty() ? spec.train : std::string()},
+                          {"test_file", spec.test}});
+    m.writer->write_attributes("/metrics/epoch", initial_scores);
+  }
   m.writer->begin_streaming();
 }
 
@@ -203,7 +311,13 @@ RunReport Run::execute() {
   const IntegratorSpec& spec = m.experiment.integrator;
   std::optional<ProgressLine> progress;
   if (m.options.progress) progress.emplace(stderr, spec.t0, spec.t_end);
-  RunObserver observer(*m.writer, *m.model, m.experiment.output.residual, progress);
+  std::optional<Evaluator> evaluator;
+  if (m.experiment.input.kind == InputKind::dataset) {
+    evaluator.emplace(*m.model, m.signal, model_loss(m.experiment.model), *m.writer,
+                      m.options.log_evaluations, progress);
+  }
+  RunObserver observer(*m.writer, *m.model, m.experiment.output.residual, progress, m.drive,
+                       evaluator ? &*evaluator : nullptr);
 
   // Adjoint mode: keep the forward trajectory for the backward sweep.
   const auto* adjoint = dynamic_cast<const AdjointForwardModel*>(m.model.get());
@@ -220,8 +334,11 @@ RunReport Run::execute() {
   m.model->initial_state(state);
   RunReport report;
   report.result = integrate(*m.model, m.drive, state, spec, m.times, *forward_observer);
+  const bool success = report.result.outcome == Outcome::success;
+  if (evaluator && success) evaluator->finish(state, report.result.t);
   if (progress) progress->finish();
   m.writer->end_streaming();
+  if (success) m.writer->write_parameters("final", m.model->parameters(state));
   m.model->finish(state, report.result.t);
   for (const DatasetAttribute& a : m.model->summary()) {
     m.writer->write_dataset_attribute(a.dataset, a.name, a.values);

@@ -16,6 +16,7 @@ struct RunOptions {
   std::string output_path;   // overrides output.file when not empty
   int threads = 0;           // OpenMP threads; 0: the OpenMP default
   bool progress = false;     // draw the progress line on stderr
+  bool log_evaluations = false;  // a line on stderr for every evaluation of a training run
 };
 
 struct RunReport {

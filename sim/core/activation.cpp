@@ -211,6 +211,28 @@ void activate_derivative(Activation f, Eigen::Ref<const Eigen::MatrixXd> a,
   for (Eigen::Index b = 0; b < a.cols(); ++b) derivative_column(f, a.col(b), out.col(b));
 }
 
+void activate_with_derivative(Activation f, Eigen::Ref<const Eigen::MatrixXd> a,
+                              Eigen::Ref<Eigen::MatrixXd> sigma,
+                              Eigen::Ref<Eigen::MatrixXd> derivative) {
+  for (Eigen::Index b = 0; b < a.cols(); ++b) {
+    auto s = sigma.col(b);
+    auto d = derivative.col(b);
+    switch (f.kind) {
+      case Activation::tanh:  // derivative_column: tanh, then 1 − tanh²
+        activate_column(f, a.col(b), s);
+        d = 1.0 - s.array().square();
+        break;
+      case Activation::logistic:  // derivative_column: s = logistic(a), then s (1 − s)
+        activate_column(f, a.col(b), s);
+        d = s.unaryExpr([](double v) { return v * (1.0 - v); });
+        break;
+      default:  // σ' from a, before σ may overwrite it
+        derivative_column(f, a.col(b), d);
+        activate_column(f, a.col(b), s);
+    }
+  }
+}
+
 bool invertible(Activation f) { return f.kind != Activation::relu; }
 
 void activate_inverse(Activation f, Eigen::Ref<const Eigen::MatrixXd> y,

@@ -38,6 +38,12 @@ void activate(Activation f, Eigen::Ref<const Eigen::MatrixXd> a, Eigen::Ref<Eige
 // out = σ'(a), elementwise.
 void activate_derivative(Activation f, Eigen::Ref<const Eigen::MatrixXd> a,
                          Eigen::Ref<Eigen::MatrixXd> out);
+// sigma = σ(a) and derivative = σ'(a) together (`a` may alias `sigma`), with the same bits as the
+// two calls above; tanh and logistic take σ' from σ (1 − σ², σ(1 − σ)) instead of evaluating
+// σ twice.
+void activate_with_derivative(Activation f, Eigen::Ref<const Eigen::MatrixXd> a,
+                              Eigen::Ref<Eigen::MatrixXd> sigma,
+                              Eigen::Ref<Eigen::MatrixXd> derivative);
 
 // Whether σ is invertible on its range (all but relu), and out = σ⁻¹(y) elementwise. For y
 // outside the range (|y| >= 1 for tanh, y <= 0 for softplus, …) the result is not finite.

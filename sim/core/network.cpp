@@ -126,10 +126,10 @@ Network build_network(const NetworkSpec& spec, const ParameterFile& params) {
     } else if (spec.init.weights == "file") {
       const auto it = params.weights.find(ps.name);
       if (it == params.weights.end()) {
-        throw DataFileError(spec.init.file, 0, fmt::format("{}: no dataset /parameters/W/{}",
-                                                           spec.init.file, ps.name));
+        throw DataFileError(spec.init.file, 0, fmt::format("{}: no dataset {}/W/{}",
+                                                           spec.init.file, params.group, ps.name));
       }
-      check_shape("/parameters/W/" + ps.name, spec.init.file, it->second.rows(),
+      check_shape(params.group + "/W/" + ps.name, spec.init.file, it->second.rows(),
                   it->second.cols(), rows, cols);
       proj.dense = it->second;
     } else if (spec.init.weights == "orthogonal") {
@@ -150,10 +150,10 @@ Network build_network(const NetworkSpec& spec, const ParameterFile& params) {
     } else if (pop.role != Role::input && spec.init.bias == "file") {
       const auto it = params.biases.find(pop.name);
       if (it == params.biases.end()) {
-        throw DataFileError(spec.init.file, 0, fmt::format("{}: no dataset /parameters/b/{}",
-                                                           spec.init.file, pop.name));
+        throw DataFileError(spec.init.file, 0, fmt::format("{}: no dataset {}/b/{}",
+                                                           spec.init.file, params.group, pop.name));
       }
-      check_shape("/parameters/b/" + pop.name, spec.init.file, it->second.size(), 1, pop.size, 1);
+      check_shape(params.group + "/b/" + pop.name, spec.init.file, it->second.size(), 1, pop.size, 1);
       b = it->second;
     }
     net.bias.push_back(std::move(b));

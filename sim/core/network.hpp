@@ -26,6 +26,7 @@ struct InitSpec {
   std::string bias = "zeros";      // zeros | normal (N(0, bias_scale²)) | file
   double bias_scale = 1.0;
   std::string file;                // HDF5 file with /parameters/W/<proj>, /parameters/b/<pop>
+  std::string which = "initial";   // "initial" (/parameters/W …) or "final" (/parameters/final/W …)
 };
 
 struct PopulationSpec {
@@ -65,6 +66,7 @@ struct NetworkSpec {
 struct ParameterFile {
   std::map<std::string, RowMatrix> weights;
   std::map<std::string, Eigen::VectorXd> biases;
+  std::string group = "/parameters";  // where they were read ("/parameters/final"), for messages
 };
 
 // ---- The network a run simulates ----
