@@ -157,6 +157,9 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
       }
       job.observer.step(policy.state(), t, h, stats);
     }
+    // After the segment's last sample, before the input switches (the next segment restarts the
+    // stepper, so a change of the state here is safe).
+    job.model.leave_segment(policy.state(), t_end);
   }
   return finish(Outcome::success, t, {});
 }

@@ -355,7 +355,8 @@ void DtpModel::rhs(const State& s, State& ds, double t) const {
 }
 
 RowMatrix DtpModel::update_direction(const State& s, std::size_t l, bool layer_scaled) const {
-  // h_{l−1}: the input in force for the first layer.
+  // h_{l−1}: the input in force for the first layer (the target phase's, as the update is applied
+  // when the phase ends: leave_segment).
   const Eigen::MatrixXd below = l == 1 ? drive_->at(0.0) : Eigen::MatrixXd(h(s, l - 1));
   const Eigen::MatrixXd code = sigma(l - 1, below);
   const Eigen::MatrixXd miss = target(s, l) - h(s, l);
@@ -446,15 +447,23 @@ void DtpModel::close_target_phase(const State& s) const {
   }
 }
 
+void DtpModel::leave_segment(State& s, double) const {
+  const std::size_t k = drive_->segment();
+  const InputSignal& signal = drive_->signal();
+  const auto& names = signal.spec().phase_names;
+  const bool target_next = k + 1 < signal.segments() && names[signal.phase(k + 1)] == "target";
+  if (!in_target_phase() || target_next) return;
+  // The target phase ends: its relaxation is closed and the update applied while the drive still
+  // holds the phase's input (h_0 of the first layer's update).
+  close_target_phase(s);
+  if (params_.update == DtpUpdate::dtp1 || params_.update == DtpUpdate::dtp) apply_update(s);
+}
+
 void DtpModel::enter_segment(State& s, double) const {
   const std::size_t k = drive_->segment();
   const auto& names = drive_->signal().spec().phase_names;
   const bool target_now = in_target_phase();
   const bool target_before = k > 0 && names[drive_->signal().phase(k - 1)] == "target";
-  if (target_before && !target_now) {
-    close_target_phase(s);
-    if (params_.update == DtpUpdate::dtp1 || params_.update == DtpUpdate::dtp) apply_update(s);
-  }
   if (target_now && !target_before) begin_target_phase(s);
   if (!target_now) {
     layout_.examples(s, target_[0]) = drive_->at(0.0);

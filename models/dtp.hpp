@@ -18,7 +18,8 @@
 //   decoders   Ω̇_l = η_Ω (h_{l−1} − g_l(h_l)) σ(h_l)ᵀ / (‖σ(h_l)‖² + ε)  (reconstruction, forward
 //              phase; ε = 1e-3 keeps both flows finite for a network at rest, h ≈ 0)
 // Phases from the schedule: "forward" (h relaxes, targets follow h, decoders learn) and
-// "target" (h held, targets relax, weights flow); DTP1/DTP updates apply when a target phase ends.
+// "target" (h held, targets relax, weights flow); DTP1/DTP updates apply when a target phase ends
+// (with the input of that phase, also when it ends at t_end).
 // With a batch of B examples (h_l, τ_l: n_l×B) h and the targets follow these equations per
 // example, and every change of the shared parameters is the batch mean of the per-example ones:
 // ΔW_l = (1/B) Σ_b (τ_l − h_l)_b n_bᵀ (DTP: each example's term scaled by its own ratio), the flow
@@ -55,6 +56,7 @@ class DtpModel final : public Model {
   void initial_state(State& s) const override;
   void rhs(const State& s, State& ds, double t) const override;
   void enter_segment(State& s, double t) const override;
+  void leave_segment(State& s, double t) const override;
   std::vector<std::string> metric_names() const override;
   void metrics(const State& s, double t, std::span<double> out) const override;
   std::vector<DatasetAttribute> summary() const override;

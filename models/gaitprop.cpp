@@ -202,11 +202,17 @@ void GaitpropModel::set_targets(State& s) const {
   }
 }
 
+void GaitpropModel::leave_segment(State& s, double) const {
+  const std::size_t k = drive_->segment();
+  const InputSignal& signal = drive_->signal();
+  const bool target_next = k + 1 < signal.segments() && signal.phase(k + 1) == target_phase_;
+  if (in_target_phase() && !target_next && params_.mode == GaitpropMode::discrete) apply_update(s);
+}
+
 void GaitpropModel::enter_segment(State& s, double t) const {
   const std::size_t k = drive_->segment();
   const bool target_now = in_target_phase();
   const bool target_before = k > 0 && drive_->signal().phase(k - 1) == target_phase_;
-  if (target_before && !target_now && params_.mode == GaitpropMode::discrete) apply_update(s);
   if (!target_now || !target_before) {
     // A phase starts: every target from the activity (forward: they follow h from here on).
     target_mut(s, 0) = drive_->at(t);

@@ -39,9 +39,8 @@
 //            and the weights flow at the update's rate per unit time, Ẇ_l = ΔW_l, ḃ_l = Δb_l
 //            (the regulariser at the current W: a gradient flow of R).
 //   mode "discrete": the paper's algorithm: all targets algebraically, top-down, at the phase
-//            start; ΔW, Δb applied once when the phase ends (the next segment's entry event, or
-//            apply_update()). A run that ends inside or at the end of a target phase leaves that
-//            phase's update unapplied.
+//            start; ΔW, Δb applied once when the phase ends (the segment's exit event, also at
+//            t_end, or apply_update()).
 // Every layer learns: W/<proj> and b/<pop> of all layers are in the state whatever the
 // projections' `plastic` flag (η = 0 freezes them all).
 // With a batch of B examples (h_l, τ_l: n×B) the forward pass, the frozen pass and the targets are
@@ -86,6 +85,7 @@ class GaitpropModel final : public Model {
   void initial_state(State& s) const override;
   void rhs(const State& s, State& ds, double t) const override;
   void enter_segment(State& s, double t) const override;
+  void leave_segment(State& s, double t) const override;
   std::vector<std::string> metric_names() const override;
   void metrics(const State& s, double t, std::span<double> out) const override;
   bool predict(const State& s, const Eigen::Ref<const Eigen::MatrixXd>& inputs,

@@ -122,12 +122,12 @@ TEST_CASE("continuous relaxation: the residual decays at the rate of the lineari
 }
 
 TEST_CASE("DTP1: after the update the layer's forward map lands on its target") {
-  // η = 1: W_l ← W_l + (τ_l − h_l) σ(h_{l−1})ᵀ/‖σ(h_{l−1})‖², so f_l(h_{l−1}) = τ_l exactly.
+  // η = 1: W_l ← W_l + (τ_l − h_l) σ(h_{l−1})ᵀ/‖σ(h_{l−1})‖², so f_l(h_{l−1}) = τ_l exactly. The
+  // target phase ends at t_end: the run applies the update then, with the phase's input.
   Experiment ex = experiment_from_toml(dtp_toml, {"model.update=\"dtp1\"", "model.eta=1.0"});
   const DtpRun run(ex);
   REQUIRE(run.result.outcome == Outcome::success);
-  State s = run.state;
-  run.model.apply_update(s);
+  const State& s = run.state;
   const Eigen::Map<const Eigen::VectorXd> u(ex.input.sequence[0].data(), 3);
   for (std::size_t l = 1; l <= run.model.depth(); ++l) {
     CAPTURE(l);
@@ -135,6 +135,32 @@ TEST_CASE("DTP1: after the update the layer's forward map lands on its target") 
     const Eigen::VectorXd landed = run.model.encode(s, l, below);
     CHECK((landed - run.model.target(s, l)).cwiseAbs().maxCoeff() < 1e-12);
   }
+}
+
+TEST_CASE("regression: the end-of-phase update uses the target phase's input, not the next example's") {
+  // Two examples: the first target phase ends at t = 80 where the input switches to the second
+  // vector. The DTP1 update of layer 1 is (τ_1 − h_1) σ(u)ᵀ/‖σ(u)‖² with u the first vector
+  // (the one h was settled with); the update was once taken with the next segment's input.
+  Experiment ex = experiment_from_toml(dtp_toml, {"model.update=\"dtp1\"", "model.eta=1.0",
+                                                  "input.values=[[0.4, -0.2, 0.3], [-0.5, 0.6, 0.1]]",
+                                                  "input.targets=[[0.3, 0.1, -0.2], [0.0, 0.2, 0.1]]",
+                                                  "integrator.t_end=81.0"});
+  Simulation sim(ex);
+  const auto& model = dynamic_cast<const DtpModel&>(*sim.model);
+  Recorder rec;
+  State final_state;
+  REQUIRE(sim.run(rec, final_state).outcome == Outcome::success);
+  const auto at = [&](double t) {
+    return static_cast<std::size_t>(std::find(rec.times.begin(), rec.times.end(), t) - rec.times.begin());
+  };
+  const State& before = rec.states.at(at(80.0));  // the end of the target phase, before the update
+  const State& after = rec.states.at(at(81.0));   // W constant in the forward phase (no flow)
+  const Eigen::Map<const Eigen::VectorXd> u(ex.input.sequence[0].data(), 3);
+  const Eigen::VectorXd code = u.array().tanh();
+  const Eigen::VectorXd miss = (model.target(before, 1) - model.h(before, 1)).col(0);
+  const RowMatrix expected = RowMatrix(model.weights(before, 1)) +
+                             miss * code.transpose() / code.squaredNorm();
+  CHECK((RowMatrix(model.weights(after, 1)) - expected).cwiseAbs().maxCoeff() < 1e-13);
 }
 
 TEST_CASE("exact inverses give the Gauss–Newton target: τ_0 − h_0 = −β J⁻¹ ∂L/∂h_L + O(β²)") {

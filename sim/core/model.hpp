@@ -52,10 +52,10 @@ class Model {
       if (b.per_example()) std::fill_n(s.begin() + b.offset, b.size, 0.0);
     }
   }
-  // The end of the schedule, after the last segment of a successful run: events still due (an
-  // end-of-phase update of a phase that ends at t_end) are applied, so that the final parameters
-  // hold them. Does not change what was sampled.
-  virtual void close_schedule(State& /*s*/) const {}
+  // A discrete event at the end of every input segment, after its last sample and before the
+  // Drive moves on (so the segment's input is still in force): end-of-phase updates. Also at
+  // the end of the last segment, so that a phase ending at t_end is closed like any other.
+  virtual void leave_segment(State& /*s*/, double /*t*/) const {}
 
   // Model-specific metrics written to /metrics/<name> at every sample (names may contain '/').
   virtual std::vector<std::string> metric_names() const { return {}; }
