@@ -20,8 +20,10 @@ void loss_error(Loss loss, const Eigen::Ref<const Eigen::VectorXd>& x,
     e = y - x;
     return;
   }
+  // −∂V/∂x = y − (Σ y) softmax(x): the targets' total weights the softmax (1 for a one-hot or
+  // probability target).
   const Eigen::ArrayXd p = (x.array() - x.maxCoeff()).exp();
-  e = y.array() - p / p.sum();
+  e = y.array() - y.sum() * (p / p.sum());
 }
 
 double batch_loss(Loss loss, const Eigen::Ref<const Eigen::MatrixXd>& x,

@@ -15,7 +15,7 @@ struct LeakyParams {
 // The loss V of the output populations and its error e = −∂V/∂x_out.
 enum class Loss {
   squared,        // V = ½‖y − x‖²,              e = y − x
-  cross_entropy,  // V = −Σ y log softmax(x),    e = y − softmax(x)
+  cross_entropy,  // V = −Σ y log softmax(x),    e = y − (Σ y) softmax(x)
 };
 
 enum class CostateMode {

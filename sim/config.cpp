@@ -756,6 +756,14 @@ void read_training(const ConfigSection& top, Experiment& ex) {
                                       "fixed window and does not learn: use mode = \"diffusion\" "
                                       "in a training run");
   }
+  const bool plastic_weights = std::any_of(ex.network.projections.begin(), ex.network.projections.end(),
+                                          [](const ProjectionSpec& p) { return p.plastic; });
+  if (!plastic_weights && (std::holds_alternative<CostateParams>(ex.model) ||
+                           std::holds_alternative<BackpropParams>(ex.model))) {
+    top.section("network").fail("plastic", fmt::format(
+        "no projection is plastic, so model '{}' learns nothing: set network.plastic = true (or "
+        "plastic = true on the [[network.projection]] tables that learn)", model_type(ex.model)));
+  }
   const ConfigSection data = top.section("data");
   const DataSpec spec = read_data_spec(data, ex.network.seed);
   auto set = std::make_shared<const DataSet>(
