@@ -374,7 +374,8 @@ RunFileSummary read_run_summary(const std::string& path) {
       act.kind = kind;
       act.population = pop;
       const std::size_t rows = shape.empty() ? 0 : shape[0];
-      const std::size_t cols = shape.size() == 2 ? shape[1] : 1;  // "norm" records are [T]
+      std::size_t cols = 1;  // "norm" records are [T]; a batch axis gives [T, B, n]
+      for (std::size_t d = 1; d < shape.size(); ++d) cols *= shape[d];
       for (std::size_t r = 0; r < rows; ++r) {
         const std::size_t sample = r * static_cast<std::size_t>(stride);
         if (sample >= summary.time.size()) break;
@@ -384,6 +385,25 @@ RunFileSummary read_run_summary(const std::string& path) {
         act.mean.push_back(sum / static_cast<double>(cols));
       }
       summary.activity.push_back(std::move(act));
+    }
+    if (h5::exists(f, "/data")) {
+      h5::Handle data(h5::check(H5Gopen2(f, "/data", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
+      for (const auto& a : h5::attribute_names(data.get())) {
+        summary.data_attributes[a] = h5::read_attribute_text(data.get(), a);
+      }
+    }
+    if (h5::exists(f, "/metrics/epoch/time")) {
+      h5::Handle group(h5::check(H5Gopen2(f, "/metrics/epoch", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
+      for (const auto& a : h5::attribute_names(group.get())) {
+        summary.evaluation_attributes[a] = h5::read_attribute_text(group.get(), a);
+      }
+      for (const char* name : {"epoch", "time", "train_loss", "train_accuracy", "test_loss",
+                               "test_accuracy"}) {
+        const std::string set_path = std::string("/metrics/epoch/") + name;
+        if (!h5::exists(f, set_path)) continue;
+        summary.evaluation_names.emplace_back(name);
+        summary.evaluations.push_back(h5::read_dataset(f, set_path, shape));
+      }
     }
   } catch (const std::runtime_error& e) {
     if (dynamic_cast<const DataFileError*>(&e) != nullptr) throw;

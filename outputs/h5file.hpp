@@ -44,6 +44,12 @@ struct RunFileSummary {
     std::vector<double> mean;
   };
   std::vector<Activity> activity;
+  // A training run: /data attributes and the learning curve /metrics/epoch/<name> (columns in
+  // the order of `evaluation_names`), with the initial network's scores (attributes).
+  std::map<std::string, std::string> data_attributes;
+  std::vector<std::string> evaluation_names;
+  std::vector<std::vector<double>> evaluations;
+  std::map<std::string, std::string> evaluation_attributes;
 };
 
 // Throws DataFileError when the file is not a readable learnflow run file.

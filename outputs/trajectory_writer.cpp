@@ -564,6 +564,7 @@ void TrajectoryWriter::write_network(const Network& net) {
     h5::write_attribute(g.get(), "size", static_cast<std::int64_t>(p.size));
     h5::write_attribute(g.get(), "role", std::string(role_name(p.role)));
     h5::write_attribute(g.get(), "activation", std::string(activation_name(p.activation)));
+    if (p.activation == Activation::leaky_relu) h5::write_attribute(g.get(), "leaky_slope", p.activation.slope);
     h5::write_dataset(f, "/parameters/b/" + p.name, {static_cast<unsigned long long>(p.size)},
                       net.bias[i].data());
   }

@@ -88,7 +88,51 @@ int command_info(const std::string& file, std::size_t max_segments, bool show_co
       }
     }
   }
-  if (!s.activity.empty() && s.boundaries.size() >= 2) {
+  if (!s.data_attributes.empty()) {
+    const auto attr = [&](const char* key) {
+      const auto it = s.data_attributes.find(key);
+      return it == s.data_attributes.end() ? std::string("-") : it->second;
+    };
+    fmt::print("data: {}: {} training examples of {} features (crc32 {}), {} held out (crc32 {})\n",
+               attr("name"), attr("train_examples"), attr("train_features"), attr("train_crc32"),
+               attr("test_examples"), attr("test_crc32"));
+  }
+  if (!s.evaluations.empty()) {
+    // The learning curve: one row per evaluation, the initial network first.
+    fmt::print("learning curve ({} evaluations):\n", s.evaluations.front().size());
+    fmt::print("  {:>8} {:>12}", "epoch", "time");
+    for (const auto& name : s.evaluation_names) {
+      if (name != "epoch" && name != "time") fmt::print(" {:>15}", name);
+    }
+    fmt::print("\n  {:>8} {:>12}", 0, "-");
+    for (const auto& name : s.evaluation_names) {
+      if (name == "epoch" || name == "time") continue;
+      const auto it = s.evaluation_attributes.find("initial_" + name);
+      if (it == s.evaluation_attributes.end()) {
+        fmt::print(" {:>15}", "-");
+      } else {
+        fmt::print(" {:>15.6g}", std::stod(it->second));
+      }
+    }
+    fmt::print("\n");
+    const auto column = [&](const char* name) -> const std::vector<double>* {
+      for (std::size_t i = 0; i < s.evaluation_names.size(); ++i) {
+        if (s.evaluation_names[i] == name) return &s.evaluations[i];
+      }
+      return nullptr;
+    };
+    for (std::size_t r = 0; r < s.evaluations.front().size(); ++r) {
+      const auto* epoch = column("epoch");
+      const auto* time = column("time");
+      fmt::print("  {:>8.4g} {:>12.6g}", epoch ? (*epoch)[r] : 0.0, time ? (*time)[r] : 0.0);
+      for (std::size_t i = 0; i < s.evaluation_names.size(); ++i) {
+        if (s.evaluation_names[i] == "epoch" || s.evaluation_names[i] == "time") continue;
+        fmt::print(" {:>15.6g}", s.evaluations[i][r]);
+      }
+      fmt::print("\n");
+    }
+  }
+  if (!s.activity.empty() && s.boundaries.size() >= 2 && s.data_attributes.empty()) {
     const std::size_t segments = s.boundaries.size() - 1;
     fmt::print("wave arrival times (mean activity reaches half its change; x: forward wave, "
                "lambda: backward wave){}:\n", segments > max_segments

@@ -335,6 +335,7 @@ RunReport Run::execute() {
   RunReport report;
   report.result = integrate(*m.model, m.drive, state, spec, m.times, *forward_observer);
   const bool success = report.result.outcome == Outcome::success;
+  const bool training_run = m.experiment.input.kind == InputKind::dataset;
   if (evaluator && success) evaluator->finish(state, report.result.t);
   if (progress) progress->finish();
   m.writer->end_streaming();
@@ -343,7 +344,9 @@ RunReport Run::execute() {
   for (const DatasetAttribute& a : m.model->summary()) {
     m.writer->write_dataset_attribute(a.dataset, a.name, a.values);
   }
-  observer.write_waves(m.signal.boundaries(), report.result.t);
+  // Wave arrivals need several samples per input segment; a training run samples once per
+  // minibatch, so it has none (DESIGN's waves are for the relaxation runs).
+  if (!training_run) observer.write_waves(m.signal.boundaries(), report.result.t);
   m.writer->write_solver(report.result);
   if (adjoint != nullptr && report.result.outcome == Outcome::success) {
     const AdjointSweep sweep = sweep_backward(*adjoint, m.network, m.signal, spec, m.times, *store,
