@@ -1,5 +1,7 @@
 """Learning and relaxation metrics over time (/metrics): loss, alignment of the weight flow with
-the exact gradient, accuracy, relaxation residuals.
+the exact gradient, accuracy, relaxation residuals, and for training runs the learning curve
+(/metrics/epoch: training and held-out accuracy and loss after every epoch, the initial
+network's at t0).
 
 Subcommand: `metrics` (one panel per kind of metric the run file holds). The target relaxation
 of model dtp (/metrics/relaxation, /metrics/alignment/backprop, ...) is drawn by `relaxation`.
@@ -41,13 +43,45 @@ PANELS = (
 )
 
 
+# Training runs: the per-sample metrics describe the current minibatch at the end of its window.
+TRAINING_TITLES = {
+    "loss": "loss of the current minibatch (its mean over the examples)",
+    "accuracy": "accuracy of the current minibatch, outputs as they are",
+}
+CURVE_PANELS = (
+    Panel("accuracy", "learning curve: accuracy of the settled network after each epoch",
+          "fraction right", limits=(-0.05, 1.05)),
+    Panel("loss", "learning curve: mean loss of the settled network after each epoch", "V",
+          log=True),
+)
+
+
+def learning_curve(run, quantity):
+    """{label: (times, values)} of train_<quantity> and test_<quantity> (finite ones only)."""
+    curve = run.evaluations()
+    if not curve:
+        return {}
+    series = {}
+    for split, label in (("train", "training set"), ("test", "held-out set")):
+        values = curve.get(f"{split}_{quantity}")
+        if values is not None:
+            series[label] = (curve["time"], values)
+    return finite_series(series)
+
+
 def draw_metrics(run, args):
     """Figure: one panel per entry of PANELS with data, over time; PlotError if there are none."""
     shown = []
+    for panel in CURVE_PANELS:
+        series = learning_curve(run, panel.path)
+        if series:
+            shown.append((panel._replace(drawstyle="default"), series))
     for panel in PANELS:
         # Series without a single finite value (e.g. no target in the whole run) are left out.
         series = finite_series(run.metrics(panel.path))
         if series:
+            if run.is_training and panel.path in TRAINING_TITLES:
+                panel = panel._replace(title=TRAINING_TITLES[panel.path])
             shown.append((panel, series))
     if not shown:
         raise PlotError(f"{run.path}: no metrics to plot (/metrics/loss, /metrics/alignment/..., "
@@ -57,7 +91,8 @@ def draw_metrics(run, args):
     axes_list = figure.subplots(len(shown), 1, sharex=True, squeeze=False)[:, 0]
     for axes, (panel, series) in zip(axes_list, shown):
         _draw_panel(axes, panel, series)
-    mark_switches(axes_list, run.segments)
+    if not run.is_training:  # a training run switches at every minibatch
+        mark_switches(axes_list, run.segments)
     axes_list[-1].set_xlabel("time")
     figure.suptitle(run_title(run))
     return figure
@@ -65,7 +100,9 @@ def draw_metrics(run, args):
 
 def _draw_panel(axes, panel, series):
     for name, (times, values) in series.items():
-        axes.plot(times, values, linewidth=1.2, drawstyle=panel.drawstyle, label=name)
+        marker = "o" if panel in CURVE_PANELS and len(times) <= 60 else None
+        axes.plot(times, values, linewidth=1.2, drawstyle=panel.drawstyle, label=name,
+                  marker=marker, markersize=3)
     if panel.log:
         log_scale(axes, [values for _, values in series.values()])
     if panel.limits:

@@ -225,6 +225,31 @@ class RunFile:
             result[name] = (self.time[:length], dataset[:length].astype(float))
         return result
 
+    @property
+    def is_training(self):
+        """True for a training run ([data], [train]): it has /data and /metrics/epoch."""
+        return "data" in self._file
+
+    def evaluations(self):
+        """The learning curve of a training run: {name: values} of /metrics/epoch/<name> (time,
+        epoch, train_loss, train_accuracy, test_loss, test_accuracy), with the initial network's
+        scores (attributes initial_<name>) prepended at t0, epoch 0; empty for other runs."""
+        group = self._file.get("metrics/epoch")
+        if not isinstance(group, h5py.Group) or "time" not in group:
+            return {}
+        length = min(group[name].shape[0] for name in group)
+        curve = {}
+        for name in group:
+            values = group[name][:length].astype(float)
+            if name == "time":
+                start = float(self._file["schedule"].attrs["t0"])
+            elif name == "epoch":
+                start = 0.0
+            else:
+                start = float(group.attrs.get(f"initial_{name}", np.nan))
+            curve[name] = np.concatenate([[start], values])
+        return curve
+
     def metric_attribute(self, path, attribute):
         """{name: values as a float array} of the attribute of the series of /metrics/<path>
         (see _metric_series) that have it."""

@@ -1,0 +1,82 @@
+"""B = 1 is the unbatched program, bit for bit: every run of tests/data/reference/runs.txt (the
+examples, shortened, and variants of each model) gives the datasets and attributes of the files
+that learnflow wrote there before the batch axis existed (commit 372f09d), read back by h5py.
+Only what cannot be equal is skipped (the creation time, wall-clock seconds); what later versions
+add (e.g. /parameters/final) is allowed.
+
+Run: LEARNFLOW_BIN=build/learnflow /usr/bin/python3 tests/python/test_reference.py -v
+"""
+
+import os
+import subprocess
+import tempfile
+import unittest
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+ROOT = Path(os.environ.get("LEARNFLOW_SOURCE_DIR", Path(__file__).resolve().parents[2]))
+BIN = Path(os.environ.get("LEARNFLOW_BIN", ROOT / "build" / "learnflow"))
+REFERENCE = ROOT / "tests" / "data" / "reference"
+SKIPPED_ATTRIBUTES = {("/", "created"), ("/solver", "wall_seconds"), ("/adjoint", "wall_seconds")}
+
+
+def runs():
+    for line in (REFERENCE / "runs.txt").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, config, overrides = (part.strip() for part in line.split("|"))
+        yield name, config, overrides.split()
+
+
+def objects(f):
+    found = {"/": f}
+    f.visititems(lambda name, obj: found.__setitem__("/" + name, obj))
+    return found
+
+
+def differences(reference, current):
+    """What the current file changes or lacks compared with the reference (a list of texts)."""
+    found = []
+    old, new = objects(reference), objects(current)
+    for path, obj in old.items():
+        if path not in new:
+            found.append(f"{path} missing")
+            continue
+        other = new[path]
+        if isinstance(obj, h5py.Dataset):
+            a, b = obj[()], other[()]
+            if a.shape != b.shape or a.dtype != b.dtype or a.tobytes() != b.tobytes():
+                found.append(f"{path} differs")
+        for name, value in obj.attrs.items():
+            if (path, name) in SKIPPED_ATTRIBUTES:
+                continue
+            if name not in other.attrs:
+                found.append(f"{path}@{name} missing")
+            elif np.asarray(value).tobytes() != np.asarray(other.attrs[name]).tobytes():
+                found.append(f"{path}@{name} differs")
+    return found
+
+
+class ReferenceTest(unittest.TestCase):
+
+    def test_every_reference_run_is_bit_identical(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, config, overrides in runs():
+                with self.subTest(run=name):
+                    out = Path(tmp) / f"{name}.h5"
+                    args = [str(BIN), "run", str(ROOT / config), "-o", str(out), "--quiet",
+                            "--threads", "1"]
+                    for assignment in overrides:
+                        args += ["--set", assignment]
+                    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True,
+                                            timeout=300)
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    with h5py.File(REFERENCE / f"{name}.h5", "r") as reference, \
+                            h5py.File(out, "r") as current:
+                        self.assertEqual(differences(reference, current), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
