@@ -6,7 +6,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps configure build demo test bench clean
+.PHONY: all deps configure build demo test bench bench-training clean
 
 all: build
 
@@ -30,6 +30,9 @@ test: build
 
 bench: build
 	$(PYTHON) bench/run_bench.py --build $(BUILD)
+
+bench-training: build
+	$(PYTHON) bench/training_bench.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD) out

@@ -21,9 +21,10 @@ void loss_error(Loss loss, const Eigen::Ref<const Eigen::VectorXd>& x,
     return;
   }
   // −∂V/∂x = y − (Σ y) softmax(x): the targets' total weights the softmax (1 for a one-hot or
-  // probability target).
-  const Eigen::ArrayXd p = (x.array() - x.maxCoeff()).exp();
-  e = y.array() - y.sum() * (p / p.sum());
+  // probability target). e holds exp(x − max x) first: no temporary (the RHS allocates nothing).
+  e = (x.array() - x.maxCoeff()).exp();
+  const double total = e.sum();
+  e = y.array() - y.sum() * (e.array() / total);
 }
 
 double batch_loss(Loss loss, const Eigen::Ref<const Eigen::MatrixXd>& x,

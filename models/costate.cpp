@@ -176,17 +176,18 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
     for (std::size_t i = 0; i < bias_chunks_.size(); ++i) bias_chunk(i);
     return;
   }
+  // Chunks are handed out one at a time: their work differs by layer (see for_each_chunk).
 #pragma omp parallel
   {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (std::size_t i = 0; i < chunks.size(); ++i) forward_chunk(i);
 #pragma omp single
     output_error(s);  // needs every x; its barrier makes every δ visible to the phases below
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 1) nowait
     for (std::size_t i = 0; i < chunks.size(); ++i) costate_chunk(i);
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 1) nowait
     for (std::size_t i = 0; i < weight_chunks_.size(); ++i) weight_chunk(i);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (std::size_t i = 0; i < bias_chunks_.size(); ++i) bias_chunk(i);
   }
 }

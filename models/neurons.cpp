@@ -7,6 +7,11 @@ namespace {
 // with bit-identical results (Eigen's row-major GEMV computes each row alike, whatever the rows
 // around it); populations of up to 256 neurons are then one chunk each.
 constexpr Eigen::Index rows_per_chunk = 256;
+// With a batch a chunk is a matrix-matrix product of its rows: 64 rows × B examples is still a
+// product worth its call, and a 256-wide population then splits into chunks the threads can
+// share (one chunk per population left one thread idle on 784-256-256-10). The partition is
+// fixed by the network and B, so the bits still do not depend on the thread count.
+constexpr Eigen::Index rows_per_batched_chunk = 64;
 }
 
 NeuronIndex::NeuronIndex(const Network& network, StateLayout& layout, const std::string& kind)
@@ -37,8 +42,9 @@ NeuronIndex::NeuronIndex(const Network& network, StateLayout& layout, const std:
   }
   for (std::size_t p = 0; p < pops.size(); ++p) {
     if (is_input(p)) continue;
-    for (Eigen::Index r = 0; r < pops[p].size; r += rows_per_chunk) {
-      chunks_.push_back({p, r, std::min(r + rows_per_chunk, pops[p].size)});
+    const Eigen::Index rows = examples_ == 1 ? rows_per_chunk : rows_per_batched_chunk;
+    for (Eigen::Index r = 0; r < pops[p].size; r += rows) {
+      chunks_.push_back({p, r, std::min(r + rows, pops[p].size)});
     }
   }
 }

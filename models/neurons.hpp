@@ -91,11 +91,14 @@ inline constexpr Eigen::Index parallel_min_work = 32768;
 // body(i) for every i < n: in a parallel loop when `parallel` and more than one thread is
 // available, else in order with no OpenMP construct at all (an inactive region still costs a
 // futex; a one-thread region made P1 (L = 8, n = 256) ~10% slower). Both paths do the same work
-// for each i, so when the bodies write disjoint outputs the bits do not depend on the path.
+// for each i, so when the bodies write disjoint outputs the bits do not depend on the path. The
+// chunks are handed out one at a time (dynamic schedule): their work differs (a 784-input layer's
+// rows cost three times a 256-input layer's), and which thread computes a chunk does not change
+// its bits.
 template <class Body>
 void for_each_chunk(bool parallel, std::size_t n, Body&& body) {
   if (parallel && omp_get_max_threads() > 1) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
     for (std::size_t i = 0; i < n; ++i) body(i);
   } else {
     for (std::size_t i = 0; i < n; ++i) body(i);

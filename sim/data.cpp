@@ -221,6 +221,11 @@ DataSpec read_data_spec(const ConfigSection& data, std::uint64_t default_split_s
     if (seed < 0) data.fail("split_seed", fmt::format("must be >= 0, got {}", seed));
     options.split_seed = static_cast<std::uint64_t>(seed);
   }
+  if (data.has("limit")) {
+    const std::int64_t limit = data.integer("limit");
+    if (limit <= 0) data.fail("limit", fmt::format("must be > 0 (leave it out for every example), got {}", limit));
+    options.limit = static_cast<long>(limit);
+  }
   spec.classes_where = data.where("classes");
   spec.test_fraction_where = data.where("test_fraction");
   data.finish();

@@ -12,6 +12,7 @@
 //   classes = 10                     # default: max label + 1
 //   test_fraction = 0.2              # held out of train when there is no test file
 //   split_seed = 1                   # default: network.seed
+//   limit = 1000                     # only the first examples of each file (quick runs)
 #include <Eigen/Core>
 #include <cstdint>
 #include <string>

@@ -62,6 +62,14 @@ TEST_CASE("no model's RHS allocates (STYLE rule 1)") {
         "model.update=\"flow\""}},
       {"examples/gaitprop_patterns.toml", {}},
       {"examples/gaitprop_patterns.toml", {"model.mode=\"discrete\""}},
+      // Training runs: batches of 30 (64 for Fashion-MNIST), the RHS on n×B activities.
+      {"examples/digits_costate.toml", {}},
+      {"examples/digits_backprop.toml", {}},
+      {"examples/digits_dtp.toml", {}},
+      {"examples/digits_dtp.toml", {"model.iterations=0", "model.update=\"flow\""}},
+      {"examples/digits_gaitprop.toml", {}},
+      {"examples/digits_gaitprop.toml", {"model.mode=\"continuous\"", "model.lambda_orth=0.1"}},
+      {"examples/fashion_mnist_costate.toml", {"data.limit=256"}},
   };
   for (const auto& [file, overrides] : cases) {
     std::string label = file;

@@ -403,6 +403,16 @@ ExampleSet build_set(const ExampleTable& t, std::vector<long> rows, double scale
   return set;
 }
 
+// Keeps the first `count` examples of a table (all when it has fewer).
+void first_examples(ExampleTable& table, long count) {
+  const Index n = std::min<Index>(table.x.rows(), count);
+  table.x = table.x.topRows(n).eval();
+  if (!table.labels.empty()) table.labels.resize(static_cast<std::size_t>(n));
+  if (table.targets.size() > 0) table.targets = table.targets.topRows(n).eval();
+  if (!table.lines.empty()) table.lines.resize(static_cast<std::size_t>(n));
+  if (!table.label_lines.empty()) table.label_lines.resize(static_cast<std::size_t>(n));
+}
+
 std::vector<long> all_rows(Index n) {
   std::vector<long> rows(static_cast<std::size_t>(n));
   std::iota(rows.begin(), rows.end(), 0L);
@@ -525,8 +535,12 @@ DataSet make_data_set(std::string name, ExampleTable train, std::optional<Exampl
   // The config reader validates these; a caller that builds DataOptions itself must too.
   assert(std::isnan(options.scale) || (std::isfinite(options.scale) && options.scale > 0));
   assert(options.test_fraction >= 0 && options.test_fraction < 1);
-  assert(options.classes >= 0);
+  assert(options.classes >= 0 && options.limit >= 0);
 
+  if (options.limit > 0) {
+    first_examples(train, options.limit);
+    if (test) first_examples(*test, options.limit);
+  }
   check_table(train, n_in, n_out);
   const Kind kind = kind_of(train);
   if (test) {

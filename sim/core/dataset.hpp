@@ -89,6 +89,7 @@ struct DataOptions {
   long classes = 0;            // 0: max label + 1 (over train and test)
   double test_fraction = 0.2;  // only when there is no test file; 0: no held-out set
   std::uint64_t split_seed = 1;
+  long limit = 0;              // > 0: only the first `limit` examples of each file (quick runs)
 };
 
 // Validates and prepares the examples for a network with n_in inputs and n_out outputs:

@@ -16,13 +16,20 @@ ROOT = Path(os.environ.get("LEARNFLOW_SOURCE_DIR", Path(__file__).resolve().pare
 BIN = Path(os.environ.get("LEARNFLOW_BIN", ROOT / "build" / "learnflow"))
 PYTHON = "/usr/bin/python3"
 
-# Simulated time each example is shortened to (long enough to cross a few input switches).
+# How each example is shortened: a simulated time (long enough to cross a few input switches),
+# or for training runs (whose length follows from [train]) overrides that leave one epoch on a
+# tenth of the data.
 SHORT_T_END = {
     "forward_wave.toml": None,      # the demo runs in full
     "backward_wave.toml": None,
     "dtp_relaxation.toml": 130.0,
     "xor_costate.toml": 400.0,
     "gaitprop_patterns.toml": 60.0,
+    "digits_costate.toml": ["train.epochs=1", "data.test_fraction=0.9"],
+    "digits_backprop.toml": ["train.epochs=1", "data.test_fraction=0.9"],
+    "digits_gaitprop.toml": ["train.epochs=1", "data.test_fraction=0.9"],
+    "digits_dtp.toml": ["train.epochs=1", "data.test_fraction=0.9"],
+    "fashion_mnist_costate.toml": ["train.epochs=1", "data.limit=640"],
 }
 
 
@@ -51,8 +58,12 @@ class ExamplesTest(unittest.TestCase):
                 self.assertIn("valid", result.stdout)
                 out = self.dir / (config.stem + ".h5")
                 args = ["run", config, "-o", out, "--quiet"]
-                if SHORT_T_END[config.name] is not None:
-                    args += ["--set", f"integrator.t_end={SHORT_T_END[config.name]}"]
+                short = SHORT_T_END[config.name]
+                if isinstance(short, list):
+                    for assignment in short:
+                        args += ["--set", assignment]
+                elif short is not None:
+                    args += ["--set", f"integrator.t_end={short}"]
                 result = learnflow(*args, cwd=self.dir)
                 self.assertEqual(result.returncode, 0, result.stderr)
                 with h5py.File(out, "r") as f:
