@@ -78,8 +78,8 @@ void BackpropSgdModel::rhs(const State&, State& ds, double) const {
   std::fill(ds.begin(), ds.end(), 0.0);  // learning happens in the events
 }
 
-void BackpropSgdModel::step(State& s) const {
-  const auto g = reference_.gradient_batch(weights(s), biases(s), drive_->at(0.0), drive_->target());
+void BackpropSgdModel::step(State& s, double t) const {
+  const auto g = reference_.gradient_batch(weights(s), biases(s), drive_->at(t), drive_->target());
   for (std::size_t p = 0; p < network_->populations.size(); ++p) {
     if (!x_.is_input(p)) layout_.examples(s, x_.block(p)) = g.x[p];
   }
@@ -96,8 +96,8 @@ void BackpropSgdModel::step(State& s) const {
   }
 }
 
-void BackpropSgdModel::enter_segment(State& s, double) const {
-  if (drive_->signal().starts_presentation(drive_->segment()) && drive_->has_target()) step(s);
+void BackpropSgdModel::enter_segment(State& s, double t) const {
+  if (drive_->signal().starts_presentation(drive_->segment()) && drive_->has_target()) step(s, t);
 }
 
 std::vector<std::string> BackpropSgdModel::metric_names() const {
@@ -110,14 +110,14 @@ std::vector<std::string> BackpropSgdModel::metric_names() const {
   return names;
 }
 
-void BackpropSgdModel::metrics(const State& s, double, std::span<double> out) const {
+void BackpropSgdModel::metrics(const State& s, double t, std::span<double> out) const {
   // The forward pass of the current minibatch (at the parameters before its step).
   x_.gather_outputs(layout_, s, output_x_);
   std::size_t at = 0;
   out[at++] = target_loss(params_.loss, *drive_, output_x_);
   if (patterns_) {
     const InputSpec& spec = drive_->signal().spec();
-    Eigen::MatrixXd inputs(drive_->at(0.0).rows(), static_cast<Eigen::Index>(*patterns_));
+    Eigen::MatrixXd inputs(drive_->at(t).rows(), static_cast<Eigen::Index>(*patterns_));
     Eigen::MatrixXd targets(output_x_.rows(), inputs.cols());
     for (std::size_t i = 0; i < *patterns_; ++i) {
       inputs.col(static_cast<Eigen::Index>(i)) = Eigen::Map<const Eigen::VectorXd>(spec.sequence[i].data(), inputs.rows());

@@ -46,9 +46,9 @@ class BackpropSgdModel final : public Model {
   std::vector<ParameterArray> parameters(const State& s) const override;
 
   const BackpropParams& params() const noexcept { return params_; }
-  // One SGD step on the drive's current minibatch (what a presentation's start does): stores its
-  // forward pass at the current parameters in x and updates the plastic parameters.
-  void step(State& s) const;
+  // One SGD step on the drive's current minibatch, input at t (what a presentation's start does):
+  // stores its forward pass at the current parameters in x and updates the plastic parameters.
+  void step(State& s, double t) const;
   std::vector<WeightView> weights(const State& s) const;
   std::vector<Eigen::VectorXd> biases(const State& s) const;
 

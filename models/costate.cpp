@@ -9,6 +9,9 @@ namespace lf {
 namespace {
 constexpr Eigen::Index rows_per_weight_chunk = 64;
 constexpr double undefined = std::numeric_limits<double>::quiet_NaN();
+// The norm ratio ‖γẆ‖/‖∂V/∂W‖ is reported only where the gradient is at least this fraction of
+// the flow (a ratio below 1e12).
+constexpr double negligible_gradient = 1e-12;
 }  // namespace
 
 CostateModel::CostateModel(const Network& network, const CostateParams& params, const Drive& drive)
@@ -253,7 +256,11 @@ void CostateModel::metrics(const State& s, double t, std::span<double> out) cons
       const double norm_g = gradient[k].norm(), norm_f = flows[k].norm();
       if (norm_g == 0.0 || norm_f == 0.0) continue;
       cosine[k] = flows[k].dot(gradient[k]) / (norm_f * norm_g);
-      ratio[k] = params_.gamma * norm_f / norm_g;
+      // Once the current examples are learned the exact gradient can vanish (a saturated softmax:
+      // 1e-130) while the flow still carries what λ held from the examples before: the ratio then
+      // measures nothing but the vanishing gradient, and is left undefined.
+      const double flow = params_.gamma * norm_f;
+      if (norm_g >= negligible_gradient * flow) ratio[k] = flow / norm_g;
     }
   }
   for (std::size_t k = 0; k < n_proj; ++k) out[at++] = cosine[k];

@@ -354,10 +354,11 @@ void DtpModel::rhs(const State& s, State& ds, double t) const {
   }
 }
 
-RowMatrix DtpModel::update_direction(const State& s, std::size_t l, bool layer_scaled) const {
-  // h_{l−1}: the input in force for the first layer (the target phase's, as the update is applied
+RowMatrix DtpModel::update_direction(const State& s, std::size_t l, bool layer_scaled,
+                                     double t) const {
+  // h_{l−1}: the input at t for the first layer (the target phase's, as the update is applied
   // when the phase ends: leave_segment).
-  const Eigen::MatrixXd below = l == 1 ? drive_->at(0.0) : Eigen::MatrixXd(h(s, l - 1));
+  const Eigen::MatrixXd below = l == 1 ? drive_->at(t) : Eigen::MatrixXd(h(s, l - 1));
   const Eigen::MatrixXd code = sigma(l - 1, below);
   const Eigen::MatrixXd miss = target(s, l) - h(s, l);
   if (examples_ == 1) {
@@ -379,14 +380,16 @@ RowMatrix DtpModel::update_direction(const State& s, std::size_t l, bool layer_s
   return RowMatrix(miss * scale.asDiagonal() * code.transpose());
 }
 
-void DtpModel::apply_update(State& s) const {
+void DtpModel::apply_update(State& s, double t) const {
   std::vector<RowMatrix> steps;
-  for (std::size_t l = 1; l <= depth_; ++l) steps.push_back(update_direction(s, l, params_.update == DtpUpdate::dtp));
+  for (std::size_t l = 1; l <= depth_; ++l) {
+    steps.push_back(update_direction(s, l, params_.update == DtpUpdate::dtp, t));
+  }
   for (std::size_t l = 1; l <= depth_; ++l) layout_.matrix(s, w_[l]) += params_.eta * steps[l - 1];
 }
 
-void DtpModel::begin_target_phase(State& s) const {
-  const Eigen::MatrixXd& u = drive_->at(0.0);
+void DtpModel::begin_target_phase(State& s, double t) const {
+  const Eigen::MatrixXd& u = drive_->at(t);
   layout_.examples(s, target_[0]) = u;
   for (std::size_t l = 1; l <= depth_; ++l) layout_.examples(s, target_[l]) = h(s, l);
   const Eigen::MatrixXd tau_out = h(s, depth_) + params_.beta * output_error(s);
@@ -446,7 +449,7 @@ void DtpModel::close_target_phase(const State& s) const {
   }
 }
 
-void DtpModel::leave_segment(State& s, double) const {
+void DtpModel::leave_segment(State& s, double t) const {
   const std::size_t k = drive_->segment();
   const InputSignal& signal = drive_->signal();
   const auto& names = signal.spec().phase_names;
@@ -455,17 +458,17 @@ void DtpModel::leave_segment(State& s, double) const {
   // The target phase ends: its relaxation is closed and the update applied while the drive still
   // holds the phase's input (h_0 of the first layer's update).
   close_target_phase(s);
-  if (params_.update == DtpUpdate::dtp1 || params_.update == DtpUpdate::dtp) apply_update(s);
+  if (params_.update == DtpUpdate::dtp1 || params_.update == DtpUpdate::dtp) apply_update(s, t);
 }
 
-void DtpModel::enter_segment(State& s, double) const {
+void DtpModel::enter_segment(State& s, double t) const {
   const std::size_t k = drive_->segment();
   const auto& names = drive_->signal().spec().phase_names;
   const bool target_now = in_target_phase();
   const bool target_before = k > 0 && names[drive_->signal().phase(k - 1)] == "target";
-  if (target_now && !target_before) begin_target_phase(s);
+  if (target_now && !target_before) begin_target_phase(s, t);
   if (!target_now) {
-    layout_.examples(s, target_[0]) = drive_->at(0.0);
+    layout_.examples(s, target_[0]) = drive_->at(t);
     for (std::size_t l = 1; l <= depth_; ++l) layout_.examples(s, target_[l]) = h(s, l);
   }
 }

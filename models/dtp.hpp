@@ -79,13 +79,13 @@ class DtpModel final : public Model {
   Eigen::MatrixXd autoencoder_jacobian(const State& s, std::size_t l, const Eigen::VectorXd& x) const;
   Eigen::MatrixXd residual_jacobian(const State& s, std::size_t l, const Eigen::VectorXd& x) const;
   // The end-of-phase update ΔW_l (DTP1, or DTP when scaled) from the targets in s, the batch
-  // mean of the examples' updates.
-  RowMatrix update_direction(const State& s, std::size_t l, bool layer_scaled) const;
-  // Applies W_l += η ΔW_l to every layer (DTP1 or DTP as configured).
-  void apply_update(State& s) const;
-  // Sets the targets of the target phase: τ_L = h_L − β ∂L/∂h_L, τ_l = h_l below (relaxed by
-  // the ODE), or the discrete iterates.
-  void begin_target_phase(State& s) const;
+  // mean of the examples' updates; h_0 is the input in force at t.
+  RowMatrix update_direction(const State& s, std::size_t l, bool layer_scaled, double t) const;
+  // Applies W_l += η ΔW_l to every layer (DTP1 or DTP as configured), input at t.
+  void apply_update(State& s, double t) const;
+  // Sets the targets of the target phase starting at t: τ_L = h_L − β ∂L/∂h_L, τ_l = h_l below
+  // (relaxed by the ODE), or the discrete iterates.
+  void begin_target_phase(State& s, double t) const;
 
  private:
   bool in_target_phase() const;

@@ -374,8 +374,18 @@ std::string validate_experiment(const Experiment& ex) {
                                  sample_times(ex.integrator.t0, ex.integrator.t_end,
                                               ex.output.sample_dt).size(),
                                  model->layout().size());
+  if (ex.input.kind == InputKind::dataset) {
+    const DataSet& data = *ex.input.data;
+    text += fmt::format("data: {}, {} training and {} held-out examples of {} features; {} "
+                        "epoch(s) of {} minibatches of {}, each shown for {}\n",
+                        data.name, data.train.size(), data.test.size(), data.train.inputs.rows(),
+                        ex.input.train.epochs, signal.minibatches_per_epoch(), ex.input.train.batch,
+                        ex.input.present);
+  }
   for (const Block& b : model->layout().blocks()) {
-    text += fmt::format("  {:<24} [{}]\n", b.name(), fmt::join(b.shape, "x"));
+    text += fmt::format("  {:<24} [{}]{}\n", b.name(), fmt::join(b.shape, "x"),
+                        b.per_example() && b.examples > 1 ? fmt::format(" × {} examples", b.examples)
+                                                          : std::string());
   }
   return text;
 }
