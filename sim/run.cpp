@@ -104,10 +104,14 @@ class Evaluator {
     if (log_) {
       if (progress_) progress_->finish();  // the line is drawn again at the next step
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      fmt::print(stderr, "learnflow: epoch {:.4g}/{}: train loss {:.4g} accuracy {:.4f}, test loss "
-                 "{:.4g} accuracy {:.4f} (evaluated in {:.2f} s)\n", epoch,
-                 signal_.spec().train.epochs, train.loss, train.accuracy, test.loss, test.accuracy,
-                 seconds);
+      std::vector<std::string> parts;
+      for (const auto& [split, score] : {std::pair{"train", train}, std::pair{"test", test}}) {
+        if (!std::isnan(score.loss)) {
+          parts.push_back(fmt::format("{} loss {:.4g} accuracy {:.4f}", split, score.loss, score.accuracy));
+        }
+      }
+      fmt::print(stderr, "learnflow: epoch {:.4g}/{}: {} (evaluated in {:.2f} s)\n", epoch,
+                 signal_.spec().train.epochs, fmt::join(parts, ", "), seconds);
     }
   }
 
