@@ -160,6 +160,7 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
     // After the segment's last sample, before the input switches (the next segment restarts the
     // stepper, so a change of the state here is safe).
     job.model.leave_segment(policy.state(), t_end);
+    job.observer.segment_end(policy.state(), t_end);
   }
   return finish(Outcome::success, t, {});
 }

@@ -46,6 +46,9 @@ class IntegrationObserver {
   virtual void step(const State& /*s*/, double /*t*/, double /*dt*/, const SolverStats& /*stats*/) {}
   // At the start of every input segment, after the input switched (s is continuous there).
   virtual void segment_start(const State& /*s*/, double /*t*/) {}
+  // At the end of every input segment, after its last sample and the model's exit events
+  // (Model::leave_segment), before the input switches.
+  virtual void segment_end(const State& /*s*/, double /*t*/) {}
 };
 
 

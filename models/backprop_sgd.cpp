@@ -80,9 +80,6 @@ void BackpropSgdModel::rhs(const State&, State& ds, double) const {
 
 void BackpropSgdModel::step(State& s, double t) const {
   const auto g = reference_.gradient_batch(weights(s), biases(s), drive_->at(t), drive_->target());
-  for (std::size_t p = 0; p < network_->populations.size(); ++p) {
-    if (!x_.is_input(p)) layout_.examples(s, x_.block(p)) = g.x[p];
-  }
   const double eta = params_.eta, decay = params_.eta * params_.kappa;
   for (std::size_t k = 0; k < weight_block_.size(); ++k) {
     if (!weight_block_[k]) continue;
@@ -97,7 +94,19 @@ void BackpropSgdModel::step(State& s, double t) const {
 }
 
 void BackpropSgdModel::enter_segment(State& s, double t) const {
-  if (drive_->signal().starts_presentation(drive_->segment()) && drive_->has_target()) step(s, t);
+  if (!drive_->signal().starts_presentation(drive_->segment())) return;
+  // The new minibatch's forward pass at the current parameters, shown in x during its window.
+  const auto settled = reference_.settle_batch(weights(s), biases(s), drive_->at(t));
+  for (std::size_t p = 0; p < network_->populations.size(); ++p) {
+    if (!x_.is_input(p)) layout_.examples(s, x_.block(p)) = settled.x[p];
+  }
+}
+
+void BackpropSgdModel::leave_segment(State& s, double t) const {
+  const InputSignal& signal = drive_->signal();
+  const std::size_t k = drive_->segment();
+  const bool ends_presentation = k + 1 == signal.segments() || signal.starts_presentation(k + 1);
+  if (ends_presentation && drive_->has_target()) step(s, t);
 }
 
 std::vector<std::string> BackpropSgdModel::metric_names() const {

@@ -8,8 +8,9 @@
 // It is not an ODE: its state holds the learned parameters and the forward pass of the current
 // minibatch, its right-hand side is zero, and learning happens in the schedule's events. At the
 // start of every presentation (a minibatch of a training run, or a vector of a sequence) the
-// minibatch's forward pass x = σ(W x + b) at the current parameters is settled and stored, and
-// every plastic projection and plastic bias takes one step
+// minibatch's forward pass x = σ(W x + b) at the current parameters is settled and stored; at
+// its end (when the continuous models' weights have flowed for the whole window) every plastic
+// projection and plastic bias takes one step
 //     W ← W + η (−∂V̄/∂W − κ W),      b ← b + η (−∂V̄/∂b − κ b),      V̄ = (1/B) Σ_b V(x_b, y_b).
 // Learning-rate mapping to the continuous models (documented in README.md): the costate flow
 // γ Ẇ = −∂V̄/∂W − κ W moves the weights by (P/γ)(−∂V̄/∂W − κ W) over a minibatch shown for
@@ -39,6 +40,7 @@ class BackpropSgdModel final : public Model {
   void initial_state(State& s) const override;
   void rhs(const State& s, State& ds, double t) const override;
   void enter_segment(State& s, double t) const override;
+  void leave_segment(State& s, double t) const override;
   std::vector<std::string> metric_names() const override;
   void metrics(const State& s, double t, std::span<double> out) const override;
   bool predict(const State& s, const Eigen::Ref<const Eigen::MatrixXd>& inputs,
@@ -46,8 +48,7 @@ class BackpropSgdModel final : public Model {
   std::vector<ParameterArray> parameters(const State& s) const override;
 
   const BackpropParams& params() const noexcept { return params_; }
-  // One SGD step on the drive's current minibatch, input at t (what a presentation's start does):
-  // stores its forward pass at the current parameters in x and updates the plastic parameters.
+  // One SGD step on the drive's current minibatch, input at t (what a presentation's end does).
   void step(State& s, double t) const;
   std::vector<WeightView> weights(const State& s) const;
   std::vector<Eigen::VectorXd> biases(const State& s) const;

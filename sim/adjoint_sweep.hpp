@@ -16,6 +16,7 @@ class ForwardRecorder final : public IntegrationObserver {
   void sample(const State& s, double t) override { inner_.sample(s, t); }
   void step(const State& s, double t, double dt, const SolverStats& stats) override;
   void segment_start(const State& s, double t) override;
+  void segment_end(const State& s, double t) override { inner_.segment_end(s, t); }
 
  private:
   void record(const State& s, double t);

@@ -78,16 +78,13 @@ class Evaluator {
     return {"time", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"};
   }
 
-  // At the start of segment k: after every `every_` minibatches, an evaluation.
-  void segment_start(const State& s, double t, std::size_t segment) {
-    if (!signal_.starts_minibatch(segment)) return;
-    const std::size_t done = signal_.minibatch(segment);
-    if (done > 0 && done % every_ == 0) evaluate(s, t, done);
-  }
-
-  // After the last minibatch.
-  void finish(const State& s, double t) {
-    evaluate(s, t, signal_.minibatches_per_epoch() * static_cast<std::size_t>(signal_.spec().train.epochs));
+  // At the end of segment k (after its events, before the next minibatch's): after every
+  // `every_` minibatches, and after the last one, an evaluation.
+  void segment_end(const State& s, double t, std::size_t segment) {
+    const bool last = segment + 1 == signal_.segments();
+    if (!last && !signal_.starts_minibatch(segment + 1)) return;
+    const std::size_t done = signal_.minibatch(segment) + 1;
+    if (last || done % every_ == 0) evaluate(s, t, done);
   }
 
   double last_test_accuracy() const { return last_test_accuracy_; }
@@ -173,14 +170,15 @@ class RunObserver final : public IntegrationObserver {
     if (progress_) progress_->update(t, dt, stats);
   }
 
-  void segment_start(const State& s, double t) override {
+  void segment_start(const State&, double t) override {
     if (started_) close_segment(t);
     started_ = true;
     segment_begin_ = t;
-    if (evaluator_ != nullptr) {
-      evaluator_->segment_start(s, t, drive_.segment());
-      if (progress_) progress_->set_status(training_status());
-    }
+    if (evaluator_ != nullptr && progress_) progress_->set_status(training_status());
+  }
+
+  void segment_end(const State& s, double t) override {
+    if (evaluator_ != nullptr) evaluator_->segment_end(s, t, drive_.segment());
   }
 
   // /waves/<kind>/<pop>: one arrival per input segment (NaN where undefined or not reached).
@@ -340,7 +338,6 @@ RunReport Run::execute() {
   report.result = integrate(*m.model, m.drive, state, spec, m.times, *forward_observer);
   const bool success = report.result.outcome == Outcome::success;
   const bool training_run = m.experiment.input.kind == InputKind::dataset;
-  if (evaluator && success) evaluator->finish(state, report.result.t);
   if (progress) progress->finish();
   m.writer->end_streaming();
   if (success) m.writer->write_parameters("final", m.model->parameters(state));

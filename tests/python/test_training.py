@@ -268,6 +268,21 @@ class TrainingRunsTest(unittest.TestCase):
         self.assertIn("output.examples: 30 is not an example of the batch", result.stderr)
         self.assertFalse((self.dir / "bad.h5").exists())
 
+    def test_an_epoch_score_does_not_depend_on_what_follows(self):
+        # Regression: evaluations ran after the next minibatch's start events, so backprop's
+        # epoch 1 already held epoch 2's first step. Now they run at the end of an epoch's last
+        # segment, after its own events and before the next's.
+        config = self.dir / "backprop.toml"
+        scores = []
+        for epochs in (1, 2):
+            out = self.dir / f"epochs{epochs}.h5"
+            result = learnflow("run", config, "-o", out, "--quiet", "--set", f"train.epochs={epochs}")
+            self.assertEqual(result.returncode, 0, result.stderr)
+            with h5py.File(out, "r") as f:
+                scores.append((f["metrics/epoch/test_loss"][0], f["metrics/epoch/test_accuracy"][0],
+                               f["metrics/epoch/time"][0]))
+        self.assertEqual(scores[0], scores[1])
+
     def test_a_run_continues_from_a_file_final_parameters(self):
         config = self.dir / "backprop.toml"
         out = self.dir / "continued.h5"
