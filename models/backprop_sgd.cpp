@@ -10,7 +10,8 @@ namespace lf {
 BackpropSgdModel::BackpropSgdModel(const Network& network, const BackpropParams& params,
                                    const Drive& drive)
     : network_(&network), params_(params), drive_(&drive), layout_(drive.signal().batch_shape()),
-      x_(network, layout_, "x"), reference_(network, 1.0, params.loss, drive.error_rows()) {
+      x_(network, layout_, "x"), learned_(network, layout_, params.plastic_bias),
+      reference_(network, 1.0, params.loss, drive.error_rows()) {
   const InputSpec& input = drive.signal().spec();
   const bool sequence = input.kind == InputKind::sequence && !input.targets.empty();
   if (!sequence && input.kind != InputKind::dataset) {
@@ -18,60 +19,22 @@ BackpropSgdModel::BackpropSgdModel(const Network& network, const BackpropParams&
                                         "training data set ([data] and [train]) or a sequence "
                                         "input with targets");
   }
-  const auto& pops = network.populations;
-  std::vector<bool> plastic_input(pops.size(), false);
-  for (const Projection& q : network.projections) {
-    if (!q.plastic) {
-      weight_block_.emplace_back();
-      continue;
-    }
-    plastic_input[q.to] = true;
-    const std::vector<Eigen::Index> shape =
-        q.sparse ? std::vector<Eigen::Index>{q.csr.nonZeros()} : std::vector<Eigen::Index>{q.rows(), q.cols()};
-    weight_block_.emplace_back(layout_.add("W", q.name, shape));
-  }
-  for (std::size_t p = 0; p < pops.size(); ++p) {
-    if (params.plastic_bias && plastic_input[p]) {
-      bias_block_.emplace_back(layout_.add("b", pops[p].name, {pops[p].size}));
-    } else {
-      bias_block_.emplace_back();
-    }
-  }
   if (sequence) patterns_ = input.sequence.size();
   batch_accuracy_ = input.kind == InputKind::dataset;
   output_x_.resize(x_.outputs(), x_.examples());
 }
 
 std::vector<WeightView> BackpropSgdModel::weights(const State& s) const {
-  std::vector<WeightView> w;
-  for (std::size_t k = 0; k < network_->projections.size(); ++k) {
-    if (weight_block_[k]) {
-      w.push_back({&network_->projections[k], s.data() + layout_.block(*weight_block_[k]).offset});
-    } else {
-      w.push_back(network_weights(*network_, k));
-    }
-  }
-  return w;
+  return learned_.weights(layout_, s);
 }
 
 std::vector<Eigen::VectorXd> BackpropSgdModel::biases(const State& s) const {
-  std::vector<Eigen::VectorXd> b;
-  for (std::size_t p = 0; p < network_->populations.size(); ++p) {
-    b.emplace_back(bias_block_[p] ? Eigen::VectorXd(layout_.vector(s, *bias_block_[p])) : network_->bias[p]);
-  }
-  return b;
+  return learned_.biases(layout_, s);
 }
 
 void BackpropSgdModel::initial_state(State& s) const {
   std::fill(s.begin(), s.end(), 0.0);
-  for (std::size_t k = 0; k < weight_block_.size(); ++k) {
-    if (!weight_block_[k]) continue;
-    const WeightView w = network_weights(*network_, k);
-    layout_.vector(s, *weight_block_[k]) = Eigen::Map<const Eigen::VectorXd>(w.values, w.size());
-  }
-  for (std::size_t p = 0; p < bias_block_.size(); ++p) {
-    if (bias_block_[p]) layout_.vector(s, *bias_block_[p]) = network_->bias[p];
-  }
+  learned_.initial_state(layout_, s);
 }
 
 void BackpropSgdModel::rhs(const State&, State& ds, double) const {
@@ -81,14 +44,14 @@ void BackpropSgdModel::rhs(const State&, State& ds, double) const {
 void BackpropSgdModel::step(State& s, double t) const {
   const auto g = reference_.gradient_batch(weights(s), biases(s), drive_->at(t), drive_->target());
   const double eta = params_.eta, decay = params_.eta * params_.kappa;
-  for (std::size_t k = 0; k < weight_block_.size(); ++k) {
-    if (!weight_block_[k]) continue;
-    auto w = layout_.vector(s, *weight_block_[k]);
+  for (std::size_t k = 0; k < network_->projections.size(); ++k) {
+    if (!learned_.weight_block(k)) continue;
+    auto w = layout_.vector(s, *learned_.weight_block(k));
     w = (1.0 - decay) * w + eta * g.weights[k];
   }
-  for (std::size_t p = 0; p < bias_block_.size(); ++p) {
-    if (!bias_block_[p]) continue;
-    auto b = layout_.vector(s, *bias_block_[p]);
+  for (std::size_t p = 0; p < network_->populations.size(); ++p) {
+    if (!learned_.bias_block(p)) continue;
+    auto b = layout_.vector(s, *learned_.bias_block(p));
     b = (1.0 - decay) * b + eta * g.biases[p];
   }
 }

@@ -58,9 +58,8 @@ class BackpropSgdModel final : public Model {
   BackpropParams params_;
   const Drive* drive_;
   StateLayout layout_;
-  NeuronIndex x_;                                     // x/<pop>: the minibatch's forward pass
-  std::vector<std::optional<BlockId>> weight_block_;  // W/<proj> for plastic projections
-  std::vector<std::optional<BlockId>> bias_block_;    // b/<pop> for plastic biases
+  NeuronIndex x_;               // x/<pop>: the minibatch's forward pass
+  PlasticParameters learned_;   // W/<proj>, b/<pop>
   ExactBackprop reference_;
   std::optional<std::size_t> patterns_;  // sequence with targets: settled accuracy over its pairs
   bool batch_accuracy_ = false;          // training runs: accuracy of the minibatch

@@ -17,32 +17,17 @@ constexpr double negligible_gradient = 1e-12;
 CostateModel::CostateModel(const Network& network, const CostateParams& params, const Drive& drive)
     : network_(&network), params_(params), drive_(&drive), layout_(drive.signal().batch_shape()),
       x_(network, layout_, "x"), lambda_(network, layout_, "lambda"),
+      learned_(network, layout_, params.plastic_bias),
       reference_(network, params.c, params.loss, drive.error_rows()) {
-  const auto& pops = network.populations;
-  std::vector<bool> plastic_input(pops.size(), false);
   for (std::size_t k = 0; k < network.projections.size(); ++k) {
     const Projection& q = network.projections[k];
-    if (!q.plastic) {
-      weight_block_.emplace_back();
-      continue;
-    }
-    plastic_input[q.to] = true;
-    const std::vector<Eigen::Index> shape =
-        q.sparse ? std::vector<Eigen::Index>{q.csr.nonZeros()} : std::vector<Eigen::Index>{q.rows(), q.cols()};
-    weight_block_.emplace_back(layout_.add("W", q.name, shape));
+    if (!learned_.weight_block(k)) continue;
     for (Eigen::Index r = 0; r < q.rows(); r += rows_per_weight_chunk) {
       weight_chunks_.push_back({k, r, std::min(r + rows_per_weight_chunk, q.rows())});
     }
   }
-  for (std::size_t p = 0; p < pops.size(); ++p) {
-    if (params.plastic_bias && plastic_input[p]) {
-      bias_block_.emplace_back(layout_.add("b", pops[p].name, {pops[p].size}));
-    } else {
-      bias_block_.emplace_back();
-    }
-  }
   for (const auto& chunk : x_.chunks()) {
-    if (bias_block_[chunk.population]) bias_chunks_.push_back(chunk);
+    if (learned_.bias_block(chunk.population)) bias_chunks_.push_back(chunk);
   }
   const InputSpec& input = drive.signal().spec();
   if (input.kind == InputKind::sequence && !input.targets.empty()) {
@@ -62,37 +47,20 @@ CostateModel::CostateModel(const Network& network, const CostateParams& params, 
 }
 
 WeightView CostateModel::weight_view(const State& s, std::size_t k) const {
-  if (weight_block_[k]) return {&network_->projections[k], s.data() + layout_.block(*weight_block_[k]).offset};
-  return network_weights(*network_, k);
+  return learned_.weights(layout_, s, k);
 }
 
 Eigen::Map<const Eigen::VectorXd> CostateModel::bias_view(const State& s, std::size_t p) const {
-  if (bias_block_[p]) return layout_.vector(s, *bias_block_[p]);
-  return {network_->bias[p].data(), network_->bias[p].size()};
+  return learned_.bias(layout_, s, p);
 }
 
-std::vector<WeightView> CostateModel::weights(const State& s) const {
-  std::vector<WeightView> w;
-  for (std::size_t k = 0; k < network_->projections.size(); ++k) w.push_back(weight_view(s, k));
-  return w;
-}
+std::vector<WeightView> CostateModel::weights(const State& s) const { return learned_.weights(layout_, s); }
 
-std::vector<Eigen::VectorXd> CostateModel::biases(const State& s) const {
-  std::vector<Eigen::VectorXd> b;
-  for (std::size_t p = 0; p < network_->populations.size(); ++p) b.emplace_back(bias_view(s, p));
-  return b;
-}
+std::vector<Eigen::VectorXd> CostateModel::biases(const State& s) const { return learned_.biases(layout_, s); }
 
 void CostateModel::initial_state(State& s) const {
   std::fill(s.begin(), s.end(), 0.0);
-  for (std::size_t k = 0; k < weight_block_.size(); ++k) {
-    if (!weight_block_[k]) continue;
-    const WeightView w = network_weights(*network_, k);
-    layout_.vector(s, *weight_block_[k]) = Eigen::Map<const Eigen::VectorXd>(w.values, w.size());
-  }
-  for (std::size_t p = 0; p < bias_block_.size(); ++p) {
-    if (bias_block_[p]) layout_.vector(s, *bias_block_[p]) = network_->bias[p];
-  }
+  learned_.initial_state(layout_, s);
 }
 
 void CostateModel::output_error(const State& s) const {
@@ -151,7 +119,7 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
   auto weight_chunk = [&](std::size_t i) {
     const WeightChunk& wc = weight_chunks_[i];
     const Projection& q = network_->projections[wc.projection];
-    const Block& block = layout_.block(*weight_block_[wc.projection]);
+    const Block& block = layout_.block(*learned_.weight_block(wc.projection));
     outer_rows(weight_view(s, wc.projection), wc.row_begin, wc.row_end - wc.row_begin,
                rows(delta_, q.to), x_.activity(layout_, s, u, q.from), inv_gamma, decay,
                ds.data() + block.offset + row_offset(q, wc.row_begin));
@@ -160,8 +128,8 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
   auto bias_chunk = [&](std::size_t i) {
     const std::size_t p = bias_chunks_[i].population;
     const Eigen::Index r0 = bias_chunks_[i].row_begin, len = bias_chunks_[i].size();
-    auto db = layout_.vector(ds, *bias_block_[p]).segment(r0, len);
-    const auto b = layout_.vector(s, *bias_block_[p]).segment(r0, len);
+    auto db = layout_.vector(ds, *learned_.bias_block(p)).segment(r0, len);
+    const auto b = layout_.vector(s, *learned_.bias_block(p)).segment(r0, len);
     const auto delta = delta_.middleRows(x_.offset(p) + r0, len);
     if (examples == 1) {
       db = inv_gamma * delta.col(0) - decay * b;

@@ -65,8 +65,7 @@ class CostateModel final : public Model {
   StateLayout layout_;
   NeuronIndex x_;        // blocks x/<pop>
   NeuronIndex lambda_;   // blocks lambda/<pop>
-  std::vector<std::optional<BlockId>> weight_block_;  // W/<proj> for plastic projections
-  std::vector<std::optional<BlockId>> bias_block_;    // b/<pop> for plastic biases
+  PlasticParameters learned_;  // blocks W/<proj>, b/<pop>
   std::vector<WeightChunk> weight_chunks_;
   std::vector<NeuronIndex::RowChunk> bias_chunks_;
   ExactBackprop reference_;

@@ -66,4 +66,61 @@ void NeuronIndex::gather_outputs(const StateLayout& layout, const State& s,
   }
 }
 
+PlasticParameters::PlasticParameters(const Network& network, StateLayout& layout, bool plastic_bias)
+    : network_(&network) {
+  const auto& pops = network.populations;
+  std::vector<bool> plastic_input(pops.size(), false);
+  for (const Projection& q : network.projections) {
+    if (!q.plastic) {
+      weight_block_.emplace_back();
+      continue;
+    }
+    plastic_input[q.to] = true;
+    const std::vector<Eigen::Index> shape =
+        q.sparse ? std::vector<Eigen::Index>{q.csr.nonZeros()} : std::vector<Eigen::Index>{q.rows(), q.cols()};
+    weight_block_.emplace_back(layout.add("W", q.name, shape));
+  }
+  for (std::size_t p = 0; p < pops.size(); ++p) {
+    if (plastic_bias && plastic_input[p]) {
+      bias_block_.emplace_back(layout.add("b", pops[p].name, {pops[p].size}));
+    } else {
+      bias_block_.emplace_back();
+    }
+  }
+}
+
+void PlasticParameters::initial_state(const StateLayout& layout, State& s) const {
+  for (std::size_t k = 0; k < weight_block_.size(); ++k) {
+    if (!weight_block_[k]) continue;
+    const WeightView w = network_weights(*network_, k);
+    layout.vector(s, *weight_block_[k]) = Eigen::Map<const Eigen::VectorXd>(w.values, w.size());
+  }
+  for (std::size_t p = 0; p < bias_block_.size(); ++p) {
+    if (bias_block_[p]) layout.vector(s, *bias_block_[p]) = network_->bias[p];
+  }
+}
+
+WeightView PlasticParameters::weights(const StateLayout& layout, const State& s, std::size_t k) const {
+  if (weight_block_[k]) return {&network_->projections[k], s.data() + layout.block(*weight_block_[k]).offset};
+  return network_weights(*network_, k);
+}
+
+Eigen::Map<const Eigen::VectorXd> PlasticParameters::bias(const StateLayout& layout, const State& s,
+                                                          std::size_t p) const {
+  if (bias_block_[p]) return layout.vector(s, *bias_block_[p]);
+  return {network_->bias[p].data(), network_->bias[p].size()};
+}
+
+std::vector<WeightView> PlasticParameters::weights(const StateLayout& layout, const State& s) const {
+  std::vector<WeightView> w;
+  for (std::size_t k = 0; k < network_->projections.size(); ++k) w.push_back(weights(layout, s, k));
+  return w;
+}
+
+std::vector<Eigen::VectorXd> PlasticParameters::biases(const StateLayout& layout, const State& s) const {
+  std::vector<Eigen::VectorXd> b;
+  for (std::size_t p = 0; p < network_->populations.size(); ++p) b.emplace_back(bias(layout, s, p));
+  return b;
+}
+
 }  // namespace lf

@@ -8,6 +8,7 @@
 // thread count, so every row is computed by the same operations whatever the number of threads.
 #include <omp.h>
 
+#include <optional>
 #include <vector>
 
 #include "models/projection_ops.hpp"
@@ -84,6 +85,31 @@ void NeuronIndex::preactivation(const RowChunk& chunk, Weights&& weights, Bias&&
                    activity(network_->projections[k].from), a);
   }
 }
+
+// The parameters a model learns on the network's populations: the weights of the plastic
+// projections (shared blocks W/<projection>, dense row-major or the CSR values) and, with
+// `plastic_bias`, the biases of the populations they project into (b/<population>); and views of
+// every projection's and population's current parameters — from the state where learned, else
+// the network's own.
+class PlasticParameters {
+ public:
+  PlasticParameters(const Network& network, StateLayout& layout, bool plastic_bias);
+
+  const std::optional<BlockId>& weight_block(std::size_t k) const { return weight_block_[k]; }
+  const std::optional<BlockId>& bias_block(std::size_t p) const { return bias_block_[p]; }
+  // Writes the network's initial values into the learned blocks of s.
+  void initial_state(const StateLayout& layout, State& s) const;
+  WeightView weights(const StateLayout& layout, const State& s, std::size_t k) const;
+  Eigen::Map<const Eigen::VectorXd> bias(const StateLayout& layout, const State& s, std::size_t p) const;
+  // Every projection's weights and every population's biases (one entry each).
+  std::vector<WeightView> weights(const StateLayout& layout, const State& s) const;
+  std::vector<Eigen::VectorXd> biases(const StateLayout& layout, const State& s) const;
+
+ private:
+  const Network* network_;
+  std::vector<std::optional<BlockId>> weight_block_;  // per projection
+  std::vector<std::optional<BlockId>> bias_block_;    // per population
+};
 
 // Below this many multiply-adds per RHS a parallel region costs more than it saves.
 inline constexpr Eigen::Index parallel_min_work = 32768;
