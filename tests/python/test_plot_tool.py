@@ -495,6 +495,38 @@ class PlotToolTest(unittest.TestCase):
         self.assertEqual(residual.get_title(), "relaxation residuals")
         self.assertEqual(len(residual.collections), 0)
 
+    def test_metrics_learning_curve_of_a_training_run(self):
+        # A training run: /data, and /metrics/epoch with the initial network's scores as
+        # attributes, drawn first as two panels over time (the initial scores at t0).
+        path = self.directory / "training.h5"
+        t = np.arange(0.0, 60.5, 10.0)
+        epochs = {"time": np.array([20.0, 40.0, 60.0]), "epoch": np.array([1.0, 2.0, 3.0]),
+                  "train_accuracy": np.array([0.8, 0.9, 0.95]),
+                  "test_accuracy": np.array([0.75, 0.85, 0.9]),
+                  "train_loss": np.array([0.6, 0.3, 0.2]), "test_loss": np.array([0.7, 0.4, 0.3])}
+        write_run(path, t, t[1:-1], {}, ["in", "out"], extra={
+            "metrics/loss": 0.5 * np.exp(-t / 20), "metrics/accuracy": np.full(len(t), 0.9),
+            **{f"metrics/epoch/{name}": values for name, values in epochs.items()}})
+        with h5py.File(path, "a") as f:
+            f.create_group("data").attrs["name"] = "digits"
+            f["metrics/epoch"].attrs["initial_test_accuracy"] = 0.1
+            f["metrics/epoch"].attrs["initial_train_accuracy"] = 0.12
+            f["metrics/epoch"].attrs["initial_test_loss"] = 2.3
+            f["metrics/epoch"].attrs["initial_train_loss"] = 2.2
+        with RunFile(path) as run:
+            figure = metrics.draw_metrics(run, None)
+        curve, curve_loss, loss, accuracy = figure.axes
+        self.assertTrue(curve.get_title().startswith("learning curve: accuracy"))
+        self.assertEqual([line.get_label() for line in curve.lines], ["training set", "held-out set"])
+        held_out = curve.lines[1]
+        self.assertEqual(list(held_out.get_xdata()), [0.0, 20.0, 40.0, 60.0])
+        self.assertEqual(list(held_out.get_ydata()), [0.1, 0.75, 0.85, 0.9])
+        self.assertEqual(curve_loss.get_yscale(), "log")
+        self.assertIn("current minibatch", loss.get_title())
+        self.assertIn("current minibatch", accuracy.get_title())
+        for axes in figure.axes:  # a training run switches at every minibatch: no switch lines
+            self.assertEqual(len(axes.collections), 0)
+
     def test_metrics_of_killed_run(self):
         t = np.linspace(0.0, 1.0, 11)
         write_run(self.run_file, t, [], {}, ["h"], solver=False,
