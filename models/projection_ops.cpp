@@ -1,5 +1,7 @@
 #include "models/projection_ops.hpp"
 
+#include "models/batch_kernels.hpp"
+
 namespace lf {
 namespace {
 
@@ -31,7 +33,9 @@ void add_rows_times(const WeightView& w, Eigen::Index r0, Eigen::Index n,
   if (w.projection->sparse) {
     out.noalias() += w.sparse().middleRows(r0, n) * x;
   } else {
-    out.noalias() += w.dense().middleRows(r0, n) * x;
+    const Eigen::Index cols = w.projection->cols();
+    batch_kernels().add_product(w.values + r0 * cols, cols, n, cols, x.data(), x.outerStride(),
+                                x.cols(), out.data(), out.outerStride());
   }
 }
 
@@ -57,7 +61,9 @@ void add_columns_transposed_times(const WeightView& w, Eigen::Index c0, Eigen::I
     o.noalias() += w.dense().middleCols(c0, n).transpose() * column(v);
     return;
   }
-  out.noalias() += w.dense().middleCols(c0, n).transpose() * v;
+  const Eigen::Index cols = w.projection->cols();
+  batch_kernels().add_transposed_product(w.values + c0, cols, w.projection->rows(), n, v.data(),
+                                         v.outerStride(), v.cols(), out.data(), out.outerStride());
 }
 
 Eigen::Index row_offset(const Projection& p, Eigen::Index r) {
@@ -96,7 +102,9 @@ void outer_rows(const WeightView& w, Eigen::Index r0, Eigen::Index n,
   if (examples == 1) {
     block.noalias() = scale * column(delta).segment(r0, n) * column(x).transpose();
   } else {
-    block.noalias() = (scale / static_cast<double>(examples)) * delta.middleRows(r0, n) * x.transpose();
+    batch_kernels().outer_product(delta.data() + r0, delta.outerStride(), n, x.data(),
+                                  x.outerStride(), cols, examples,
+                                  scale / static_cast<double>(examples), out);
   }
   if (decay != 0.0) block -= decay * w.dense().middleRows(r0, n);
 }

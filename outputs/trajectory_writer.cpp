@@ -547,6 +547,7 @@ void TrajectoryWriter::write_metadata(const RunMetadata& meta) {
   h5::write_attribute(r, "integrator", meta.integrator);
   h5::write_attribute(r, "seed", static_cast<std::int64_t>(meta.seed));
   h5::write_attribute(r, "threads", static_cast<std::int64_t>(meta.threads));
+  h5::write_attribute(r, "kernels", meta.kernels);
   h5::write_attribute(r, "created", fmt::format("{:%Y-%m-%dT%H:%M:%SZ}",
                                                 fmt::gmtime(std::chrono::system_clock::now())));
   h5::write_attribute(r, "config", meta.config_text);

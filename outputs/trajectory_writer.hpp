@@ -47,6 +47,7 @@ struct RunMetadata {
   std::uint64_t seed = 0;
   int threads = 1;
   std::string config_text;
+  std::string kernels;  // the batched products' instruction set (models/batch_kernels.hpp)
 };
 
 class TrajectoryWriter {

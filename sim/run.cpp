@@ -1,5 +1,7 @@
 #include "sim/run.hpp"
 
+#include "models/batch_kernels.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <omp.h>
@@ -276,6 +278,7 @@ Run::Run(Experiment experiment, RunOptions options)
   Impl& m = *impl_;
   check_record_keys(m.experiment.output, m.model->layout());
   if (m.options.threads > 0) omp_set_num_threads(m.options.threads);
+  const BatchKernels& kernels = batch_kernels();  // chosen once, before any parallel region
   if (m.options.output_path.empty()) m.options.output_path = m.experiment.output.file;
   const bool training = m.experiment.input.kind == InputKind::dataset;
   // Before the file exists: the initial network's scores (a training run).
@@ -293,7 +296,7 @@ Run::Run(Experiment experiment, RunOptions options)
                                                 training ? Evaluator::names() : std::vector<std::string>{});
   m.writer->write_metadata({model_type(m.experiment.model), m.experiment.integrator.stepper,
                             m.experiment.network.seed, omp_get_max_threads(),
-                            m.experiment.config_text});
+                            m.experiment.config_text, kernels.name});
   m.writer->write_network(m.network);
   m.writer->write_schedule(m.signal.boundaries());
   if (training) {

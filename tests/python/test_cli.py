@@ -680,5 +680,34 @@ class KilledRunTest(LearnflowTestCase):
         self.assertIn(f"samples: {len(t)} ", result.stdout)
 
 
+class KernelChoiceTest(LearnflowTestCase):
+    """LEARNFLOW_KERNELS picks the batched products' instruction set (models/batch_kernels.hpp);
+    the file records the one used; a set this build or CPU lacks is bad input."""
+
+    def learnflow_with(self, kernels, *args):
+        env = dict(os.environ, LEARNFLOW_KERNELS=kernels)
+        return subprocess.run([str(BIN), *map(str, args)], cwd=self.dir, capture_output=True,
+                              text=True, timeout=120, env=env)
+
+    def test_baseline_is_recorded(self):
+        path = self.write("experiment.toml", LAYERED)
+        result = self.learnflow_with("baseline", "run", path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with h5py.File(self.out, "r") as f:
+            self.assertEqual(f.attrs["kernels"], "baseline")
+
+    def test_default_is_a_known_set(self):
+        path = self.write("experiment.toml", LAYERED)
+        result = self.learnflow("run", path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with h5py.File(self.out, "r") as f:
+            self.assertIn(f.attrs["kernels"], ("baseline", "x86-64-v3", "x86-64-v4"))
+
+    def test_unknown_set_is_bad_input(self):
+        path = self.write("experiment.toml", LAYERED)
+        result = self.learnflow_with("sse9", "run", path)
+        self.assert_bad_input(result, "LEARNFLOW_KERNELS = 'sse9'", "baseline")
+
+
 if __name__ == "__main__":
     unittest.main()
