@@ -177,8 +177,10 @@ int run_cli(int argc, char** argv) {
   run->add_option("-o,--output", output, "output file (overrides output.file)");
   run->add_option("--set", overrides, "override a config key: key.path=value (repeatable)")
       ->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  run->add_option("--threads", threads, "OpenMP threads (default: OMP_NUM_THREADS or all cores)")
-      ->check(CLI::Range(1, 1 << 16));
+  // At most 1024: libgomp segfaulted creating 65536 threads (4096 still ran).
+  run->add_option("--threads", threads,
+                  "OpenMP threads, 1 to 1024 (default: OMP_NUM_THREADS or all cores)")
+      ->check(CLI::Range(1, 1024));
   run->add_flag("--quiet", quiet, "print nothing on success");
   run->add_flag("--progress", progress, "draw the progress line even when stderr is not a terminal");
 

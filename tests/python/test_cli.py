@@ -469,7 +469,8 @@ class UsageTest(LearnflowTestCase):
 
     def test_bad_thread_counts(self):
         config = self.write("experiment.toml", LAYERED)
-        for value in ("0", "-2", "many"):
+        # 65536 used to be accepted, and OpenMP segfaulted creating that many threads (issue 8).
+        for value in ("0", "-2", "many", "1025", "65536"):
             with self.subTest(threads=value):
                 self.assert_usage_error(self.learnflow("run", config, "--threads", value),
                                         "--threads")
