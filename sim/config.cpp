@@ -358,6 +358,13 @@ InitSpec read_init(const ConfigSection& network) {
   return init;
 }
 
+// A neuron index as written in an edge: a non-negative integer that a double holds exactly
+// (below 2^53). Larger values, infinities and NaN would not survive the conversion to an index
+// (1e19 used to become neuron 0; issue 8).
+bool is_neuron_index(double v) {
+  return v >= 0.0 && v < 9007199254740992.0 && v == std::floor(v);
+}
+
 std::vector<EdgeSpec> read_edges(const ConfigSection& s) {
   std::vector<EdgeSpec> edges;
   const toml::node* n = s.node("edges");
@@ -373,10 +380,10 @@ std::vector<EdgeSpec> read_edges(const ConfigSection& s) {
                                         row.size()));
       }
       for (std::size_t j = 0; j < 2; ++j) {
-        if (row[j] < 0 || row[j] != std::floor(row[j])) {
+        if (!is_neuron_index(row[j])) {
           throw DataFileError(file, table.lines[i],
-                              fmt::format("{}: neuron index {} is not a non-negative integer",
-                                          where, row[j]));
+                              fmt::format("{}: neuron index {} is not a non-negative integer "
+                                          "below 2^53", where, row[j]));
         }
       }
       edges.push_back({static_cast<long>(row[0]), static_cast<long>(row[1]),
@@ -390,8 +397,8 @@ std::vector<EdgeSpec> read_edges(const ConfigSection& s) {
     if (row.size() != 2 && row.size() != 3) {
       s.fail("edges", fmt::format("edge {} must be [src, dst] or [src, dst, weight]", i));
     }
-    if (row[0] < 0 || row[1] < 0 || row[0] != std::floor(row[0]) || row[1] != std::floor(row[1])) {
-      s.fail("edges", fmt::format("edge {}: neuron indices must be non-negative integers", i));
+    if (!is_neuron_index(row[0]) || !is_neuron_index(row[1])) {
+      s.fail("edges", fmt::format("edge {}: neuron indices must be non-negative integers below 2^53", i));
     }
     edges.push_back({static_cast<long>(row[0]), static_cast<long>(row[1]),
                      row.size() == 3 ? row[2] : std::numeric_limits<double>::quiet_NaN(),

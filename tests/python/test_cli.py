@@ -242,6 +242,19 @@ class BadConfigTest(LearnflowTestCase):
         self.assert_bad_input(result, f"{csv}:1: edge 5 -> 1 of projection 'hh': population 'h' "
                                       "has no neuron 5 (size 4)")
 
+    def test_huge_edge_indices_are_errors(self):
+        # 1e19 used to become neuron 0 and the run exited 0 (issue 8).
+        csv = self.write("graph.csv", "src,dst,weight\n0,1,0.5\n1,1e19,-0.3\n")
+        _, result = self.run_config(GRAPH)
+        self.assert_bad_input(result, f"{csv}:3: neuron index 1e+19 is not a non-negative integer "
+                                      "below 2^53")
+        self.write("graph.csv", GRAPH_CSV)
+        for edge in ("[1e19, 1]", "[1, 9007199254740992.0]", "[1, inf]", "[nan, 1]"):
+            with self.subTest(edge=edge):
+                text = edited(GRAPH, 'edges = "graph.csv"', f"edges = [[0, 1, 0.5], {edge}]")
+                self.check_error(text, "edges =", "network.projection[1].edges: edge 1: neuron "
+                                                  "indices must be non-negative integers below 2^53")
+
     def test_projection_to_missing_population_suggests_the_name(self):
         self.write("graph.csv", GRAPH_CSV)
         text = edited(GRAPH, 'from = "u"\nto = "h"', 'from = "u"\nto = "hx"')
