@@ -17,6 +17,16 @@
 namespace lf {
 namespace {
 
+// The value of a TOML number (`n.is_number()`) as a double. An integer beyond ±2^53 has no exact
+// one, and toml++ gives none: that is the key's error (it used to surface as "bad optional
+// access" after the output file was created; issue 8). `element` prefixes the message.
+double number_value(const ConfigSection& s, std::string_view key, const toml::node& n,
+                    const std::string& element = "") {
+  if (const std::optional<double> v = n.value<double>()) return *v;
+  s.fail(key, fmt::format("{}integer {} lies beyond ±2^53 and has no exact value as a number",
+                          element, n.value<std::int64_t>().value_or(0)));
+}
+
 std::string_view type_name(const toml::node& n) {
   switch (n.type()) {
     case toml::node_type::string: return "a string";
@@ -122,7 +132,7 @@ double ConfigSection::number(std::string_view key, std::optional<double> fallbac
     return *fallback;
   }
   if (!n->is_number()) fail(key, fmt::format("expected a number, got {}", type_name(*n)));
-  const double v = n->value<double>().value();
+  const double v = number_value(*this, key, *n);
   if (!std::isfinite(v)) fail(key, fmt::format("expected a finite number, got {}", v));
   return v;
 }
@@ -174,7 +184,7 @@ std::vector<double> ConfigSection::numbers(std::string_view key) const {
   if (n == nullptr) fail(key, "required key is missing (an array of numbers)");
   std::vector<double> out;
   if (n->is_number()) {  // a scalar is an array of one
-    out.push_back(n->value<double>().value());
+    out.push_back(number_value(*this, key, *n));
     return out;
   }
   const toml::array* arr = n->as_array();
@@ -184,7 +194,7 @@ std::vector<double> ConfigSection::numbers(std::string_view key) const {
     if (!e.is_number()) {
       fail(key, fmt::format("element {} must be a number, got {}", i, type_name(e)));
     }
-    out.push_back(e.value<double>().value());
+    out.push_back(number_value(*this, key, e, fmt::format("element {}: ", i)));
     if (!std::isfinite(out.back())) fail(key, fmt::format("element {} is not finite", i));
   }
   return out;
@@ -205,7 +215,7 @@ std::vector<std::vector<double>> ConfigSection::number_rows(std::string_view key
       if (!e.is_number()) {
         fail(key, fmt::format("element [{}][{}] must be a number, got {}", i, j, type_name(e)));
       }
-      values.push_back(e.value<double>().value());
+      values.push_back(number_value(*this, key, e, fmt::format("element [{}][{}]: ", i, j)));
     }
     rows.push_back(std::move(values));
   }

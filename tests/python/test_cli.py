@@ -242,6 +242,15 @@ class BadConfigTest(LearnflowTestCase):
         self.assert_bad_input(result, f"{csv}:1: edge 5 -> 1 of projection 'hh': population 'h' "
                                       "has no neuron 5 (size 4)")
 
+    def test_integers_beyond_2_to_53_in_number_keys(self):
+        # They used to end in "cannot write the output: bad optional access" (issue 8).
+        text = edited(LAYERED, "t_end = 1.0", "t_end = 9007199254740993")
+        self.check_error(text, "t_end =", "integrator.t_end: integer 9007199254740993 lies beyond "
+                                          "±2^53 and has no exact value as a number")
+        text = edited(LAYERED, "value = [0.5, -0.25]", "value = [0.5, 12345678901234567]")
+        self.check_error(text, "value =", "input.value: element 1: integer 12345678901234567 "
+                                          "lies beyond ±2^53")
+
     def test_huge_edge_indices_are_errors(self):
         # 1e19 used to become neuron 0 and the run exited 0 (issue 8).
         csv = self.write("graph.csv", "src,dst,weight\n0,1,0.5\n1,1e19,-0.3\n")
