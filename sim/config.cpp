@@ -106,8 +106,10 @@ std::string ConfigSection::where(std::string_view key) const {
 
 std::string ConfigSection::resolve_path(const std::string& path) const {
   const std::filesystem::path p(path);
-  if (p.is_absolute()) return path;
-  return (std::filesystem::path(file_).parent_path() / p).lexically_normal().string();
+  const std::string resolved =
+      p.is_absolute() ? path : (std::filesystem::path(file_).parent_path() / p).lexically_normal().string();
+  files_read_->push_back(resolved);
+  return resolved;
 }
 
 void ConfigSection::fail(std::string_view key, const std::string& message) const {
@@ -225,10 +227,12 @@ std::vector<std::vector<double>> ConfigSection::number_rows(std::string_view key
 ConfigSection ConfigSection::section(std::string_view key) const {
   static const toml::table empty;
   const toml::node* n = node(key);
-  if (n == nullptr) return ConfigSection(empty, key_path(key), file_);
-  const toml::table* t = n->as_table();
-  if (t == nullptr) fail(key, fmt::format("expected a table, got {}", type_name(*n)));
-  return ConfigSection(*t, key_path(key), file_);
+  if (n != nullptr && n->as_table() == nullptr) {
+    fail(key, fmt::format("expected a table, got {}", type_name(*n)));
+  }
+  ConfigSection child(n == nullptr ? empty : *n->as_table(), key_path(key), file_);
+  child.files_read_ = files_read_;
+  return child;
 }
 
 std::vector<ConfigSection> ConfigSection::sections(std::string_view key) const {
@@ -242,6 +246,7 @@ std::vector<ConfigSection> ConfigSection::sections(std::string_view key) const {
     const toml::table* t = arr->get(i)->as_table();
     if (t == nullptr) fail(key, fmt::format("element {} must be a table", i));
     out.emplace_back(*t, fmt::format("{}[{}]", key_path(key), i), file_);
+    out.back().files_read_ = files_read_;
   }
   return out;
 }
@@ -879,6 +884,8 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
   // Learning models record their relaxation residuals by default.
   ex.output = read_output(top.section("output"), learning_model, training ? &ex.input : nullptr);
   top.finish();
+  ex.input_files.push_back(path);
+  for (const std::string& file : top.files_read()) ex.input_files.push_back(file);
   return ex;
 }
 

@@ -7,8 +7,9 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
-#include <utility>
+#include <memory>
 #include <set>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,10 @@ namespace lf {
 class ConfigSection {
  public:
   ConfigSection(const toml::table& table, std::string path, std::string file);
+
+  // Every path resolve_path returned, by this section and those made from it: the files the
+  // experiment reads (a run must not write over any of them).
+  const std::vector<std::string>& files_read() const { return *files_read_; }
 
   bool has(std::string_view key) const;
   double number(std::string_view key, std::optional<double> fallback = std::nullopt) const;
@@ -52,6 +57,7 @@ class ConfigSection {
   std::string path_;
   std::string file_;
   mutable std::set<std::string, std::less<>> known_;
+  std::shared_ptr<std::vector<std::string>> files_read_ = std::make_shared<std::vector<std::string>>();
 };
 
 template <class T>

@@ -23,6 +23,9 @@ struct Experiment {
   IntegratorSpec integrator;
   OutputSpec output;
   std::optional<DataSpec> data;  // [data] of a training run, as configured
+  // Every file the experiment reads: the config, network.init.file, edge and weight CSVs, input
+  // sequences, data files (a run refuses to write its output over any of them).
+  std::vector<std::string> input_files;
 
   std::size_t input_size() const;   // total size of the input populations
   std::size_t output_size() const;  // total size of the output populations

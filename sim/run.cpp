@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 
 #include "models/adjoint.hpp"
@@ -273,6 +274,22 @@ struct Run::Impl {
                            experiment.output.sample_dt)) {}
 };
 
+namespace {
+
+// A run never writes over one of its inputs (-o naming the config or network.init.file used to
+// overwrite it; issue 8). Compares files, not names: links and other spellings are caught too.
+void refuse_input_as_output(const Experiment& experiment, const std::string& output) {
+  for (const std::string& input : experiment.input_files) {
+    std::error_code error;
+    if (std::filesystem::equivalent(input, output, error)) {
+      throw InputError(fmt::format("the output file {} is an input of this run ({}): choose another "
+                                   "file (-o or output.file)", output, input));
+    }
+  }
+}
+
+}  // namespace
+
 Run::Run(Experiment experiment, RunOptions options)
     : impl_(std::make_unique<Impl>(std::move(experiment), std::move(options))) {
   Impl& m = *impl_;
@@ -280,6 +297,7 @@ Run::Run(Experiment experiment, RunOptions options)
   if (m.options.threads > 0) omp_set_num_threads(m.options.threads);
   const BatchKernels& kernels = batch_kernels();  // chosen once, before any parallel region
   if (m.options.output_path.empty()) m.options.output_path = m.experiment.output.file;
+  refuse_input_as_output(m.experiment, m.options.output_path);
   const bool training = m.experiment.input.kind == InputKind::dataset;
   // Before the file exists: the initial network's scores (a training run).
   std::vector<std::pair<std::string, double>> initial_scores;

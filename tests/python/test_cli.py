@@ -242,6 +242,33 @@ class BadConfigTest(LearnflowTestCase):
         self.assert_bad_input(result, f"{csv}:1: edge 5 -> 1 of projection 'hh': population 'h' "
                                       "has no neuron 5 (size 4)")
 
+    def test_output_over_an_input_is_refused(self):
+        # -o naming the config, the init file or an edges file used to overwrite it (issue 8).
+        config = self.write("experiment.toml", LAYERED)
+        before = config.read_bytes()
+        result = self.learnflow("run", config, "-o", config)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn(f"the output file {config} is an input of this run", result.stderr)
+        self.assertEqual(config.read_bytes(), before)
+
+        self.assertEqual(self.learnflow("run", config, "-o", "first.h5").returncode, 0)
+        init = self.dir / "first.h5"
+        before = init.read_bytes()
+        text = edited(LAYERED, "seed = 1", 'seed = 1\ninit = { weights = "file", file = "first.h5" }')
+        config = self.write("continue.toml", text)
+        (self.dir / "sub").mkdir()
+        result = self.learnflow("run", config, "-o", "./sub/../first.h5")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("is an input of this run", result.stderr)
+        self.assertEqual(init.read_bytes(), before)
+
+        csv = self.write("graph.csv", GRAPH_CSV)
+        config = self.write("graph.toml", GRAPH)
+        result = self.learnflow("run", config, "-o", csv)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn(f"({csv})", result.stderr)
+        self.assertEqual(csv.read_text(), GRAPH_CSV)
+
     def test_integers_beyond_2_to_53_in_number_keys(self):
         # They used to end in "cannot write the output: bad optional access" (issue 8).
         text = edited(LAYERED, "t_end = 1.0", "t_end = 9007199254740993")
