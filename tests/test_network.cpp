@@ -37,7 +37,7 @@ TEST_CASE("initialisation is seeded and has the documented scale") {
   // normal: variance scale²/fan_in; 1200 draws estimate it within ~3·sqrt(2/1200) ≈ 12%.
   const RowMatrix& w = n1.projections[0].dense;
   CHECK(w.squaredNorm() / w.size() == doctest::Approx(1.0 / 40).epsilon(0.12));
-  const RowMatrix& wu = build_network(layered("uniform")).projections[0].dense;
+  const RowMatrix wu = build_network(layered("uniform")).projections[0].dense;
   CHECK(wu.squaredNorm() / wu.size() == doctest::Approx(1.0 / 40).epsilon(0.12));
   CHECK(wu.cwiseAbs().maxCoeff() <= std::sqrt(3.0 / 40));
 
