@@ -293,7 +293,9 @@ void DtpModel::rhs(const State& s, State& ds, double t) const {
   const bool single = examples_ == 1;
   const double inv_examples = 1.0 / static_cast<double>(examples_);
   if (!in_target_phase()) {
-    // Forward phase: h relaxes to the feedforward pass, the targets follow h, decoders learn.
+    // Forward phase: h relaxes to the feedforward pass, the targets follow h (τ_0 follows the
+    // input u(t) itself: dτ_0/dt = du/dt), decoders learn.
+    if (drive_->signal().time_dependent()) layout_.examples(ds, target_[0]) = drive_->rate_at(t);
     for (std::size_t l = 1; l <= depth_; ++l) {
       encode_into(s, l, activity(s, u, l - 1), w.code_below[l], w.f[l]);
       auto dh = layout_.examples(ds, h_[l]);

@@ -226,3 +226,58 @@ sample_dt = 1.0
   REQUIRE(fitted.size() == 120);
   for (std::size_t k = 110; k < fitted.size(); ++k) CHECK(fitted[k] > 0.0);  // decaying residuals
 }
+
+TEST_CASE("a time-dependent input: the bottom target follows u(t), and the target phase starts from u at its start") {
+  // Sine input u_i(t) = o_i + A_i sin(2π f_i t + φ_i). In the forward phase the targets follow
+  // the activities, the bottom one the input itself (dτ_0/dt = du/dt); the target phase sets
+  // τ_0 = u(t_b) when it begins. Once the input was read at t = 0 instead (issue 9).
+  std::string toml = dtp_toml;
+  toml = toml.substr(0, toml.find("[input]")) + R"([input]
+kind = "sine"
+amplitude = [0.5, 0.3, 0.2]
+frequency = [0.2, 0.15, 0.3]
+phase = [0.0, 1.0, 2.0]
+offset = [0.1, -0.1, 0.0]
+target = [0.3, 0.1, -0.2]
+phases = [{ name = "forward", duration = 3.0 }, { name = "target", duration = 2.0 }]
+[integrator]
+rtol = 1e-10
+atol = 1e-12
+t_end = 10.0
+[output]
+sample_dt = 0.25
+)";
+  const Experiment ex = experiment_from_toml(toml);
+  Simulation sim(ex);
+  const auto& model = dynamic_cast<const DtpModel&>(*sim.model);
+  Recorder rec;
+  State final_state;
+  REQUIRE(sim.run(rec, final_state).outcome == Outcome::success);
+  const auto u = [&](double t) {
+    Eigen::VectorXd v(3);
+    for (Eigen::Index i = 0; i < 3; ++i) {
+      v[i] = ex.input.offset[i] + ex.input.amplitude[i] *
+                 std::sin(2.0 * std::numbers::pi * ex.input.frequency[i] * t + ex.input.phase[i]);
+    }
+    return v;
+  };
+  int forward_checked = 0;
+  for (std::size_t k = 0; k < rec.times.size(); ++k) {
+    const double t = rec.times[k];
+    const double in_period = std::fmod(t, 5.0);
+    if (in_period == 0.0 || in_period > 3.0) continue;  // forward phase interiors and ends
+    CAPTURE(t);
+    CHECK((model.target(rec.states[k], 0).col(0) - u(t)).cwiseAbs().maxCoeff() < 1e-8);
+    ++forward_checked;
+  }
+  CHECK(forward_checked == 24);  // 12 samples in (0, 3] and 12 in (5, 8]
+  // The target phase's entry event at t = 3 sets τ_0 = u(3) (not u(0), which is far from it).
+  const auto at = [&](double t) {
+    return static_cast<std::size_t>(std::find(rec.times.begin(), rec.times.end(), t) - rec.times.begin());
+  };
+  State entered = rec.states.at(at(3.0));
+  sim.drive.enter_segment(1, 3.0);
+  model.enter_segment(entered, 3.0);
+  CHECK((model.target(entered, 0).col(0) - u(3.0)).cwiseAbs().maxCoeff() < 1e-15);
+  CHECK((u(3.0) - u(0.0)).cwiseAbs().maxCoeff() > 0.2);
+}

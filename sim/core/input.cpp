@@ -185,6 +185,19 @@ void InputSignal::value(std::size_t segment, double t, Eigen::Ref<Eigen::MatrixX
   }
 }
 
+void InputSignal::rate(std::size_t segment, double t, Eigen::Ref<Eigen::MatrixXd> out) const {
+  out.setZero();
+  if (spec_.kind != InputKind::sine) return;
+  assert(segment < segments());
+  static_cast<void>(segment);  // every segment of a sine has the same formula
+  const double sign = reversed_ ? -1.0 : 1.0;  // d/ds u(t0 + t_end − s) = −u'(t)
+  if (reversed_) t = boundaries_.front() + boundaries_.back() - t;
+  for (Eigen::Index i = 0; i < size_; ++i) {
+    const double omega = 2.0 * std::numbers::pi * spec_.frequency[i];
+    out(i, 0) = sign * spec_.amplitude[i] * omega * std::cos(omega * t + spec_.phase[i]);
+  }
+}
+
 bool InputSignal::target(std::size_t segment, Eigen::Ref<Eigen::MatrixXd> out) const {
   const std::size_t k = original(segment);
   using Vector = Eigen::Map<const Eigen::VectorXd>;
@@ -218,6 +231,7 @@ bool InputSignal::starts_at_or_after(std::size_t original_segment, double t) con
 
 Drive::Drive(const InputSignal& signal)
     : signal_(&signal), value_(signal.size(), signal.examples()),
+      rate_(Eigen::MatrixXd::Zero(signal.size(), signal.examples())),
       target_(signal.target_size(), signal.examples()) {
   enter_segment(0, signal.boundaries().front());
 }
@@ -231,6 +245,11 @@ void Drive::enter_segment(std::size_t segment, double t) {
 const Eigen::MatrixXd& Drive::at(double t) const {
   if (signal_->time_dependent()) signal_->value(segment_, t, value_);
   return value_;
+}
+
+const Eigen::MatrixXd& Drive::rate_at(double t) const {
+  if (signal_->time_dependent()) signal_->rate(segment_, t, rate_);
+  return rate_;
 }
 
 }  // namespace lf

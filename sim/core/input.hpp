@@ -81,6 +81,8 @@ class InputSignal {
 
   // u(t) within segment k (t in [b_k, b_{k+1}]): n_in×B.
   void value(std::size_t segment, double t, Eigen::Ref<Eigen::MatrixXd> out) const;
+  // du/dt within segment k (zero except for a sine; in reversed time, the reversed signal's rate).
+  void rate(std::size_t segment, double t, Eigen::Ref<Eigen::MatrixXd> out) const;
   // The phase of segment k (index into spec().phase_names; 0 when there are no phases).
   std::size_t phase(std::size_t segment) const { return phase_[original(segment)]; }
   // The target y in segment k (n_out×B); false (and `out` untouched) when the segment has none.
@@ -137,6 +139,8 @@ class Drive {
   void enter_segment(std::size_t segment, double t);
   // u(t), n_in×B.
   const Eigen::MatrixXd& at(double t) const;
+  // du/dt at t, n_in×B (zero for piecewise-constant inputs).
+  const Eigen::MatrixXd& rate_at(double t) const;
   // The target in force (n_out×B), if the current segment has one.
   bool has_target() const noexcept { return has_target_; }
   const Eigen::MatrixXd& target() const noexcept { return target_; }
@@ -150,6 +154,7 @@ class Drive {
   const InputSignal* signal_;
   std::size_t segment_ = 0;
   mutable Eigen::MatrixXd value_;
+  mutable Eigen::MatrixXd rate_;
   Eigen::MatrixXd target_;
   bool has_target_ = false;
 };
