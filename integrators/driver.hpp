@@ -68,6 +68,83 @@ inline bool all_finite(const State& x) {
   return true;
 }
 
+// The residual of a phase, r = ‖ds/dt‖₂ over the per-example blocks (all blocks when the model
+// has none), in block order (deterministic). `f` receives ds/dt. Not counted as an RHS
+// evaluation of the solver (like the residual metrics, it is analysis).
+inline double phase_residual(const Model& model, const State& x, double t, State& f) {
+  model.rhs(x, f, t);
+  const auto& blocks = model.layout().blocks();
+  const bool any = std::any_of(blocks.begin(), blocks.end(), [](const Block& b) { return b.per_example(); });
+  double sum = 0.0;
+  for (const Block& b : blocks) {
+    if (any && !b.per_example()) continue;
+    for (Eigen::Index i = 0; i < b.size; ++i) sum += f[b.offset + i] * f[b.offset + i];
+  }
+  return std::sqrt(sum);
+}
+
+// d(ln r)/dt at state x, where f = ds/dt there (from phase_residual): r ṙ = Σ f_i (J f)_i over
+// the residual's blocks, with J f from a forward difference along f. `f2`, `x2`: scratch.
+inline double residual_growth(const Model& model, const State& x, double t, const State& f, State& f2,
+                              State& x2) {
+  double fx = 0.0, ff = 0.0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    fx = std::max(fx, std::abs(x[i]));
+    ff = std::max(ff, std::abs(f[i]));
+  }
+  if (ff == 0.0) return 0.0;
+  const double step = 1e-7 * std::max(1.0, fx) / ff;  // moves x by 1e-7 of its size
+  for (std::size_t i = 0; i < x.size(); ++i) x2[i] = x[i] + step * f[i];
+  model.rhs(x2, f2, t);
+  const auto& blocks = model.layout().blocks();
+  const bool any = std::any_of(blocks.begin(), blocks.end(), [](const Block& b) { return b.per_example(); });
+  double rr = 0.0, rjr = 0.0;
+  for (const Block& b : blocks) {
+    if (any && !b.per_example()) continue;
+    for (Eigen::Index i = b.offset; i < b.offset + b.size; ++i) {
+      rr += f[i] * f[i];
+      rjr += f[i] * (f2[i] - f[i]) / step;
+    }
+  }
+  return rr > 0.0 ? rjr / rr : 0.0;
+}
+
+// The cubic Hermite interpolant at t of a step from (t0, x0, f0) to (t1, x1, f1).
+inline void hermite(double t0, const State& x0, const State& f0, double t1, const State& x1,
+                    const State& f1, double t, State& out) {
+  const double h = t1 - t0, s = (t - t0) / h;
+  const double h00 = (1 + 2 * s) * (1 - s) * (1 - s), h10 = s * (1 - s) * (1 - s);
+  const double h01 = s * s * (3 - 2 * s), h11 = s * s * (s - 1);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i] = h00 * x0[i] + h10 * h * f0[i] + h01 * x1[i] + h11 * h * f1[i];
+  }
+}
+
+// The first time in (a, b] where r falls to `tol`, given r(a) > tol >= r(b): the Illinois
+// variant of regula falsi on r − tol, to |Δt| <= 1e-13 max(1, |t|) or 100 iterations.
+template <class Residual>
+double locate_convergence(Residual&& r, double a, double ra, double b, double rb, double tol) {
+  double ga = ra - tol, gb = rb - tol;
+  int side = 0;
+  for (int it = 0; it < 100 && b - a > 1e-13 * std::max(1.0, std::abs(b)); ++it) {
+    double c = b - gb * (b - a) / (gb - ga);
+    if (!(c > a && c < b)) c = 0.5 * (a + b);
+    const double gc = r(c) - tol;
+    if (gc > 0) {  // still above: the crossing is in (c, b]
+      a = c;
+      ga = gc;
+      if (side == -1) gb *= 0.5;
+      side = -1;
+    } else {
+      b = c;
+      gb = gc;
+      if (side == 1) ga *= 0.5;
+      side = 1;
+    }
+  }
+  return b;
+}
+
 template <class StepPolicy>
 IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, int order,
                                bool adaptive) {
@@ -87,15 +164,21 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
     result.message = std::move(message);
     stats.wall_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-    if (outcome == Outcome::success) job.state = policy.state();
+    if (outcome == Outcome::success || outcome == Outcome::diverged) job.state = policy.state();
     return result;
   };
 
   policy.state() = job.state;
   double t = bounds.front();
   double dt = spec.dt0;
+  // Phases that end on convergence move the rest of the schedule earlier by `shift` (exactly 0
+  // until one does, so that a schedule without them keeps its boundaries bit for bit).
+  double shift = 0.0;
+  const bool piecewise_constant = !job.drive.signal().time_dependent();
+  State f_end(job.state.size()), f_prev(job.state.size()), x_prev, f_trial(job.state.size());
   for (std::size_t k = 0; k + 1 < bounds.size(); ++k) {
-    const double t_begin = bounds[k], t_end = bounds[k + 1];
+    // t is bounds[k] exactly unless an earlier phase ended on convergence.
+    const double t_begin = t, t_end = bounds[k + 1] - shift;
     job.drive.enter_segment(k, t_begin);
     // The schedule's events at the segment start: a reset of the activities (a new minibatch
     // with train.reset), then the model's own (phase changes, end-of-phase updates).
@@ -107,7 +190,15 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
     while (next_sample < times.size() && times[next_sample] <= t) {
       job.observer.sample(policy.state(), times[next_sample++]);
     }
-    while (t < t_end) {
+    PhaseReport phase;
+    phase.segment = k;
+    phase.phase = job.drive.phase();
+    phase.start = t_begin;
+    phase.residual_start = phase_residual(job.model, policy.state(), t, f_prev);
+    const double tol = job.drive.signal().until(k);
+    double r_prev = phase.residual_start;
+    bool converged = tol > 0 && r_prev <= tol;
+    while (t < t_end && !converged) {
       if (stats.steps >= spec.max_steps) {
         return finish(Outcome::step_limit, t,
                       fmt::format("max_steps = {} reached at t = {} (dt = {:.3g})", spec.max_steps,
@@ -122,6 +213,8 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
       // A step that would end within rounding of the stop lands on it exactly (otherwise a fixed
       // step k·dt0 can fall ulps short of a sample time and leave a step of 1e-17 behind).
       if (h >= (stop - t) * (1.0 - 1e-9)) h = stop - t;
+      const double t_prev = t;
+      if (tol > 0 && !StepPolicy::dense) x_prev = policy.state();
       for (;;) {
         const bool lands_on_stop = h >= stop - t;
         double h_next = h;
@@ -146,7 +239,29 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
                       fmt::format("non-finite state at t = {} (after step {}, dt = {:.3g})", t,
                                   stats.steps, h));
       }
-      while (next_sample < times.size() && times[next_sample] <= t) {
+      // A phase that ends on convergence: has r fallen to the tolerance within this step?
+      double t_stop = t;
+      if (tol > 0) {
+        const double r = phase_residual(job.model, policy.state(), t, f_end);
+        if (r <= tol) {
+          converged = true;
+          auto state_at = [&](double tc, State& out) {
+            if constexpr (StepPolicy::dense) {
+              policy.interpolate(tc, out);
+            } else {
+              hermite(t_prev, x_prev, f_prev, t, policy.state(), f_end, tc, out);
+            }
+          };
+          t_stop = locate_convergence([&](double tc) {
+            state_at(tc, interpolated);
+            return phase_residual(job.model, interpolated, tc, f_trial);
+          }, t_prev, r_prev, t, r, tol);
+        } else {
+          r_prev = r;
+          f_prev.swap(f_end);
+        }
+      }
+      while (next_sample < times.size() && times[next_sample] <= t_stop) {
         if (times[next_sample] == t) {
           job.observer.sample(policy.state(), t);
         } else {
@@ -155,12 +270,42 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
         }
         ++next_sample;
       }
+      if (t_stop < t) {
+        // The phase ended inside the step: the state there, from the same interpolant.
+        if constexpr (StepPolicy::dense) {
+          policy.interpolate(t_stop, interpolated);
+        } else {
+          hermite(t_prev, x_prev, f_prev, t, policy.state(), f_end, t_stop, interpolated);
+        }
+        policy.state() = interpolated;
+        t = t_stop;
+      }
       job.observer.step(policy.state(), t, h, stats);
     }
+    phase.end = t;
+    phase.converged = converged;
+    phase.residual_end = phase_residual(job.model, policy.state(), t, f_end);
+    if (piecewise_constant && phase.residual_end > 1e-9 && t > t_begin) {
+      phase.diverged = phase.residual_end > phase.residual_start ||
+                       residual_growth(job.model, policy.state(), t, f_end, f_trial, interpolated) >
+                           1.0 / (t - t_begin);
+    }
+    // The rest of the schedule moves earlier by the time the phase did not need.
+    if (t < t_end) shift += t_end - t;
     // After the segment's last sample, before the input switches (the next segment restarts the
     // stepper, so a change of the state here is safe).
-    job.model.leave_segment(policy.state(), t_end);
-    job.observer.segment_end(policy.state(), t_end);
+    job.model.leave_segment(policy.state(), t);
+    job.observer.segment_end(policy.state(), t);
+    job.observer.phase_end(phase);
+    if (phase.diverged && spec.stop_on_divergence) {
+      const auto& names = job.drive.signal().spec().phase_names;
+      return finish(Outcome::diverged, t,
+                    fmt::format("the relaxation diverged in segment {}{} (t in [{}, {}]): its "
+                                "residual grew from {:.3g} to {:.3g} (integrator.on_divergence = "
+                                "\"stop\")", k,
+                                names.empty() ? std::string() : fmt::format(" (phase '{}')", names[phase.phase]),
+                                phase.start, t, phase.residual_start, phase.residual_end));
+    }
   }
   return finish(Outcome::success, t, {});
 }

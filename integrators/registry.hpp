@@ -22,6 +22,25 @@ struct IntegratorSpec {
   long max_steps = 100'000'000;
   double t0 = 0.0;
   double t_end = 10.0;
+  // A phase whose residual grew (IntegrationObserver::phase_end) ends the run (Outcome::diverged).
+  bool stop_on_divergence = false;
+};
+
+// What happened in one input segment (a phase of an example), reported when it ends. The
+// residual r = ‖ds/dt‖₂ over the per-example blocks (the activities, costates and targets that
+// relax; all blocks if there are none). A segment of a phase with `until` ends as soon as r
+// falls to the tolerance (located between steps by root finding on the stepper's dense output,
+// or on the cubic Hermite interpolant of non-dense steppers), else after its full duration.
+struct PhaseReport {
+  std::size_t segment = 0;
+  std::size_t phase = 0;
+  double start = 0.0, end = 0.0;     // end − start: the time the phase took
+  double residual_start = 0.0, residual_end = 0.0;
+  bool converged = false;            // ended on its tolerance (phases with `until` only)
+  // The relaxation diverged: r_end > 1e-9 and r grew over the phase (r_end > r_start) or grows
+  // at its end faster than e-fold per phase duration (d ln r/dt > 1/duration, from one
+  // directional derivative). Piecewise-constant inputs only: a sine drives r.
+  bool diverged = false;
 };
 
 struct StepperInfo {
@@ -49,6 +68,8 @@ class IntegrationObserver {
   // At the end of every input segment, after its last sample and the model's exit events
   // (Model::leave_segment), before the input switches.
   virtual void segment_end(const State& /*s*/, double /*t*/) {}
+  // After segment_end: what the segment's phase did.
+  virtual void phase_end(const PhaseReport& /*report*/) {}
 };
 
 

@@ -125,6 +125,7 @@ DtpModel::DtpModel(const Network& network, const DtpParams& params, const Drive&
   }
   phase_residuals_.resize(depth_);
   fitted_.resize(depth_);
+  closed_in_.resize(depth_);
   predicted_.resize(depth_);
   // RHS scratch: vectors in layer l (f, arg, flow, code_above) or layer l−1 (code_below, pre,
   // g_first, g_second) of projection l.
@@ -446,6 +447,7 @@ void DtpModel::close_target_phase(const State& s) const {
   }
   for (std::size_t j = 0; j < depth_; ++j) {
     fitted_[j].push_back(continuous ? fitted_decay_rate(phase_times_, phase_residuals_[j]) : undefined);
+    closed_in_[j].push_back(static_cast<double>(drive_->segment()));
     predicted_[j].push_back(continuous ? *std::min_element(local.begin() + static_cast<std::ptrdiff_t>(j), local.end())
                                        : undefined);
   }
@@ -614,6 +616,11 @@ std::vector<DatasetAttribute> DtpModel::summary() const {
     const std::string path = "/metrics/relaxation/residual/" + network_->populations[j].name;
     attrs.push_back({path, "fitted_rate", fitted_[j]});
     attrs.push_back({path, "predicted_rate", predicted_[j]});
+  }
+  // Per target phase: the input segment in which it ended (the run adds the phase's divergence
+  // flag from /metrics/phase/diverged as the attribute "diverged").
+  for (std::size_t j = 0; j < depth_; ++j) {
+    attrs.push_back({"/metrics/relaxation/residual/" + network_->populations[j].name, "segment", closed_in_[j]});
   }
   return attrs;
 }

@@ -120,7 +120,7 @@ class DtpModel final : public Model {
   // Per target phase and hidden layer: residual samples, fitted and predicted rates.
   mutable std::vector<double> phase_times_;
   mutable std::vector<std::vector<double>> phase_residuals_;
-  mutable std::vector<std::vector<double>> fitted_, predicted_;
+  mutable std::vector<std::vector<double>> fitted_, predicted_, closed_in_;
   mutable bool phase_open_ = false;
   // Exact decoders solve W_l p = y − b_l, twice per layer and RHS evaluation. W_l changes only
   // while the weights flow (or at end-of-phase updates): each layer's LU factors are kept with a

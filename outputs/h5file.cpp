@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -363,28 +365,26 @@ RunFileSummary read_run_summary(const std::string& path) {
       std::stringstream ss(h5::read_attribute_text(net.get(), "populations"));
       for (std::string name; std::getline(ss, name, ',');) summary.populations.push_back(name);
     }
-    for (const std::string kind : {"x", "lambda"})
-    for (const std::string& pop : summary.populations) {
-      const std::string set_path = "/state/" + kind + "/" + pop;
-      if (!h5::exists(f, set_path)) continue;
-      const auto data = h5::read_dataset(f, set_path, shape);
-      h5::Handle set(h5::check(H5Dopen2(f, set_path.c_str(), H5P_DEFAULT), "H5Dopen2"), H5Dclose);
-      const long stride = std::stol(h5::read_attribute_text(set.get(), "stride"));
-      RunFileSummary::Activity act;
-      act.kind = kind;
-      act.population = pop;
-      const std::size_t rows = shape.empty() ? 0 : shape[0];
-      std::size_t cols = 1;  // "norm" records are [T]; a batch axis gives [T, B, n]
-      for (std::size_t d = 1; d < shape.size(); ++d) cols *= shape[d];
-      for (std::size_t r = 0; r < rows; ++r) {
-        const std::size_t sample = r * static_cast<std::size_t>(stride);
-        if (sample >= summary.time.size()) break;
-        double sum = 0.0;
-        for (std::size_t c = 0; c < cols; ++c) sum += data[r * cols + c];
-        act.time.push_back(summary.time[sample]);
-        act.mean.push_back(sum / static_cast<double>(cols));
+    for (const std::string kind : {"x", "h", "lambda"}) {
+      for (std::size_t depth = 0; depth < summary.populations.size(); ++depth) {
+        const std::string& pop = summary.populations[depth];
+        const std::string set_path = "/waves/" + kind + "/" + pop;
+        if (!h5::exists(f, set_path)) continue;
+        RunFileSummary::Wave wave{kind, pop, depth, h5::read_dataset(f, set_path, shape), {}};
+        const std::string neurons = "/waves/" + kind + "/neurons/" + pop;
+        if (h5::exists(f, neurons)) wave.quartiles = h5::read_dataset(f, neurons, shape);
+        summary.waves.push_back(std::move(wave));
       }
-      summary.activity.push_back(std::move(act));
+    }
+    if (h5::exists(f, "/metrics/phase/start")) {
+      h5::Handle group(h5::check(H5Gopen2(f, "/metrics/phase", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
+      if (H5Aexists(group.get(), "phase_names") > 0) {
+        std::stringstream ss(h5::read_attribute_text(group.get(), "phase_names"));
+        for (std::string name; std::getline(ss, name, ',');) summary.phase_names.push_back(name);
+      }
+      for (const std::string& name : members(f, "/metrics/phase")) {
+        summary.phases[name] = h5::read_dataset(f, "/metrics/phase/" + name, shape);
+      }
     }
     if (h5::exists(f, "/data")) {
       h5::Handle data(h5::check(H5Gopen2(f, "/data", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
@@ -410,6 +410,81 @@ RunFileSummary read_run_summary(const std::string& path) {
     throw DataFileError(path, 0, fmt::format("{}: cannot read the run file: {}", path, e.what()));
   }
   return summary;
+}
+
+RunProgress read_run_progress(const std::string& path) {
+  const h5::QuietErrors quiet;
+  // No file lock: the run reopens its file for writing when it ends, and must not find it locked.
+  const h5::Handle fapl(h5::check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate"), H5Pclose);
+  H5Pset_file_locking(fapl.get(), false, true);
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get());
+  if (id < 0) id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get());
+  if (id < 0) throw DataFileError(path, 0, fmt::format("{}: cannot open the run file", path));
+  const h5::Handle file(id, H5Fclose);
+  const hid_t f = file.get();
+  RunProgress p;
+  // The last element of a 1-D series, and its length.
+  // (At most element `limit` − 1: /time is flushed last, the other series may be ahead of it.)
+  const auto last = [&](const std::string& set_path, std::size_t& length,
+                        std::size_t limit = std::numeric_limits<std::size_t>::max()) {
+    h5::Handle set(h5::check(H5Dopen2(f, set_path.c_str(), H5P_DEFAULT), "H5Dopen2"), H5Dclose);
+    h5::Handle space(h5::check(H5Dget_space(set.get()), "H5Dget_space"), H5Sclose);
+    hsize_t n = 0;
+    if (H5Sget_simple_extent_ndims(space.get()) != 1) return std::numeric_limits<double>::quiet_NaN();
+    H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+    n = std::min<hsize_t>(n, limit);
+    length = n;
+    if (n == 0) return std::numeric_limits<double>::quiet_NaN();
+    const hsize_t start = n - 1, count = 1;
+    h5::check(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr), "H5Sselect_hyperslab");
+    h5::Handle memory(h5::check(H5Screate_simple(1, &count, nullptr), "H5Screate_simple"), H5Sclose);
+    double value = 0.0;
+    h5::check(H5Dread(set.get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), H5P_DEFAULT, &value), "H5Dread");
+    return value;
+  };
+  try {
+    if (!h5::exists(f, "/time")) throw DataFileError(path, 0, fmt::format("{}: not a learnflow run file (no /time)", path));
+    p.t = last("/time", p.samples);
+    if (h5::exists(f, "/schedule")) {
+      h5::Handle schedule(h5::check(H5Gopen2(f, "/schedule", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
+      p.t0 = std::stod(h5::read_attribute_text(schedule.get(), "t0"));
+      p.t_end = std::stod(h5::read_attribute_text(schedule.get(), "t_end"));
+    }
+    if (h5::exists(f, "/solver")) {
+      h5::Handle solver(h5::check(H5Gopen2(f, "/solver", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
+      p.finished = true;
+      p.outcome = h5::read_attribute_text(solver.get(), "outcome");
+    }
+    std::vector<DatasetInfo> sets;
+    collect_datasets(f, "/metrics", sets);
+    for (const DatasetInfo& d : sets) {
+      if (d.shape.size() != 1) continue;
+      std::size_t length = 0;
+      if (d.path.rfind("/metrics/phase/", 0) == 0) {
+        if (d.path == "/metrics/phase/start") {
+          last(d.path, p.phases);
+        } else if (d.path == "/metrics/phase/converged" || d.path == "/metrics/phase/diverged") {
+          std::vector<unsigned long long> shape;
+          std::size_t count = 0;
+          for (const double v : h5::read_dataset(f, d.path, shape)) count += v != 0.0;
+          (d.path.ends_with("converged") ? p.converged : p.diverged) = count;
+        }
+        continue;
+      }
+      const bool epoch = d.path.rfind("/metrics/epoch/", 0) == 0;
+      const double value = epoch ? last(d.path, length) : last(d.path, length, p.samples);
+      if (length == 0) continue;
+      if (epoch) {
+        p.epoch.emplace_back(d.path.substr(15), value);
+      } else if (length == p.samples) {
+        p.metrics.emplace_back(d.path.substr(9), value);
+      }
+    }
+  } catch (const std::runtime_error& e) {
+    if (dynamic_cast<const DataFileError*>(&e) != nullptr) throw;
+    throw DataFileError(path, 0, fmt::format("{}: cannot read the run file: {}", path, e.what()));
+  }
+  return p;
 }
 
 }  // namespace lf

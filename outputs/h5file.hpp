@@ -35,15 +35,20 @@ struct RunFileSummary {
   std::vector<double> time;
   std::vector<double> boundaries;  // t0, breakpoints…, t_end
   std::vector<std::string> populations;  // network order
-  // Mean activity per recorded population over its sample times: x blocks (forward waves),
-  // then λ blocks (backward waves).
-  struct Activity {
-    std::string kind;  // "x" or "lambda"
+  // The wave arrivals the run stored (/waves/<kind>/<pop>, /waves/<kind>/neurons/<pop>), x and
+  // h (forward waves) before λ (backward waves), each in network order.
+  struct Wave {
+    std::string kind;  // "x", "h" or "lambda"
     std::string population;
-    std::vector<double> time;
-    std::vector<double> mean;
+    std::size_t depth = 0;           // the population's index in the network
+    std::vector<double> arrival;     // per measured segment (NaN: undefined)
+    std::vector<double> quartiles;   // per measured segment: median, 25 %, 75 % of neuron half-times
   };
-  std::vector<Activity> activity;
+  std::vector<Wave> waves;
+  // /metrics/phase/<name>: one row per input segment (start, duration, phase, converged,
+  // diverged, residual_start, residual_end), and the phase names.
+  std::map<std::string, std::vector<double>> phases;
+  std::vector<std::string> phase_names;
   // A training run: /data attributes and the learning curve /metrics/epoch/<name> (columns in
   // the order of `evaluation_names`), with the initial network's scores (attributes).
   std::map<std::string, std::string> data_attributes;
@@ -54,5 +59,18 @@ struct RunFileSummary {
 
 // Throws DataFileError when the file is not a readable learnflow run file.
 RunFileSummary read_run_summary(const std::string& path);
+
+// What `learnflow watch` shows of a run file that may still be written: read without locking
+// the file (the writer must be able to reopen it when the run ends), SWMR-consistent.
+struct RunProgress {
+  std::size_t samples = 0;
+  double t = 0.0, t0 = 0.0, t_end = 0.0;  // last sample; the schedule
+  bool finished = false;                  // /solver written: the run has ended
+  std::string outcome;                    // /solver outcome (when finished)
+  std::vector<std::pair<std::string, double>> metrics;  // /metrics/<name> at the last sample
+  std::vector<std::pair<std::string, double>> epoch;    // the last row of /metrics/epoch
+  std::size_t phases = 0, converged = 0, diverged = 0;  // rows of /metrics/phase so far
+};
+RunProgress read_run_progress(const std::string& path);
 
 }  // namespace lf

@@ -399,7 +399,10 @@ struct TrajectoryWriter::Impl {
   Series time;
   std::vector<StateSeries> states;
   std::vector<Series> metrics;
-  std::vector<Series> evaluations;  // /metrics/epoch/<name>
+  std::vector<Series> evaluations;  // the table series (/metrics/epoch/<name>, /metrics/phase/<name>)
+  double flush_latency = 2.0;
+  bool waiting = false;  // samples or rows not yet flushed …
+  std::chrono::steady_clock::time_point waiting_since;  // … since then
   std::vector<Eigen::Index> examples;  // recorded columns of per-example blocks (empty: all)
   std::vector<double> row;             // a sample's selected columns
   long samples = 0;
@@ -445,6 +448,7 @@ struct TrajectoryWriter::Impl {
       h5::check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
     }
     last_flush = std::chrono::steady_clock::now();
+    waiting = false;
   }
 };
 
@@ -456,7 +460,7 @@ RecordMode OutputSpec::mode_for(const std::string& kind, const std::string& memb
 
 TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& layout,
                                    const OutputSpec& spec, std::vector<std::string> metric_names,
-                                   std::vector<std::string> evaluation_names)
+                                   std::vector<std::string> table_series)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   for (const long e : spec.examples) m.examples.push_back(static_cast<Eigen::Index>(e));
@@ -464,6 +468,7 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
   m.layout = &layout;
   m.flush_every = spec.flush_every;
   m.flush_seconds = spec.flush_seconds;
+  m.flush_latency = spec.flush_latency;
   {
     const h5::QuietErrors quiet;
     const std::filesystem::path parent = std::filesystem::path(path).parent_path();
@@ -516,9 +521,9 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
     m.metrics.back().create(f, "/metrics/" + name, {}, spec.flush_every);
     m.metrics.back().held = true;
   }
-  for (const std::string& name : evaluation_names) {
+  for (const std::string& path : table_series) {
     m.evaluations.emplace_back();
-    m.evaluations.back().create(f, "/metrics/epoch/" + name, {}, spec.flush_every);
+    m.evaluations.back().create(f, path, {}, spec.flush_every);
     m.evaluations.back().held = true;
   }
   std::vector<std::size_t> chunks;
@@ -606,6 +611,20 @@ void TrajectoryWriter::write_schedule(const std::vector<double>& boundaries) {
   h5::write_dataset(f, "/schedule/breakpoints", {inner.size()}, inner.data());
 }
 
+void TrajectoryWriter::rewrite_schedule(const std::vector<double>& planned,
+                                        const std::vector<double>& reached) {
+  const hid_t f = impl_->file.get();
+  h5::Handle group(h5::check(H5Gopen2(f, "/schedule", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
+  h5::check(H5Ldelete(group.get(), "breakpoints", H5P_DEFAULT), "H5Ldelete");
+  const std::vector<double> inner(reached.begin() + 1, reached.end() - 1);
+  h5::write_dataset(f, "/schedule/breakpoints", {inner.size()}, inner.data());
+  const std::vector<double> planned_inner(planned.begin() + 1, planned.end() - 1);
+  h5::write_dataset(f, "/schedule/planned_breakpoints", {planned_inner.size()}, planned_inner.data());
+  H5Adelete(group.get(), "t_end");
+  h5::write_attribute(group.get(), "t_end", reached.back());
+  h5::write_attribute(group.get(), "planned_t_end", planned.back());
+}
+
 void TrajectoryWriter::append(double t, const State& s, std::span<const double> metrics) {
   Impl& m = *impl_;
   assert(!m.closed_series && "append after end_streaming");
@@ -630,18 +649,32 @@ void TrajectoryWriter::append(double t, const State& s, std::span<const double> 
   }
   for (std::size_t i = 0; i < m.metrics.size(); ++i) m.push(m.metrics[i], metrics[i]);
   ++m.samples;
-  if (m.samples % m.flush_every == 0) {
-    const auto now = std::chrono::steady_clock::now();
-    if (std::chrono::duration<double>(now - m.last_flush).count() >= m.flush_seconds) {
-      m.flush_all();  // while streaming: queued, the integration goes on
-    }
+  const bool was_waiting = std::exchange(m.waiting, true);
+  const auto now = std::chrono::steady_clock::now();
+  const double since = std::chrono::duration<double>(now - m.last_flush).count();
+  // A fast run flushes after multiples of flush_every samples (whole chunks); a slow one as soon
+  // as its oldest unflushed sample has waited flush_latency (tick() checks between samples).
+  if ((m.samples % m.flush_every == 0 && since >= m.flush_seconds) ||
+      (!was_waiting && since >= m.flush_latency)) {
+    m.flush_all();  // while streaming: queued, the integration goes on
+  } else if (!was_waiting) {
+    m.waiting_since = now;
   }
 }
 
-void TrajectoryWriter::append_evaluation(std::span<const double> values) {
+void TrajectoryWriter::append_row(std::size_t first, std::span<const double> values) {
   Impl& m = *impl_;
   assert(!m.closed_series && "append after end_streaming");
-  for (std::size_t i = 0; i < m.evaluations.size(); ++i) m.push(m.evaluations[i], values[i]);
+  assert(first + values.size() <= m.evaluations.size());
+  for (std::size_t i = 0; i < values.size(); ++i) m.push(m.evaluations[first + i], values[i]);
+  if (!std::exchange(m.waiting, true)) m.waiting_since = std::chrono::steady_clock::now();
+}
+
+void TrajectoryWriter::tick() {
+  Impl& m = *impl_;
+  if (!m.waiting || m.closed_series) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (std::chrono::duration<double>(now - m.waiting_since).count() >= m.flush_latency) m.flush_all();
 }
 
 void TrajectoryWriter::flush() {
@@ -735,8 +768,10 @@ void TrajectoryWriter::write_data(const DataSet& data,
 }
 
 void TrajectoryWriter::write_waves(const std::string& kind, const std::string& member,
-                                   const std::vector<double>& arrivals) {
+                                   const std::vector<double>& arrivals,
+                                   const std::vector<double>& neuron_quartiles) {
   write_array("/waves/" + kind + "/" + member, {arrivals.size()}, arrivals.data());
+  write_array("/waves/" + kind + "/neurons/" + member, {arrivals.size(), 3}, neuron_quartiles.data());
 }
 
 void TrajectoryWriter::write_solver(const IntegrationResult& result) {

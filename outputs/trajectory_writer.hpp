@@ -6,6 +6,7 @@
 // double per sample) until the next flush. While streaming, a thread of the writer makes the HDF5
 // calls: full chunks and flushes are queued to it (at most two chunks of a dataset at a time), so
 // the integration waits for the disk only when the disk falls behind.
+#include <limits>
 #include <map>
 #include <memory>
 #include <span>
@@ -32,7 +33,11 @@ struct OutputSpec {
   std::map<std::string, RecordMode> record;  // key: block kind ("x") or block name ("x/layer1")
   RecordMode default_mode;  // blocks named by no key ("all"; training runs: "norm")
   long flush_every = 100;      // flushes happen only after a multiple of this many samples …
-  double flush_seconds = 1.0;  // … and at least this long (wall time) after the previous one
+  double flush_seconds = 1.0;  // … and at least this long (wall time) after the previous one;
+  double flush_latency = 2.0;  // a sample waits in memory at most this long (s, checked per step)
+  // Input segments whose wave arrivals are measured (/waves): the first `wave_segments`.
+  static constexpr long all_segments = std::numeric_limits<long>::max();
+  long wave_segments = all_segments;
   // Per-example blocks of a training run: record only these examples of the batch (empty: all).
   std::vector<long> examples;
   bool residual = false;  // write /metrics/residual/<kind> = ‖d(block kind)/dt‖₂ at each sample
@@ -53,10 +58,11 @@ struct RunMetadata {
 class TrajectoryWriter {
  public:
   // Creates (truncates) `path`. Throws DataFileError when it cannot be written. Each of
-  // `evaluation_names` becomes a series /metrics/epoch/<name> with one row per evaluation.
+  // `table_series` ("/metrics/epoch/test_loss", "/metrics/phase/duration") is a series with
+  // one row per event (an evaluation, a phase), appended with append_row.
   TrajectoryWriter(const std::string& path, const StateLayout& layout, const OutputSpec& spec,
                    std::vector<std::string> metric_names,
-                   std::vector<std::string> evaluation_names = {});
+                   std::vector<std::string> table_series = {});
   ~TrajectoryWriter();  // flushes and closes
   TrajectoryWriter(const TrajectoryWriter&) = delete;
   TrajectoryWriter& operator=(const TrajectoryWriter&) = delete;
@@ -64,16 +70,21 @@ class TrajectoryWriter {
   void write_metadata(const RunMetadata& meta);
   void write_network(const Network& network);  // /network and /parameters
   void write_schedule(const std::vector<double>& boundaries);
+  // After end_streaming(), when phases ended on convergence: /schedule/breakpoints and t_end
+  // become the times reached; the planned ones move to /schedule/planned_breakpoints, planned_t_end.
+  void rewrite_schedule(const std::vector<double>& planned, const std::vector<double>& reached);
   // /data: what a training run learns from (attributes: name, shapes, checksums, classes) and
   // the example indices of its splits (/data/train_index, /data/test_index).
   void write_data(const DataSet& data, const std::vector<std::pair<std::string, std::string>>& texts);
 
   // One sample: the time, the state, and one value per metric name (in constructor order).
   void append(double t, const State& s, std::span<const double> metrics);
-  // One evaluation: a value per evaluation name (in constructor order). Written with the next
-  // flush, like the metrics.
-  void append_evaluation(std::span<const double> values);
+  // One row of consecutive table series: values[i] goes to table_series[first + i]. Written
+  // with the next flush, like the metrics.
+  void append_row(std::size_t first, std::span<const double> values);
   void flush();
+  // Called often (every solver step): flushes when a sample has waited flush_latency seconds.
+  void tick();
   // Samples are streamed between these two calls, in SWMR mode (see the .cpp); metadata,
   // network and schedule are written before, solver statistics, waves and adjoint after.
   void begin_streaming();
@@ -91,9 +102,11 @@ class TrajectoryWriter {
                                const std::vector<double>& values);
   // /parameters/<group>/<name> for every array (after end_streaming()), e.g. group "final".
   void write_parameters(const std::string& group, const std::vector<ParameterArray>& arrays);
-  // /waves/<kind>/<member>: the wave arrival time in each input segment (NaN where undefined).
+  // /waves/<kind>/<member> [S]: the wave arrival time in each measured input segment (NaN where
+  // undefined); /waves/<kind>/neurons/<member> [S, 3]: the median, first and third quartile of
+  // the neurons' half-times (arrival times of the single neurons).
   void write_waves(const std::string& kind, const std::string& member,
-                   const std::vector<double>& arrivals);
+                   const std::vector<double>& arrivals, const std::vector<double>& neuron_quartiles);
 
   long samples() const noexcept;
 

@@ -17,6 +17,7 @@ class ForwardRecorder final : public IntegrationObserver {
   void step(const State& s, double t, double dt, const SolverStats& stats) override;
   void segment_start(const State& s, double t) override;
   void segment_end(const State& s, double t) override { inner_.segment_end(s, t); }
+  void phase_end(const PhaseReport& report) override { inner_.phase_end(report); }
 
  private:
   void record(const State& s, double t);

@@ -4,8 +4,13 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <limits>
+#include <numeric>
+#include <thread>
 
 #include "integrators/registry.hpp"
 #include "models/registry.hpp"
@@ -39,6 +44,12 @@ int command_run(const std::string& config, const std::vector<std::string>& overr
                             report.output_path));
     return exit_numerical;
   }
+  if (report.diverged_phases > 0) {
+    // Not an error (integrator.on_divergence = "stop" makes it one): the run is kept, flagged.
+    fmt::print(stderr, "learnflow: warning: {} phase(s) diverged (their residual grew); the first: "
+               "{}. See /metrics/phase/diverged; integrator.on_divergence = \"stop\" ends such "
+               "a run with exit status 3\n", report.diverged_phases, report.first_divergence);
+  }
   if (!quiet && report.adjoint) {
     const SolverStats& back = report.adjoint->stats;
     fmt::print(stderr, "learnflow: adjoint sweep: {} steps, {} rejected, {} RHS evaluations, "
@@ -57,6 +68,138 @@ int command_validate(const std::string& config, const std::vector<std::string>& 
   const Experiment ex = load_experiment(config, overrides);
   fmt::print("{}: valid\n{}", config, validate_experiment(ex));
   return exit_ok;
+}
+
+// The value of column `name` of /metrics/phase in row r (NaN when absent).
+double phase_value(const RunFileSummary& s, const char* name, std::size_t r) {
+  const auto it = s.phases.find(name);
+  return it != s.phases.end() && r < it->second.size() ? it->second[r]
+                                                        : std::numeric_limits<double>::quiet_NaN();
+}
+
+// Per phase name: how many segments, how many converged (with their mean duration), diverged.
+void print_phases(const RunFileSummary& s) {
+  const std::size_t rows = s.phases.at("start").size();
+  const std::size_t kinds = std::max<std::size_t>(1, s.phase_names.size());
+  std::vector<std::size_t> count(kinds), converged(kinds), diverged(kinds);
+  std::vector<double> duration(kinds), converged_duration(kinds);
+  std::size_t first_diverged = rows;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const double p = phase_value(s, "phase", r);
+    const std::size_t k = std::isfinite(p) && p >= 0 && p < static_cast<double>(kinds)
+                              ? static_cast<std::size_t>(p) : 0;
+    ++count[k];
+    duration[k] += phase_value(s, "duration", r);
+    if (phase_value(s, "converged", r) != 0.0) {
+      ++converged[k];
+      converged_duration[k] += phase_value(s, "duration", r);
+    }
+    if (phase_value(s, "diverged", r) != 0.0) {
+      ++diverged[k];
+      first_diverged = std::min(first_diverged, r);
+    }
+  }
+  fmt::print("phases ({} input segments; /metrics/phase):\n", rows);
+  fmt::print("  {:<16} {:>9} {:>14} {:>10} {:>22} {:>9}\n", "phase", "segments", "mean duration",
+             "converged", "mean time to converge", "diverged");
+  for (std::size_t k = 0; k < kinds; ++k) {
+    if (count[k] == 0) continue;
+    fmt::print("  {:<16} {:>9} {:>14.6g} {:>10} {:>22} {:>9}\n",
+               s.phase_names.empty() ? std::string("(none)") : s.phase_names[k], count[k],
+               duration[k] / static_cast<double>(count[k]), converged[k],
+               converged[k] > 0 ? fmt::format("{:.6g}", converged_duration[k] / static_cast<double>(converged[k]))
+                                : std::string("-"),
+               diverged[k]);
+  }
+  if (first_diverged < rows) {
+    fmt::print("warning: {} phase(s) diverged (the residual ‖ds/dt‖ grew over the phase); the "
+               "first is segment {} (t = {:.6g}): residual {:.3g} -> {:.3g}\n",
+               std::accumulate(diverged.begin(), diverged.end(), std::size_t{0}), first_diverged,
+               phase_value(s, "start", first_diverged), phase_value(s, "residual_start", first_diverged),
+               phase_value(s, "residual_end", first_diverged));
+  }
+}
+
+// The stored arrivals per segment, the neurons' half-times, and the front's speed per kind.
+void print_waves(const RunFileSummary& s, std::size_t max_segments) {
+  const std::size_t segments = s.waves.front().arrival.size();
+  const auto start = [&](std::size_t k) {
+    if (k < s.boundaries.size() - 1 && s.boundaries.size() >= 2) return s.boundaries[k];
+    return phase_value(s, "start", k);
+  };
+  fmt::print("wave arrival times (‖x(t) − x(t_s)‖ reaches half its change over the segment; x, h: "
+             "forward wave, lambda: backward wave){}:\n", segments > max_segments
+                 ? fmt::format(", first {} of {} measured segments", max_segments, segments) : "");
+  fmt::print("  {:<7} {:<16} {:>7} {:>12} {:>16} {:>12} {:>30}\n", "kind", "population", "segment",
+             "start", "arrival", "delay", "neuron half-time delay: median [IQR]");
+  for (const auto& w : s.waves) {
+    for (std::size_t k = 0; k < std::min(segments, max_segments); ++k) {
+      const double t0 = start(k), a = w.arrival[k];
+      std::string neurons = "-";
+      if (w.quartiles.size() >= 3 * (k + 1) && std::isfinite(w.quartiles[3 * k])) {
+        neurons = fmt::format("{:.4g} [{:.4g}, {:.4g}]", w.quartiles[3 * k] - t0,
+                              w.quartiles[3 * k + 1] - t0, w.quartiles[3 * k + 2] - t0);
+      }
+      if (std::isfinite(a)) {
+        fmt::print("  {:<7} {:<16} {:>7} {:>12.6g} {:>16.10g} {:>12.6g} {:>30}\n", w.kind,
+                   w.population, k, t0, a, a - t0, neurons);
+      } else {
+        fmt::print("  {:<7} {:<16} {:>7} {:>12.6g} {:>16} {:>12} {:>30}\n", w.kind, w.population, k,
+                   t0, "-", "-", neurons);
+      }
+    }
+  }
+  // The front: delay against depth (population index), fitted per kind and segment.
+  fmt::print("wave front speed (least squares of delay against layer; layers per unit time, "
+             "negative: towards the input):\n");
+  for (const std::string kind : {"x", "h", "lambda"}) {
+    for (std::size_t k = 0; k < std::min(segments, max_segments); ++k) {
+      std::vector<double> depth, delay;
+      for (const auto& w : s.waves) {
+        if (w.kind != kind || !std::isfinite(w.arrival[k])) continue;
+        depth.push_back(static_cast<double>(w.depth));
+        delay.push_back(w.arrival[k] - start(k));
+      }
+      if (depth.size() < 2) continue;
+      const FrontFit fit = front_speed(depth, delay);
+      fmt::print("  {:<7} segment {:>4}: {:>10.4g} layers per unit time over {} populations (r² {:.4f})\n",
+                 kind, k, fit.speed, fit.points, fit.r2);
+    }
+  }
+}
+
+// `learnflow watch`: the progress and latest metrics of a run file, every `interval` seconds,
+// until the run has ended (its /solver is written) — or once, with --once.
+int command_watch(const std::string& file, double interval, bool once) {
+  for (;;) {
+    RunProgress p;
+    try {
+      p = read_run_progress(file);
+    } catch (const InputError&) {
+      if (once) throw;
+      // The run may be between flushes or reopening its file at the end: try again.
+      std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+      continue;
+    }
+    const double span = p.t_end - p.t0;
+    std::string line = fmt::format("t = {:.6g} / {:.6g}", p.t, p.t_end);
+    if (span > 0) line += fmt::format(" ({:.1f} %)", 100.0 * (p.t - p.t0) / span);
+    line += fmt::format(", {} samples", p.samples);
+    if (p.phases > 0) {
+      line += fmt::format(", {} phases ({} converged, {} diverged)", p.phases, p.converged, p.diverged);
+    }
+    for (const auto& [name, value] : p.epoch) {
+      if (name == "epoch" || name.find("accuracy") != std::string::npos || name.find("loss") != std::string::npos) {
+        line += fmt::format(", {} {:.6g}", name, value);
+      }
+    }
+    for (const auto& [name, value] : p.metrics) line += fmt::format(", {} {:.6g}", name, value);
+    if (p.finished) line += fmt::format(" [ended: {}]", p.outcome);
+    fmt::print("{}\n", line);
+    std::fflush(stdout);
+    if (p.finished || once) return exit_ok;
+    std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+  }
 }
 
 int command_info(const std::string& file, std::size_t max_segments, bool show_config) {
@@ -82,7 +225,7 @@ int command_info(const std::string& file, std::size_t max_segments, bool show_co
       attrs = "  record=" + it->second;
     }
     fmt::print("  {:<32} [{}]{}\n", d.path, shape, attrs);
-    for (const char* rate : {"fitted_rate", "predicted_rate"}) {
+    for (const char* rate : {"fitted_rate", "predicted_rate", "diverged"}) {
       if (const auto it = d.attributes.find(rate); it != d.attributes.end()) {
         fmt::print("      {:<15} {} (per target phase)\n", rate, it->second);
       }
@@ -132,26 +275,8 @@ int command_info(const std::string& file, std::size_t max_segments, bool show_co
       fmt::print("\n");
     }
   }
-  if (!s.activity.empty() && s.boundaries.size() >= 2 && s.data_attributes.empty()) {
-    const std::size_t segments = s.boundaries.size() - 1;
-    fmt::print("wave arrival times (mean activity reaches half its change; x: forward wave, "
-               "lambda: backward wave){}:\n", segments > max_segments
-                   ? fmt::format(", first {} of {} segments", max_segments, segments) : "");
-    fmt::print("  {:<7} {:<16} {:>7} {:>12} {:>18} {:>12}\n", "kind", "population", "segment",
-               "start", "arrival", "delay");
-    for (const auto& act : s.activity) {
-      for (std::size_t k = 0; k < std::min(segments, max_segments); ++k) {
-        const auto arrival = arrival_time(act.time, act.mean, s.boundaries[k], s.boundaries[k + 1]);
-        if (arrival) {
-          fmt::print("  {:<7} {:<16} {:>7} {:>12.6g} {:>18.12g} {:>12.6g}\n", act.kind,
-                     act.population, k, s.boundaries[k], *arrival, *arrival - s.boundaries[k]);
-        } else {
-          fmt::print("  {:<7} {:<16} {:>7} {:>12.6g} {:>18} {:>12}\n", act.kind, act.population, k,
-                     s.boundaries[k], "-", "-");
-        }
-      }
-    }
-  }
+  if (!s.phases.empty() && !s.phases.at("start").empty()) print_phases(s);
+  if (!s.waves.empty()) print_waves(s, max_segments);
   if (show_config) {
     const auto it = s.root_attributes.find("config");
     fmt::print("config:\n{}\n", it != s.root_attributes.end() ? it->second : "(none)");
@@ -194,6 +319,16 @@ int run_cli(int argc, char** argv) {
   info->add_option("--segments", max_segments, "show arrival times of this many segments");
   info->add_flag("--config", show_config, "print the config text stored in the file");
 
+  std::string watch_file;
+  double watch_interval = 2.0;
+  bool watch_once = false;
+  CLI::App* watch = app.add_subcommand("watch", "follow a run file while it is written: progress "
+                                                "and the latest metrics, until the run ends");
+  watch->add_option("file", watch_file, "run file (HDF5)")->required();
+  watch->add_option("--interval", watch_interval, "seconds between two looks (default 2)")
+      ->check(CLI::Range(0.05, 3600.0));
+  watch->add_flag("--once", watch_once, "print one line and exit");
+
   CLI::App* models = app.add_subcommand("models", "list the models");
   CLI::App* integrators = app.add_subcommand("integrators", "list the steppers");
 
@@ -204,7 +339,7 @@ int run_cli(int argc, char** argv) {
     std::string names, guess;
     std::size_t best = 3;  // a plausible typo: at most 2 edits
     bool known = false;
-    for (const CLI::App* sub : {run, validate, info, models, integrators}) {
+    for (const CLI::App* sub : {run, validate, info, watch, models, integrators}) {
       const std::string& name = sub->get_name();
       known = known || name == word;
       names += (names.empty() ? "" : ", ") + name;
@@ -240,6 +375,7 @@ int run_cli(int argc, char** argv) {
     }
     if (*validate) return command_validate(config, overrides);
     if (*info) return command_info(info_file, max_segments, show_config);
+    if (*watch) return command_watch(watch_file, watch_interval, watch_once);
     if (*models) {
       for (const ModelInfo& m : model_infos()) fmt::print("{:<10} {}\n", m.name, m.summary);
       return exit_ok;

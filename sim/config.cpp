@@ -593,17 +593,35 @@ double phase_total(const InputSpec& in) {
 }
 
 // phases = [{ name = "forward", duration = 4.0 }, { name = "target", duration = 6.0 }]
-// Returns the total duration (0 without phases).
+// A phase that ends on convergence: { name = "forward", until = { residual = 1e-6 },
+// max_duration = 50 } (it lasts at most max_duration; the schedule after it moves earlier).
+// Returns the total (maximum) duration (0 without phases).
 double read_phases(const ConfigSection& s, InputSpec& in) {
   in.phase_names.clear();
   in.phase_durations.clear();
+  in.phase_until.clear();
   for (const ConfigSection& ps : s.sections("phases")) {
     const std::string name = ps.string("name");
     if (std::find(in.phase_names.begin(), in.phase_names.end(), name) != in.phase_names.end()) {
       ps.fail("name", fmt::format("duplicate phase '{}'", name));
     }
     in.phase_names.push_back(name);
-    in.phase_durations.push_back(ps.positive("duration"));
+    if (ps.has("until")) {
+      if (ps.has("duration")) {
+        ps.fail("duration", "a phase that ends on convergence (until) has a max_duration, not a duration");
+      }
+      const ConfigSection until = ps.section("until");
+      in.phase_until.push_back(until.positive("residual"));
+      until.finish();
+      in.phase_durations.push_back(ps.positive("max_duration"));
+    } else {
+      if (ps.has("max_duration")) {
+        ps.fail("max_duration", "max_duration belongs to a phase with until = { residual = ... }; "
+                                "give a fixed phase a duration");
+      }
+      in.phase_until.push_back(0.0);
+      in.phase_durations.push_back(ps.positive("duration"));
+    }
     ps.finish();
   }
   return phase_total(in);
@@ -687,6 +705,7 @@ IntegratorSpec read_integrator(const ConfigSection& s, bool training) {
   const std::int64_t max_steps = s.integer("max_steps", it.max_steps);
   if (max_steps <= 0) s.fail("max_steps", fmt::format("must be > 0, got {}", max_steps));
   it.max_steps = static_cast<long>(max_steps);
+  it.stop_on_divergence = s.choice<bool>("on_divergence", "continue", {{"continue", false}, {"stop", true}});
   it.t0 = s.number("t0", it.t0);
   if (training && s.has("t_end")) {
     s.fail("t_end", "a training run lasts train.epochs × minibatches × train.present: remove "
@@ -740,7 +759,24 @@ OutputSpec read_output(const ConfigSection& s, bool residual_by_default, const I
   if (flush <= 0) s.fail("flush_every", fmt::format("must be > 0, got {}", flush));
   out.flush_every = static_cast<long>(flush);
   out.flush_seconds = s.non_negative("flush_seconds", out.flush_seconds);
+  out.flush_latency = s.positive("flush_latency", out.flush_latency);
   out.residual = s.boolean("residual", out.residual);
+  // Wave arrivals: "auto" (every segment, none for a training run), "all", "first:K", "none".
+  const std::string waves = s.string("waves", "auto");
+  if (waves == "auto") {
+    out.wave_segments = training != nullptr ? 0 : OutputSpec::all_segments;
+  } else if (waves == "all") {
+    out.wave_segments = OutputSpec::all_segments;
+  } else if (waves == "none") {
+    out.wave_segments = 0;
+  } else {
+    char* end = nullptr;
+    const long k = waves.rfind("first:", 0) == 0 ? std::strtol(waves.c_str() + 6, &end, 10) : 0;
+    if (end == nullptr || *end != '\0' || k <= 0 || waves.size() <= 6) {
+      s.fail("waves", fmt::format("unknown waves '{}' (choose one of: auto, all, first:K with K > 0, none)", waves));
+    }
+    out.wave_segments = k;
+  }
   if (const toml::node* n = s.node("record")) {
     const toml::table* t = n->as_table();
     if (t == nullptr) s.fail("record", "expected a table, e.g. { x = \"all\", W = \"norm\" }");

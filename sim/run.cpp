@@ -99,7 +99,7 @@ class Evaluator {
     const double epoch = static_cast<double>(minibatches) /
                          static_cast<double>(signal_.minibatches_per_epoch());
     const double values[] = {t, epoch, train.loss, train.accuracy, test.loss, test.accuracy};
-    writer_.append_evaluation(values);
+    writer_.append_row(0, values);
     last_test_accuracy_ = test.accuracy;
     if (log_) {
       if (progress_) progress_->finish();  // the line is drawn again at the next step
@@ -125,15 +125,21 @@ class Evaluator {
   double last_test_accuracy_ = std::numeric_limits<double>::quiet_NaN();
 };
 
-// The observer of a run: writes every sample with its metrics, draws progress, and measures the
-// arrival of the forward (x) and backward (λ) waves in each input segment from the mean activity
-// of each block, keeping only the current segment's samples.
+// What every phase (input segment) did: /metrics/phase/<name>, one row per segment.
+std::vector<std::string> phase_columns() {
+  return {"start", "duration", "phase", "converged", "diverged", "residual_start", "residual_end"};
+}
+
+// The observer of a run: writes every sample with its metrics, draws progress, writes a row per
+// phase, and measures the arrival of the forward (x, h) and backward (λ) waves in the first
+// `wave_segments` input segments (sim/waves.hpp), keeping only the current segment's samples.
 class RunObserver final : public IntegrationObserver {
  public:
   RunObserver(TrajectoryWriter& writer, const Model& model, bool residual,
-              std::optional<ProgressLine>& progress, const Drive& drive, Evaluator* evaluator)
+              std::optional<ProgressLine>& progress, const Drive& drive, Evaluator* evaluator,
+              long wave_segments, std::size_t phase_offset)
       : writer_(writer), model_(model), residual_(residual), progress_(progress), drive_(drive),
-        evaluator_(evaluator),
+        evaluator_(evaluator), wave_segments_(wave_segments), phase_offset_(phase_offset),
         model_metrics_(model.metric_names().size()),
         values_(metric_names(model, residual).size()),
         derivative_(residual ? static_cast<std::size_t>(model.layout().size()) : 0) {
@@ -141,8 +147,9 @@ class RunObserver final : public IntegrationObserver {
       const std::string& kind = model.layout().block(id).kind;
       if (kind == "x" || kind == "h" || kind == "lambda") wave_blocks_.push_back(id);
     }
-    means_.resize(wave_blocks_.size());
+    rows_.resize(wave_blocks_.size());
     arrivals_.resize(wave_blocks_.size());
+    quartiles_.resize(wave_blocks_.size());
   }
 
   void sample(const State& s, double t) override {
@@ -163,49 +170,80 @@ class RunObserver final : public IntegrationObserver {
       if (!kind.empty()) values_[at - 1] = std::sqrt(values_[at - 1]);
     }
     writer_.append(t, s, values_);
-    times_.push_back(t);
-    for (std::size_t i = 0; i < wave_blocks_.size(); ++i) {
-      means_[i].push_back(model_.layout().vector(s, wave_blocks_[i]).mean());
-    }
+    if (collecting_ && t > times_.front()) keep(s, t);
   }
 
   void step(const State&, double t, double dt, const SolverStats& stats) override {
     if (progress_) progress_->update(t, dt, stats);
+    writer_.tick();
   }
 
-  void segment_start(const State&, double t) override {
-    if (started_) close_segment(t);
-    started_ = true;
-    segment_begin_ = t;
+  void segment_start(const State& s, double t) override {
+    collecting_ = static_cast<long>(segments_started_++) < wave_segments_;
+    if (collecting_) {
+      times_.clear();
+      for (auto& r : rows_) r.clear();
+      keep(s, t);  // the state right after the switch (and its events) is the reference
+    }
     if (evaluator_ != nullptr && progress_) progress_->set_status(training_status());
   }
 
   void segment_end(const State& s, double t) override {
+    if (collecting_) close_segment();
+    collecting_ = false;
     if (evaluator_ != nullptr) evaluator_->segment_end(s, t, drive_.segment());
   }
 
-  // /waves/<kind>/<pop>: one arrival per input segment (NaN where undefined or not reached).
-  void write_waves(const std::vector<double>& boundaries, double t_reached) {
-    if (started_) close_segment(t_reached);
-    started_ = false;
-    const std::size_t segments = boundaries.size() - 1;
-    for (std::size_t i = 0; i < wave_blocks_.size(); ++i) {
-      arrivals_[i].resize(segments, std::numeric_limits<double>::quiet_NaN());
-      const Block& b = model_.layout().block(wave_blocks_[i]);
-      writer_.write_waves(b.kind, b.member, arrivals_[i]);
+  void phase_end(const PhaseReport& p) override {
+    const double row[] = {p.start, p.end - p.start, static_cast<double>(p.phase),
+                          p.converged ? 1.0 : 0.0, p.diverged ? 1.0 : 0.0, p.residual_start,
+                          p.residual_end};
+    writer_.append_row(phase_offset_, row);
+    starts_.push_back(p.start);
+    flags_.push_back(p.diverged ? 1.0 : 0.0);
+    if (p.diverged && diverged_++ == 0) {
+      const auto& names = drive_.signal().spec().phase_names;
+      first_divergence_ = fmt::format("segment {}{}, t in [{:.6g}, {:.6g}]: residual {:.3g} -> {:.3g}",
+                                      p.segment, names.empty() ? std::string()
+                                                               : fmt::format(" (phase '{}')", names[p.phase]),
+                                      p.start, p.end, p.residual_start, p.residual_end);
     }
   }
 
- private:
-  // The arrival in the segment ending at `end`; the sample at `end` (if any) also opens the next.
-  void close_segment(double end) {
+  // /waves/<kind>/<pop> and /waves/<kind>/neurons/<pop>: the measured segments (none: nothing).
+  void write_waves() {
+    if (arrivals_.empty() || arrivals_.front().empty()) return;
     for (std::size_t i = 0; i < wave_blocks_.size(); ++i) {
-      const auto a = arrival_time(times_, means_[i], segment_begin_, end);
-      arrivals_[i].push_back(a ? *a : std::numeric_limits<double>::quiet_NaN());
+      const Block& b = model_.layout().block(wave_blocks_[i]);
+      writer_.write_waves(b.kind, b.member, arrivals_[i], quartiles_[i]);
     }
-    const auto keep = std::lower_bound(times_.begin(), times_.end(), end) - times_.begin();
-    times_.erase(times_.begin(), times_.begin() + keep);
-    for (auto& m : means_) m.erase(m.begin(), m.begin() + keep);
+  }
+
+  const std::vector<double>& segment_starts() const { return starts_; }
+  std::size_t diverged() const { return diverged_; }
+  double diverged_in(std::size_t segment) const {
+    return segment < flags_.size() ? flags_[segment] : std::numeric_limits<double>::quiet_NaN();
+  }
+  const std::string& first_divergence() const { return first_divergence_; }
+
+ private:
+  void keep(const State& s, double t) {
+    times_.push_back(t);
+    for (std::size_t i = 0; i < wave_blocks_.size(); ++i) {
+      const auto v = model_.layout().vector(s, wave_blocks_[i]);
+      rows_[i].insert(rows_[i].end(), v.data(), v.data() + v.size());
+    }
+  }
+
+  void close_segment() {
+    using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    for (std::size_t i = 0; i < wave_blocks_.size(); ++i) {
+      const auto n = static_cast<Eigen::Index>(model_.layout().block(wave_blocks_[i]).size);
+      const Eigen::Map<const RowMatrix> samples(rows_[i].data(), static_cast<Eigen::Index>(times_.size()), n);
+      const WaveArrival w = wave_arrival(times_, samples);
+      arrivals_[i].push_back(w.arrival ? *w.arrival : std::numeric_limits<double>::quiet_NaN());
+      quartiles_[i].insert(quartiles_[i].end(), w.neuron_quartiles.begin(), w.neuron_quartiles.end());
+    }
   }
 
   // "epoch 3/30  minibatch 12/48  test accuracy 0.9521" for the progress line.
@@ -225,16 +263,33 @@ class RunObserver final : public IntegrationObserver {
   std::optional<ProgressLine>& progress_;
   const Drive& drive_;
   Evaluator* evaluator_;
+  long wave_segments_;
+  std::size_t phase_offset_;
   std::size_t model_metrics_;
   std::vector<double> values_;
   State derivative_;
   std::vector<BlockId> wave_blocks_;
-  bool started_ = false;
-  double segment_begin_ = 0.0;
-  std::vector<double> times_;                  // samples of the current segment
-  std::vector<std::vector<double>> means_;     // per wave block, at those samples
-  std::vector<std::vector<double>> arrivals_;  // per wave block, per closed segment
+  std::size_t segments_started_ = 0;
+  bool collecting_ = false;
+  std::vector<double> times_;                   // the switch, then the samples of the segment
+  std::vector<std::vector<double>> rows_;       // per wave block: its values at those times
+  std::vector<std::vector<double>> arrivals_;   // per wave block, per measured segment
+  std::vector<std::vector<double>> quartiles_;  // per wave block: 3 per measured segment
+  std::vector<double> starts_;                  // the start of every segment reached
+  std::vector<double> flags_;                   // and whether its phase diverged (1) or not (0)
+  std::size_t diverged_ = 0;
+  std::string first_divergence_;
 };
+
+// Phases that end on convergence move the schedule; the adjoint's backward sweep replays the
+// planned one, so the two cannot be combined.
+void check_phases(const Model& model, const InputSignal& signal) {
+  if (signal.ends_on_convergence() && dynamic_cast<const AdjointForwardModel*>(&model) != nullptr) {
+    throw ConfigError("input.phases", "", "input.phases: a phase that ends on convergence (until) "
+                                          "cannot be combined with model.mode = \"adjoint\" (the "
+                                          "backward sweep replays the planned schedule)");
+  }
+}
 
 // A record key naming one block ("x/layer1") must name a block of the model's state: a typo
 // would otherwise silently fall back to the default. Keys naming a kind ("x", "W") are not
@@ -294,6 +349,7 @@ Run::Run(Experiment experiment, RunOptions options)
     : impl_(std::make_unique<Impl>(std::move(experiment), std::move(options))) {
   Impl& m = *impl_;
   check_record_keys(m.experiment.output, m.model->layout());
+  check_phases(*m.model, m.signal);
   if (m.options.threads > 0) omp_set_num_threads(m.options.threads);
   const BatchKernels& kernels = batch_kernels();  // chosen once, before any parallel region
   if (m.options.output_path.empty()) m.options.output_path = m.experiment.output.file;
@@ -308,10 +364,15 @@ Run::Run(Experiment experiment, RunOptions options)
     initial_scores = {{"initial_train_loss", train.loss}, {"initial_train_accuracy", train.accuracy},
                       {"initial_test_loss", test.loss}, {"initial_test_accuracy", test.accuracy}};
   }
+  std::vector<std::string> tables;
+  if (training) {
+    for (const std::string& name : Evaluator::names()) tables.push_back("/metrics/epoch/" + name);
+  }
+  for (const std::string& name : phase_columns()) tables.push_back("/metrics/phase/" + name);
   m.writer = std::make_unique<TrajectoryWriter>(m.options.output_path, m.model->layout(),
                                                 m.experiment.output,
                                                 metric_names(*m.model, m.experiment.output.residual),
-                                                training ? Evaluator::names() : std::vector<std::string>{});
+                                                tables);
   m.writer->write_metadata({model_type(m.experiment.model), m.experiment.integrator.stepper,
                             m.experiment.network.seed, omp_get_max_threads(),
                             m.experiment.config_text, kernels.name});
@@ -323,6 +384,17 @@ Run::Run(Experiment experiment, RunOptions options)
                          {{"train_file", spec.name.empty() ? spec.train : std::string()},
                           {"test_file", spec.test}});
     m.writer->write_attributes("/metrics/epoch", initial_scores);
+  }
+  {
+    const auto& names = m.experiment.input.phase_names;
+    std::string joined;
+    for (const auto& n : names) joined += (joined.empty() ? "" : ",") + n;
+    m.writer->write_attributes("/metrics/phase", {},
+                               {{"phase_names", joined},
+                                {"description", "one row per input segment (a phase of an example): "
+                                                "start, duration, phase (index into phase_names), "
+                                                "converged, diverged (0/1), residual_start, "
+                                                "residual_end (‖ds/dt‖ over the per-example blocks)"}});
   }
   m.writer->begin_streaming();
 }
@@ -340,7 +412,8 @@ RunReport Run::execute() {
                       m.options.log_evaluations, progress);
   }
   RunObserver observer(*m.writer, *m.model, m.experiment.output.residual, progress, m.drive,
-                       evaluator ? &*evaluator : nullptr);
+                       evaluator ? &*evaluator : nullptr, m.experiment.output.wave_segments,
+                       evaluator ? Evaluator::names().size() : 0);
 
   // Adjoint mode: keep the forward trajectory for the backward sweep.
   const auto* adjoint = dynamic_cast<const AdjointForwardModel*>(m.model.get());
@@ -358,18 +431,30 @@ RunReport Run::execute() {
   RunReport report;
   report.result = integrate(*m.model, m.drive, state, spec, m.times, *forward_observer);
   const bool success = report.result.outcome == Outcome::success;
-  const bool training_run = m.experiment.input.kind == InputKind::dataset;
   if (progress) progress->finish();
   m.writer->end_streaming();
   if (success) m.writer->write_parameters("final", m.model->parameters(state));
   m.model->finish(state, report.result.t);
   for (const DatasetAttribute& a : m.model->summary()) {
     m.writer->write_dataset_attribute(a.dataset, a.name, a.values);
+    if (a.name == "segment") {
+      // Per entry (a phase that ended in that segment): the driver's divergence flag.
+      std::vector<double> flags;
+      for (const double k : a.values) flags.push_back(observer.diverged_in(static_cast<std::size_t>(k)));
+      m.writer->write_dataset_attribute(a.dataset, "diverged", flags);
+    }
   }
-  // Wave arrivals need several samples per input segment; a training run samples once per
-  // minibatch, so it has none (DESIGN's waves are for the relaxation runs).
-  if (!training_run) observer.write_waves(m.signal.boundaries(), report.result.t);
+  // Wave arrivals of the measured segments (output.waves; by default none for a training run,
+  // which samples once per minibatch).
+  observer.write_waves();
+  if (success && m.signal.ends_on_convergence()) {
+    std::vector<double> reached = observer.segment_starts();
+    reached.push_back(report.result.t);
+    m.writer->rewrite_schedule(m.signal.boundaries(), reached);
+  }
   m.writer->write_solver(report.result);
+  report.diverged_phases = observer.diverged();
+  report.first_divergence = observer.first_divergence();
   if (adjoint != nullptr && report.result.outcome == Outcome::success) {
     const AdjointSweep sweep = sweep_backward(*adjoint, m.network, m.signal, spec, m.times, *store,
                                               state);
@@ -389,6 +474,7 @@ std::string validate_experiment(const Experiment& ex) {
   const Drive drive(signal);
   const auto model = make_model(ex.model, network, drive);
   check_record_keys(ex.output, model->layout());
+  check_phases(*model, signal);
   std::string text = fmt::format("model {}, stepper {}, t in [{}, {}], {} input segment(s), {} "
                                  "samples\nstate: {} values\n",
                                  model->type(), ex.integrator.stepper, ex.integrator.t0,

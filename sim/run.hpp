@@ -25,6 +25,9 @@ struct RunReport {
   std::string output_path;
   long samples = 0;
   int threads = 1;
+  // Phases (input segments) whose relaxation diverged: how many, and the first one, described.
+  std::size_t diverged_phases = 0;
+  std::string first_divergence;
 };
 
 // Sample times: the multiples k·sample_dt within [t0, t_end] (rounding at the ends snapped).

@@ -113,7 +113,7 @@ TEST_CASE("continuous relaxation: the residual decays at the rate of the lineari
   std::sort(re.data(), re.data() + re.size());
   REQUIRE(re[1] > 1.3 * re[0]);
   const auto summary = run.model.summary();
-  REQUIRE(summary.size() == 4);  // fitted and predicted rates of layers 0 and 1
+  REQUIRE(summary.size() == 6);  // fitted and predicted rates of layers 0 and 1, then diverged
   const std::vector<double>& fitted = summary[2].values;     // layer1 fitted_rate
   const std::vector<double>& predicted = summary[3].values;  // layer1 predicted_rate
   REQUIRE(fitted.size() == 1);

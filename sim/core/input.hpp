@@ -13,6 +13,7 @@
 // M = ⌈N/B⌉ minibatches; the last one is filled up with the first examples of the epoch's order,
 // so that every example is shown at least once per epoch and every minibatch has B examples.
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -52,8 +53,12 @@ struct InputSpec {
   // Phases of each example (DESIGN §5): names and durations, repeated with period Σ durations
   // from t0 (for a sequence or a data set, the period is `present`). Every phase switch is a
   // breakpoint.
+  // A phase may end early, when its relaxation has converged: phase_until[j] > 0 is the
+  // tolerance on the residual (the driver's ‖ds/dt‖ over the per-example blocks), and the
+  // phase's duration is then its maximum (issue 9). Empty or 0: fixed duration.
   std::vector<std::string> phase_names;
   std::vector<double> phase_durations;
+  std::vector<double> phase_until;
 
   // Targets y for the output populations (learning models): one per sequence vector, or one
   // constant target for the other kinds, present from target_t0 on (before it: no target, e = 0).
@@ -85,6 +90,14 @@ class InputSignal {
   void rate(std::size_t segment, double t, Eigen::Ref<Eigen::MatrixXd> out) const;
   // The phase of segment k (index into spec().phase_names; 0 when there are no phases).
   std::size_t phase(std::size_t segment) const { return phase_[original(segment)]; }
+  // The residual tolerance that ends segment k early (0: it lasts its full duration).
+  double until(std::size_t segment) const {
+    const std::size_t p = phase(segment);
+    return p < spec_.phase_until.size() && !reversed_ ? spec_.phase_until[p] : 0.0;
+  }
+  bool ends_on_convergence() const {
+    return std::any_of(spec_.phase_until.begin(), spec_.phase_until.end(), [](double e) { return e > 0; });
+  }
   // The target y in segment k (n_out×B); false (and `out` untouched) when the segment has none.
   bool target(std::size_t segment, Eigen::Ref<Eigen::MatrixXd> out) const;
   Eigen::Index target_size() const noexcept { return target_size_; }

@@ -6,13 +6,14 @@
 namespace lf {
 
 // How an integration ended (heyoka-style outcome).
-enum class Outcome { success, err_nf_state, step_underflow, step_limit };
+enum class Outcome { success, err_nf_state, step_underflow, step_limit, diverged };
 inline std::string_view outcome_name(Outcome outcome) {
   switch (outcome) {
     case Outcome::success: return "success";
     case Outcome::err_nf_state: return "err_nf_state";
     case Outcome::step_underflow: return "step_underflow";
     case Outcome::step_limit: return "step_limit";
+    case Outcome::diverged: return "diverged";
   }
   return "?";
 }
