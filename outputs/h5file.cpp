@@ -371,7 +371,7 @@ RunFileSummary read_run_summary(const std::string& path) {
         const std::string set_path = "/waves/" + kind + "/" + pop;
         if (!h5::exists(f, set_path)) continue;
         RunFileSummary::Wave wave{kind, pop, depth, h5::read_dataset(f, set_path, shape), {}};
-        const std::string neurons = "/waves/" + kind + "/neurons/" + pop;
+        const std::string neurons = "/waves/neurons/" + kind + "/" + pop;
         if (h5::exists(f, neurons)) wave.quartiles = h5::read_dataset(f, neurons, shape);
         summary.waves.push_back(std::move(wave));
       }

@@ -35,7 +35,7 @@ struct RunFileSummary {
   std::vector<double> time;
   std::vector<double> boundaries;  // t0, breakpoints…, t_end
   std::vector<std::string> populations;  // network order
-  // The wave arrivals the run stored (/waves/<kind>/<pop>, /waves/<kind>/neurons/<pop>), x and
+  // The wave arrivals the run stored (/waves/<kind>/<pop>, /waves/neurons/<kind>/<pop>), x and
   // h (forward waves) before λ (backward waves), each in network order.
   struct Wave {
     std::string kind;  // "x", "h" or "lambda"

@@ -771,7 +771,7 @@ void TrajectoryWriter::write_waves(const std::string& kind, const std::string& m
                                    const std::vector<double>& arrivals,
                                    const std::vector<double>& neuron_quartiles) {
   write_array("/waves/" + kind + "/" + member, {arrivals.size()}, arrivals.data());
-  write_array("/waves/" + kind + "/neurons/" + member, {arrivals.size(), 3}, neuron_quartiles.data());
+  write_array("/waves/neurons/" + kind + "/" + member, {arrivals.size(), 3}, neuron_quartiles.data());
 }
 
 void TrajectoryWriter::write_solver(const IntegrationResult& result) {

@@ -103,7 +103,7 @@ class TrajectoryWriter {
   // /parameters/<group>/<name> for every array (after end_streaming()), e.g. group "final".
   void write_parameters(const std::string& group, const std::vector<ParameterArray>& arrays);
   // /waves/<kind>/<member> [S]: the wave arrival time in each measured input segment (NaN where
-  // undefined); /waves/<kind>/neurons/<member> [S, 3]: the median, first and third quartile of
+  // undefined); /waves/neurons/<kind>/<member> [S, 3]: the median, first and third quartile of
   // the neurons' half-times (arrival times of the single neurons).
   void write_waves(const std::string& kind, const std::string& member,
                    const std::vector<double>& arrivals, const std::vector<double>& neuron_quartiles);

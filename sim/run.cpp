@@ -210,7 +210,7 @@ class RunObserver final : public IntegrationObserver {
     }
   }
 
-  // /waves/<kind>/<pop> and /waves/<kind>/neurons/<pop>: the measured segments (none: nothing).
+  // /waves/<kind>/<pop> and /waves/neurons/<kind>/<pop>: the measured segments (none: nothing).
   void write_waves() {
     if (arrivals_.empty() || arrivals_.front().empty()) return;
     for (std::size_t i = 0; i < wave_blocks_.size(); ++i) {

@@ -20,6 +20,10 @@ ROOT = Path(os.environ.get("LEARNFLOW_SOURCE_DIR", Path(__file__).resolve().pare
 BIN = Path(os.environ.get("LEARNFLOW_BIN", ROOT / "build" / "learnflow"))
 REFERENCE = ROOT / "tests" / "data" / "reference"
 SKIPPED_ATTRIBUTES = {("/", "created"), ("/solver", "wall_seconds"), ("/adjoint", "wall_seconds")}
+# Wave arrivals changed their definition after the reference files were written (issue 9: the
+# norm of the change instead of the mean; tests/test_waves.cpp checks them against the closed
+# form): they are analysis of the state, which must stay bit-identical.
+SKIPPED_PREFIXES = ("/waves/",)
 
 
 def runs():
@@ -41,6 +45,8 @@ def differences(reference, current):
     found = []
     old, new = objects(reference), objects(current)
     for path, obj in old.items():
+        if path.startswith(SKIPPED_PREFIXES):
+            continue
         if path not in new:
             found.append(f"{path} missing")
             continue

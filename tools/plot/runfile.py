@@ -92,6 +92,12 @@ class Activity:
             result[start:stop] = self._dataset[start:stop].mean(axis=1, dtype=float)
         return result
 
+    def rows(self, first, stop):
+        """Samples first..stop-1 as [k, m]: the neurons (of every recorded example) per sample,
+        or, for a norm record, the norm as one column."""
+        data = np.asarray(self._dataset[first:stop], dtype=float)
+        return data.reshape(len(data), -1)
+
     def held(self, grid):
         """The block at each time of grid, [len(grid), n]: the latest sample at or before it
         (the first sample before that; NaN if there is no sample)."""

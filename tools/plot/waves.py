@@ -1,5 +1,6 @@
-"""Wave propagation: when each population's mean activity (forward wave, x) or mean costate
-(backward wave, lambda) responds to each input segment.
+"""Wave propagation: when each population's activity (forward wave, x) or costate (backward
+wave, lambda) responds to each input segment: the first time the norm of its change since the
+segment's start reaches half of its change over the segment (sim/waves.hpp).
 
 Subcommands: `waves` (space-time heatmap + mean per population with arrival marks, one column
 per wave) and `arrivals` (the arrival times as a table or JSON). The C++ side implements the same
@@ -25,37 +26,69 @@ FLAT_TOLERANCE = 1e-9  # relative change below which a segment has no arrival
 WAVE_KINDS = {"x": ("x", "forward wave"), "lambda": ("λ", "backward wave")}
 
 
-def arrival_time(t, m, start, end):
-    """Wave arrival time of the series m(t) in the segment [start, end], or None if undefined.
+def half_change_time(t, d, scale):
+    """The first time the series d (d[0] the reference) reaches half of its last change,
+    interpolated linearly; None if fewer than 2 samples, a value is not finite, or the change is
+    flat (|d[-1] - d[0]| <= FLAT_TOLERANCE * max(1, scale)). The same as sim/waves.cpp."""
+    if len(t) < 2 or not np.all(np.isfinite(d)):
+        return None
+    change = d[-1] - d[0]
+    if abs(change) <= FLAT_TOLERANCE * max(1.0, scale):
+        return None
+    half = 0.5 * change
+    moved = d - d[0]
+    reached = moved >= half if half > 0 else moved <= half
+    i = int(np.argmax(reached[1:])) + 1
+    before, after = moved[i - 1], moved[i]
+    fraction = 1.0 if after == before else min(max((half - before) / (after - before), 0.0), 1.0)
+    return float(t[i - 1] + fraction * (t[i] - t[i - 1]))
 
-    Over the samples with start <= t <= end (at least 2, all finite): m0 = first value,
-    d = last value - m0 (undefined if |d| <= FLAT_TOLERANCE * max(1, |m0|, |m1|)). The arrival is
-    where |m - m0| first reaches |d|/2, interpolated linearly between the two samples around it.
-    t must be increasing.
-    """
+
+def wave_arrival(t, rows):
+    """(arrival, (median, q25, q75)) of a population from its samples rows [T, n] at times t,
+    the first row the reference: the arrival is the half-change time of d(t) = ||x(t) - x(t0)||,
+    the quartiles those of the neurons' half-change times of |x_i(t) - x_i(t0)| (NaN if none).
+    A 1-D series is one neuron. The definition of sim/waves.hpp."""
+    rows = np.asarray(rows, dtype=float)
+    if rows.ndim == 1:
+        rows = rows[:, None]
+    nan = (math.nan, math.nan, math.nan)
+    if len(t) < 2 or rows.shape[0] != len(t) or rows.shape[1] == 0:
+        return None, nan
+    change = rows - rows[0]
+    scale = max(np.linalg.norm(rows[0]), np.linalg.norm(rows[-1]))
+    arrival = half_change_time(t, np.linalg.norm(change, axis=1), scale)
+    halves = []
+    for i in range(rows.shape[1]):
+        h = half_change_time(t, np.abs(change[:, i]), max(abs(rows[0, i]), abs(rows[-1, i])))
+        if h is not None:
+            halves.append(h)
+    quartiles = tuple(float(q) for q in np.quantile(halves, [0.5, 0.25, 0.75])) if halves else nan
+    return arrival, quartiles
+
+
+def arrival_time(t, m, start, end):
+    """Wave arrival time of the samples m (1-D series or [T, n] rows) in the segment
+    [start, end], or None if undefined: wave_arrival over the samples with start <= t <= end
+    (the first of them the reference). t must be increasing."""
     first = np.searchsorted(t, start, side="left")
     stop = np.searchsorted(t, end, side="right")
     if stop - first < 2:
         return None
-    ts, ms = t[first:stop], m[first:stop]
-    if not np.all(np.isfinite(ms)):
-        return None
-    m0, m1 = ms[0], ms[-1]
-    change = m1 - m0
-    if abs(change) <= FLAT_TOLERANCE * max(1.0, abs(m0), abs(m1)):
-        return None
-    half = 0.5 * abs(change)
-    # Exists: the last sample deviates by |change| >= half.
-    i = 1 + int(np.argmax(np.abs(ms[1:] - m0) >= half))
-    before, after = ms[i - 1] - m0, ms[i] - m0
-    # |before| < half <= |after|, so the segment crosses half on the side of `after`.
-    fraction = (math.copysign(half, after) - before) / (after - before)
-    return float(ts[i - 1] + fraction * (ts[i] - ts[i - 1]))
+    return wave_arrival(np.asarray(t)[first:stop], np.asarray(m)[first:stop])[0]
 
 
-def segment_arrivals(activity, mean, segments):
-    """Arrival time (or None) of one population in each segment."""
-    return [arrival_time(activity.times, mean, start, end) for start, end in segments]
+def segment_arrivals(activity, segments):
+    """Arrival time (or None) of one population in each segment, from its recorded samples."""
+    results = []
+    for start, end in segments:
+        first = int(np.searchsorted(activity.times, start, side="left"))
+        stop = int(np.searchsorted(activity.times, end, side="right"))
+        if stop - first < 2:
+            results.append(None)
+            continue
+        results.append(wave_arrival(activity.times[first:stop], activity.rows(first, stop))[0])
+    return results
 
 
 def recorded_waves(run):
@@ -125,12 +158,13 @@ def _draw_means(axes, activities, segments, symbol):
         mean = activity.mean()
         label = f"{activity.name} (norm)" if activity.is_norm else activity.name
         (line,) = axes.plot(activity.times, mean, linewidth=1.2, label=label)
-        arrivals = [t for t in segment_arrivals(activity, mean, marked) if t is not None]
+        arrivals = [t for t in segment_arrivals(activity, marked) if t is not None]
         axes.plot(arrivals, np.interp(arrivals, activity.times, mean), linestyle="none",
                   marker="|", markersize=14, markeredgewidth=2, color=line.get_color())
     note = f" (first {MAX_MARKED_SEGMENTS} of {len(segments)} segments)" \
         if len(segments) > MAX_MARKED_SEGMENTS else ""
-    axes.set_title(f"mean {symbol} per population, | = wave arrival{note}", fontsize="medium")
+    axes.set_title(f"mean {symbol} per population, | = wave arrival (half of ‖Δ{symbol}‖){note}",
+                   fontsize="medium")
     axes.set_ylabel(f"mean {symbol} (or ‖{symbol}‖)")
     axes.legend(loc="best", fontsize="small")
 
@@ -148,7 +182,7 @@ def arrival_records(run):
     records = []
     for kind, activities in recorded_waves(run).items():
         for activity in activities:
-            arrivals = segment_arrivals(activity, activity.mean(), segments)
+            arrivals = segment_arrivals(activity, segments)
             records += _records(kind, activity.name, segments, arrivals)
     return records
 
@@ -159,7 +193,8 @@ def stored_arrival_records(run):
     records = []
     for kind in WAVE_KINDS:
         for population, stored in run.stored_waves(kind).items():
-            if len(stored) != len(segments):
+            # output.waves = "first:K" measures the first K segments only.
+            if len(stored) > len(segments):
                 raise PlotError(f"{run.path}: /waves/{kind}/{population} holds {len(stored)} "
                                 f"arrivals for {len(segments)} input segments")
             arrivals = [float(value) if np.isfinite(value) else None for value in stored]
@@ -193,8 +228,9 @@ def register(subcommands):
     parser = subcommands.add_parser(
         "arrivals", help="print wave arrival times per population and input segment",
         description="Print, per population with recorded x (forward wave) or lambda (backward "
-                    "wave) and per input segment, the time at which the mean over neurons has "
-                    "made half of its change over the segment.")
+                    "wave) and per input segment, the first time at which the norm of its change "
+                    "since the segment's start reaches half of its change over the segment "
+                    "(from the recorded samples; a norm record uses the change of its norm).")
     parser.add_argument("run", metavar="RUN.h5", help="learnflow run file")
     parser.add_argument("--json", action="store_true",
                         help='print a JSON list of {"population", "segment", "start", "arrival", '
