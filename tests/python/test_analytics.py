@@ -276,6 +276,7 @@ residual = true
         # Seen while running: lines with fewer samples than the end, counting up.
         counts = [int(line.split(", ")[1].split()[0]) for line in lines]
         self.assertEqual(counts, sorted(counts))
+        self.assertLess(counts[0], 21)  # the run takes seconds; watch looks every 0.1 s
         once = learnflow("watch", output, "--once", cwd=self.dir)
         self.assertEqual(once.returncode, 0, once.stderr)
         self.assertIn("[ended: success]", once.stdout)

@@ -30,6 +30,7 @@ SHORT_T_END = {
     "digits_gaitprop.toml": ["train.epochs=1", "data.test_fraction=0.9"],
     "digits_dtp.toml": ["train.epochs=1", "data.test_fraction=0.9"],
     "fashion_mnist_costate.toml": ["train.epochs=1", "data.limit=640"],
+    "convergence_until.toml": None,  # ends early by design
 }
 
 
