@@ -93,7 +93,10 @@ AdjointSweep sweep_backward(const AdjointForwardModel& forward, const Network& n
   CostateSamples samples(backward, time_sum, sweep);
   State state(static_cast<std::size_t>(backward.layout().size()));
   backward.initial_state(state);
-  sweep.result = integrate(backward, drive, state, spec, sigma_times, samples);
+  // The backward sweep is no relaxation of the schedule's phases: it never stops on divergence.
+  IntegratorSpec backward_spec = spec;
+  backward_spec.stop_on_divergence = false;
+  sweep.result = integrate(backward, drive, state, backward_spec, sigma_times, samples);
   samples.reverse();
   if (sweep.result.outcome != Outcome::success) return sweep;
   // The accumulators hold −∂J/∂W and −∂J/∂b.
