@@ -9,7 +9,10 @@
 //   State& state();                                   current accepted state
 //   void interpolate(double t, State& out);           dense: within the last accepted step
 // The loop owns step-size clamping (segment ends, sample times for non-dense steppers, dt_max),
-// the statistics, and the checks that end a run: non-finite state, step underflow, max_steps.
+// the statistics, the checks that end a run (non-finite state, step underflow, max_steps, a
+// diverged phase with on_divergence = stop), and the phases: each segment's residual at its start
+// and end (PhaseReport), and the early end of a phase with `until` once its residual has fallen
+// to the tolerance, which moves the rest of the schedule earlier.
 #include <fmt/format.h>
 
 #include <algorithm>
