@@ -74,13 +74,18 @@ inline bool all_finite(const State& x) {
 // The residual of a phase, r = ‖ds/dt‖₂ over the per-example blocks (all blocks when the model
 // has none), in block order (deterministic). `f` receives ds/dt. Not counted as an RHS
 // evaluation of the solver (like the residual metrics, it is analysis).
+// Whether block b enters the residual: the per-example blocks, or all when there are none.
+inline bool in_residual(const StateLayout& layout, const Block& b) {
+  const auto& blocks = layout.blocks();
+  return b.per_example() ||
+         std::none_of(blocks.begin(), blocks.end(), [](const Block& c) { return c.per_example(); });
+}
+
 inline double phase_residual(const Model& model, const State& x, double t, State& f) {
   model.rhs(x, f, t);
-  const auto& blocks = model.layout().blocks();
-  const bool any = std::any_of(blocks.begin(), blocks.end(), [](const Block& b) { return b.per_example(); });
   double sum = 0.0;
-  for (const Block& b : blocks) {
-    if (any && !b.per_example()) continue;
+  for (const Block& b : model.layout().blocks()) {
+    if (!in_residual(model.layout(), b)) continue;
     for (Eigen::Index i = 0; i < b.size; ++i) sum += f[b.offset + i] * f[b.offset + i];
   }
   return std::sqrt(sum);
@@ -99,11 +104,9 @@ inline double residual_growth(const Model& model, const State& x, double t, cons
   const double step = 1e-7 * std::max(1.0, fx) / ff;  // moves x by 1e-7 of its size
   for (std::size_t i = 0; i < x.size(); ++i) x2[i] = x[i] + step * f[i];
   model.rhs(x2, f2, t);
-  const auto& blocks = model.layout().blocks();
-  const bool any = std::any_of(blocks.begin(), blocks.end(), [](const Block& b) { return b.per_example(); });
   double rr = 0.0, rjr = 0.0;
-  for (const Block& b : blocks) {
-    if (any && !b.per_example()) continue;
+  for (const Block& b : model.layout().blocks()) {
+    if (!in_residual(model.layout(), b)) continue;
     for (Eigen::Index i = b.offset; i < b.offset + b.size; ++i) {
       rr += f[i] * f[i];
       rjr += f[i] * (f2[i] - f[i]) / step;
@@ -244,17 +247,18 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
       }
       // A phase that ends on convergence: has r fallen to the tolerance within this step?
       double t_stop = t;
+      // The state within the step just taken: the dense output, or the cubic Hermite interpolant.
+      auto state_at = [&](double tc, State& out) {
+        if constexpr (StepPolicy::dense) {
+          policy.interpolate(tc, out);
+        } else {
+          hermite(t_prev, x_prev, f_prev, t, policy.state(), f_end, tc, out);
+        }
+      };
       if (tol > 0) {
         const double r = phase_residual(job.model, policy.state(), t, f_end);
         if (r <= tol) {
           converged = true;
-          auto state_at = [&](double tc, State& out) {
-            if constexpr (StepPolicy::dense) {
-              policy.interpolate(tc, out);
-            } else {
-              hermite(t_prev, x_prev, f_prev, t, policy.state(), f_end, tc, out);
-            }
-          };
           t_stop = locate_convergence([&](double tc) {
             state_at(tc, interpolated);
             return phase_residual(job.model, interpolated, tc, f_trial);
@@ -275,11 +279,7 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
       }
       if (t_stop < t) {
         // The phase ended inside the step: the state there, from the same interpolant.
-        if constexpr (StepPolicy::dense) {
-          policy.interpolate(t_stop, interpolated);
-        } else {
-          hermite(t_prev, x_prev, f_prev, t, policy.state(), f_end, t_stop, interpolated);
-        }
+        state_at(t_stop, interpolated);
         policy.state() = interpolated;
         t = t_stop;
       }
