@@ -21,7 +21,7 @@ build: configure
 
 demo: build
 	@mkdir -p out
-	$(BUILD)/learnflow run examples/forward_wave.toml -o out/forward_wave.h5
+	$(BUILD)/learnflow run examples/forward_wave.toml -o out/forward_wave.h5 --force
 	$(BUILD)/learnflow info out/forward_wave.h5 --segments 2
 	$(PYTHON) tools/plot waves out/forward_wave.h5 -o out/forward_wave.png
 

@@ -152,7 +152,9 @@ int bench(const std::string& config, const std::vector<std::string>& overrides,
   lf::RunReport report;
   for (int r = 0; r < warmup + repeats; ++r) {
     const auto t_close = [&] {
-      lf::Run run(ex, lf::RunOptions{output, threads, false});
+      lf::RunOptions options{output, threads, false};
+      options.force = true;  // every repetition replaces the bench's own scratch file
+      lf::Run run(ex, options);
       const double cpu0 = process_cpu_seconds();
       const auto t0 = Clock::now();
       report = run.execute();

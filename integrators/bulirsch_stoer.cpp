@@ -15,12 +15,17 @@ using BulirschStoer = odeint::bulirsch_stoer<State, double, State, double, Paral
 class BulirschStoerPolicy {
  public:
   static constexpr bool dense = false;
+  // Its order control (odeint's private members) is known only right after a reset: checkpoints
+  // at segment starts, where restart() resets it.
+  static constexpr bool checkpoint_anywhere = false;
 
   BulirschStoerPolicy(std::size_t n, double atol, double rtol)
       : stepper_(atol, rtol, 1.0, 0.0), x_(n) {}
 
   State& state() { return x_; }
   void restart(const CountingSystem&, double) { stepper_.reset(); }
+  void save(LoopPosition&) const {}
+  void resume(const CountingSystem&, double, const LoopPosition&) { stepper_.reset(); }
 
   bool attempt(const CountingSystem& sys, double t, double h, double, double& h_next) {
     double t_try = t, h_try = h;

@@ -18,6 +18,7 @@ using ControlledDopri5 = odeint::controlled_runge_kutta<Dopri5, ErrorChecker>;
 class Dopri5Policy {
  public:
   static constexpr bool dense = true;
+  static constexpr bool checkpoint_anywhere = true;  // its state at a step boundary: x, dxdt, t
 
   Dopri5Policy(std::size_t n, double atol, double rtol)
       // Error of component i is measured against atol + rtol |x_i| (a_x = 1, a_dxdt = 0).
@@ -28,6 +29,14 @@ class Dopri5Policy {
 
   void restart(const CountingSystem& sys, double t) {
     sys(x_, dxdt_, t);  // FSAL: the derivative at the segment start, with the new input
+    t_ = t;
+  }
+
+  // A checkpoint: the FSAL derivative, saved and restored as it is (not recomputed: that would
+  // count an RHS evaluation the uninterrupted run did not make).
+  void save(LoopPosition& at) const { at.derivative = dxdt_; }
+  void resume(const CountingSystem&, double t, const LoopPosition& at) {
+    dxdt_ = at.derivative;
     t_ = t;
   }
 

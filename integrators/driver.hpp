@@ -19,8 +19,10 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "integrators/steppers.hpp"
+#include "sim/core/interrupt.hpp"
 
 namespace lf {
 
@@ -161,16 +163,28 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
   const IntegratorSpec& spec = job.spec;
   const std::vector<double>& bounds = job.drive.signal().boundaries();
   const std::vector<double>& times = job.sample_times;
+  const LoopPosition* resume = job.resume;
   std::size_t next_sample = 0;
   State interpolated(job.state.size());
+  // Wall time of this invocation, and of the run so far (with the part before the checkpoint it
+  // resumed from). integrator.max_wall_seconds limits the first: a resumed run gets it afresh.
+  const double wall_before = resume != nullptr ? resume->stats.wall_seconds : 0.0;
+  auto invocation = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  };
+  auto wall = [&] { return wall_before + invocation(); };
 
   auto finish = [&](Outcome outcome, double t, std::string message) {
     result.outcome = outcome;
     result.t = t;
     result.message = std::move(message);
-    stats.wall_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-    if (outcome == Outcome::success || outcome == Outcome::diverged) job.state = policy.state();
+    stats.wall_seconds = wall();
+    // The state reached: on success, a diverged phase, a wall-time limit or an interrupt (all at
+    // a step boundary); after a numerical failure job.state keeps the last state before it.
+    if (outcome == Outcome::success || outcome == Outcome::diverged ||
+        outcome == Outcome::wall_limit || outcome == Outcome::interrupted) {
+      job.state = policy.state();
+    }
     return result;
   };
 
@@ -180,29 +194,94 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
   // Phases that end on convergence move the rest of the schedule earlier by `shift` (exactly 0
   // until one does, so that a schedule without them keeps its boundaries bit for bit).
   double shift = 0.0;
+  std::size_t first_segment = 0;
+  if (resume != nullptr) {
+    first_segment = resume->segment;
+    t = resume->t;
+    dt = resume->dt;
+    shift = resume->shift;
+    next_sample = resume->next_sample;
+    stats = resume->stats;
+  }
   const bool piecewise_constant = !job.drive.signal().time_dependent();
   State f_end(job.state.size()), f_prev(job.state.size()), x_prev, f_trial(job.state.size());
-  for (std::size_t k = 0; k + 1 < bounds.size(); ++k) {
-    // t is bounds[k] exactly unless an earlier phase ended on convergence.
-    const double t_begin = t, t_end = bounds[k + 1] - shift;
-    job.drive.enter_segment(k, t_begin);
-    // The schedule's events at the segment start: a reset of the activities (a new minibatch
-    // with train.reset), then the model's own (phase changes, end-of-phase updates).
-    if (job.drive.signal().resets(k)) job.model.reset_activity(policy.state());
-    job.model.enter_segment(policy.state(), t_begin);
-    policy.restart(sys, t_begin);
-    if (dt == 0.0) dt = initial_step(sys, policy.state(), t, spec.rtol, spec.atol, order);
-    job.observer.segment_start(policy.state(), t);
-    while (next_sample < times.size() && times[next_sample] <= t) {
-      job.observer.sample(policy.state(), times[next_sample++]);
+  PhaseReport phase;
+  double r_prev = 0.0;
+  std::size_t k = first_segment;
+  // The loop's position, for a checkpoint (now: at a step boundary, or at the segment start).
+  auto position = [&](bool at_segment_start) {
+    LoopPosition at;
+    at.segment = k;
+    at.t = t;
+    at.dt = dt;
+    at.shift = shift;
+    at.next_sample = next_sample;
+    at.stats = stats;
+    at.stats.wall_seconds = wall();
+    at.phase_start = phase.start;
+    at.residual_start = phase.residual_start;
+    at.residual_prev = r_prev;
+    at.at_segment_start = at_segment_start;
+    policy.save(at);
+    return at;
+  };
+  // A signal or the wall-time limit ends the run at this step boundary, after a checkpoint if
+  // the stepper can be resumed here (Bulirsch–Stoer: the one at the segment start stays).
+  auto stop_requested = [&](bool can_checkpoint, bool at_segment_start) -> std::optional<Outcome> {
+    const int signal = interrupt_signal();
+    // Past the wall-time limit where no checkpoint can be taken (Bulirsch–Stoer inside a
+    // segment), the loop goes on to the next segment start, so that the run can be resumed.
+    const bool over_time = invocation() > spec.max_wall_seconds && (can_checkpoint || signal != 0);
+    if (signal == 0 && !over_time) {
+      if (can_checkpoint && job.observer.checkpoint_due(t)) {
+        job.observer.checkpoint(policy.state(), position(at_segment_start));
+      }
+      return std::nullopt;
     }
-    PhaseReport phase;
+    if (can_checkpoint) job.observer.checkpoint(policy.state(), position(at_segment_start));
+    return signal != 0 ? Outcome::interrupted : Outcome::wall_limit;
+  };
+  auto stopped = [&](Outcome outcome) {
+    return finish(outcome, t, outcome == Outcome::interrupted
+                                  ? fmt::format("interrupted by signal {} at t = {}", interrupt_signal(), t)
+                                  : fmt::format("integrator.max_wall_seconds = {} reached at t = {}",
+                                                spec.max_wall_seconds, t));
+  };
+  for (; k + 1 < bounds.size(); ++k) {
+    const bool resumed = resume != nullptr && k == first_segment;
+    // t is bounds[k] exactly unless an earlier phase ended on convergence.
+    const double t_begin = resumed ? resume->phase_start : t, t_end = bounds[k + 1] - shift;
+    job.drive.enter_segment(k, t_begin);
+    phase = PhaseReport{};
     phase.segment = k;
     phase.phase = job.drive.phase();
     phase.start = t_begin;
-    phase.residual_start = phase_residual(job.model, policy.state(), t, f_prev);
     const double tol = job.drive.signal().until(k);
-    double r_prev = phase.residual_start;
+    if (resumed) {
+      // Everything up to the checkpoint happened: the events, the samples, the steps.
+      policy.resume(sys, t, *resume);
+      phase.residual_start = resume->residual_start;
+      r_prev = resume->residual_prev;
+      // The Hermite interpolant's derivative at the step start: the same function of the same
+      // state as before the checkpoint.
+      if (tol > 0 && !StepPolicy::dense) phase_residual(job.model, policy.state(), t, f_prev);
+    } else {
+      // The schedule's events at the segment start: a reset of the activities (a new minibatch
+      // with train.reset), then the model's own (phase changes, end-of-phase updates).
+      if (job.drive.signal().resets(k)) job.model.reset_activity(policy.state());
+      job.model.enter_segment(policy.state(), t_begin);
+      policy.restart(sys, t_begin);
+      if (dt == 0.0) dt = initial_step(sys, policy.state(), t, spec.rtol, spec.atol, order);
+      job.observer.segment_start(policy.state(), t);
+      while (next_sample < times.size() && times[next_sample] <= t) {
+        job.observer.sample(policy.state(), times[next_sample++]);
+      }
+      phase.residual_start = phase_residual(job.model, policy.state(), t, f_prev);
+      r_prev = phase.residual_start;
+      if (!StepPolicy::checkpoint_anywhere) {
+        if (const auto outcome = stop_requested(true, true)) return stopped(*outcome);
+      }
+    }
     bool converged = tol > 0 && r_prev <= tol;
     while (t < t_end && !converged) {
       if (stats.steps >= spec.max_steps) {
@@ -238,6 +317,19 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
                         fmt::format("step size underflow at t = {}: dt = {:.3g} after {} rejected "
                                     "steps", t, h, stats.rejected));
         }
+        if (h_next < spec.dt_min && h < stop - t) {
+          return finish(Outcome::step_underflow, t,
+                        fmt::format("the error control asks for dt = {:.3g} at t = {}, below "
+                                    "integrator.dt_min = {:.3g} ({} rejected steps)", h_next, t,
+                                    spec.dt_min, stats.rejected));
+        }
+      }
+      if (t == t_prev) {
+        // An accepted step that did not move t (t + dt == t in double precision): the run would
+        // only stop at max_steps.
+        return finish(Outcome::step_underflow, t,
+                      fmt::format("step size underflow at t = {}: a step of dt = {:.3g} does not "
+                                  "change t in double precision", t, h));
       }
       ++stats.steps;
       if (!all_finite(policy.state())) {
@@ -284,6 +376,18 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
         t = t_stop;
       }
       job.observer.step(policy.state(), t, h, stats);
+      if (adaptive && natural_dt < spec.dt_min && dt < spec.dt_min) {
+        return finish(Outcome::step_underflow, t,
+                      fmt::format("the error control keeps dt = {:.3g} at t = {}, below "
+                                  "integrator.dt_min = {:.3g}", dt, t, spec.dt_min));
+      }
+      // A position to continue from (not inside a phase that converged: it ends below, with its
+      // events; at t_end the resumed loop goes straight to them).
+      if (!converged) {
+        if (const auto outcome = stop_requested(StepPolicy::checkpoint_anywhere, false)) {
+          return stopped(*outcome);
+        }
+      }
     }
     phase.end = t;
     phase.converged = converged;

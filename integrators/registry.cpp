@@ -30,8 +30,8 @@ const StepperInfo* find_stepper(std::string_view name) {
 
 IntegrationResult integrate(const Model& model, Drive& drive, State& state,
                             const IntegratorSpec& spec, const std::vector<double>& sample_times,
-                            IntegrationObserver& observer) {
-  const IntegrationJob job{model, drive, state, spec, sample_times, observer};
+                            IntegrationObserver& observer, const LoopPosition* resume) {
+  const IntegrationJob job{model, drive, state, spec, sample_times, observer, resume};
   const std::string_view name = spec.stepper;
   if (name == "dopri5") return integrate_dopri5(job);
   if (name == "rkck54") return integrate_rkck54(job);

@@ -20,6 +20,8 @@ struct IntegratorSpec {
   double dt0 = 0.0;            // initial step; 0: chosen from the tolerances
   double dt_max = std::numeric_limits<double>::infinity();
   long max_steps = 100'000'000;
+  double dt_min = 0.0;  // a step the error control wants smaller than this ends the run
+  double max_wall_seconds = std::numeric_limits<double>::infinity();  // ends the run (wall_limit)
   double t0 = 0.0;
   double t_end = 10.0;
   // A phase whose residual grew (IntegrationObserver::phase_end) ends the run (Outcome::diverged).
@@ -41,6 +43,21 @@ struct PhaseReport {
   // at its end faster than e-fold per phase duration (d ln r/dt > 1/duration, from one
   // directional derivative). Piecewise-constant inputs only: a sine drives r.
   bool diverged = false;
+};
+
+// Where the integration loop stands at a step boundary. With the state vector, the model's event
+// state and the observers' own, it is everything needed to continue a run bit for bit (a
+// checkpoint, sim/checkpoint.hpp). Dense steppers keep their FSAL derivative; Bulirsch–Stoer,
+// whose order control lives inside odeint, is checkpointed only at segment starts, where the
+// loop resets it.
+struct LoopPosition {
+  std::size_t segment = 0;
+  double t = 0.0, dt = 0.0, shift = 0.0;
+  std::size_t next_sample = 0;
+  SolverStats stats;  // wall_seconds: of the part of the run before the checkpoint
+  double phase_start = 0.0, residual_start = 0.0, residual_prev = 0.0;
+  bool at_segment_start = false;  // after the segment's events and first samples, before its steps
+  State derivative;               // the stepper's derivative at t (dopri5), else empty
 };
 
 struct StepperInfo {
@@ -70,6 +87,11 @@ class IntegrationObserver {
   virtual void segment_end(const State& /*s*/, double /*t*/) {}
   // After segment_end: what the segment's phase did.
   virtual void phase_end(const PhaseReport& /*report*/) {}
+  // Asked at every step boundary (time t) where the loop can be checkpointed: should it be, now?
+  // Then checkpoint() gets the state and the loop's position (also when the run is about to end
+  // on an interrupt or the wall-time limit, whatever this returns).
+  virtual bool checkpoint_due(double /*t*/) { return false; }
+  virtual void checkpoint(const State& /*s*/, const LoopPosition& /*at*/) {}
 };
 
 
@@ -77,8 +99,11 @@ class IntegrationObserver {
 // signal, calling `observer.sample` at each of `sample_times` (sorted, within [t0, t_end]).
 // No step crosses a segment boundary: the stepper stops there exactly and restarts.
 // On return `state` holds the state at result.t (the last finite state on failure).
+// `resume`: continue from a checkpoint instead (state: the checkpoint's state vector; the model's
+// and observers' event state already restored): the segment's events and the samples before
+// the position are not repeated.
 IntegrationResult integrate(const Model& model, Drive& drive, State& state,
                             const IntegratorSpec& spec, const std::vector<double>& sample_times,
-                            IntegrationObserver& observer);
+                            IntegrationObserver& observer, const LoopPosition* resume = nullptr);
 
 }  // namespace lf

@@ -12,6 +12,7 @@ struct IntegrationJob {
   const IntegratorSpec& spec;
   const std::vector<double>& sample_times;
   IntegrationObserver& observer;
+  const LoopPosition* resume = nullptr;
 };
 
 IntegrationResult integrate_dopri5(const IntegrationJob& job);

@@ -1,5 +1,7 @@
 #include "models/adjoint.hpp"
 
+#include "sim/core/errors.hpp"
+
 #include <algorithm>
 #include <cassert>
 
@@ -43,6 +45,30 @@ void TrajectoryStore::interpolate(std::size_t segment, double t,
   const double h00 = (1 + 2 * th) * (1 - th) * (1 - th), h10 = th * (1 - th) * (1 - th);
   const double h01 = th * th * (3 - 2 * th), h11 = th * th * (th - 1);
   out = h00 * x0 + (h10 * h) * f0 + h01 * x1 + (h11 * h) * f1;
+}
+
+void TrajectoryStore::save(Snapshot& out) const {
+  std::vector<std::vector<double>> t, x, f;
+  for (const Segment& seg : segments_) {
+    t.push_back(seg.t);
+    x.push_back(seg.x);
+    f.push_back(seg.f);
+  }
+  out.put_nested("adjoint/store/t", t);
+  out.put_nested("adjoint/store/x", x);
+  out.put_nested("adjoint/store/f", f);
+}
+
+void TrajectoryStore::restore(const Snapshot& in) {
+  auto t = in.nested("adjoint/store/t"), x = in.nested("adjoint/store/x"), f = in.nested("adjoint/store/f");
+  if (t.size() != segments_.size() || x.size() != t.size() || f.size() != t.size()) {
+    throw InputError("the checkpoint's forward trajectory does not match this run's schedule");
+  }
+  for (std::size_t k = 0; k < segments_.size(); ++k) {
+    segments_[k].t = std::move(t[k]);
+    segments_[k].x = std::move(x[k]);
+    segments_[k].f = std::move(f[k]);
+  }
 }
 
 std::size_t TrajectoryStore::knots() const {

@@ -29,6 +29,9 @@ class TrajectoryStore {
   void interpolate(std::size_t segment, double t, Eigen::Ref<Eigen::VectorXd> out) const;
   std::size_t knots() const;
   std::size_t bytes() const;
+  // The knots so far, for a checkpoint (under "adjoint/store/…"), and back.
+  void save(Snapshot& out) const;
+  void restore(const Snapshot& in);
 
  private:
   struct Segment {

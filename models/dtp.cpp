@@ -479,6 +479,30 @@ void DtpModel::enter_segment(State& s, double t) const {
 
 void DtpModel::finish(const State& s, double) const { close_target_phase(s); }
 
+// The open target phase's residual samples and the closed phases' fitted and predicted rates
+// (the LU cache of exact decoders is refactored from the same weights with the same bits).
+void DtpModel::save_events(Snapshot& out) const {
+  out.put("model/dtp/phase_open", phase_open_ ? 1.0 : 0.0);
+  out.put("model/dtp/phase_times", phase_times_);
+  out.put_nested("model/dtp/phase_residuals", phase_residuals_);
+  out.put_nested("model/dtp/fitted", fitted_);
+  out.put_nested("model/dtp/predicted", predicted_);
+  out.put_nested("model/dtp/closed_in", closed_in_);
+}
+
+void DtpModel::restore_events(const Snapshot& in) const {
+  phase_open_ = in.scalar("model/dtp/phase_open") != 0.0;
+  phase_times_ = in.get("model/dtp/phase_times");
+  phase_residuals_ = in.nested("model/dtp/phase_residuals");
+  fitted_ = in.nested("model/dtp/fitted");
+  predicted_ = in.nested("model/dtp/predicted");
+  closed_in_ = in.nested("model/dtp/closed_in");
+  if (phase_residuals_.size() != depth_ || fitted_.size() != depth_ || predicted_.size() != depth_ ||
+      closed_in_.size() != depth_) {
+    throw InputError("the checkpoint's dtp event state does not match this network (another config?)");
+  }
+}
+
 std::vector<std::string> DtpModel::metric_names() const {
   const auto& pops = network_->populations;
   std::vector<std::string> names{"loss"};

@@ -61,6 +61,8 @@ class DtpModel final : public Model {
   void metrics(const State& s, double t, std::span<double> out) const override;
   std::vector<DatasetAttribute> summary() const override;
   void finish(const State& s, double t) const override;
+  void save_events(Snapshot& out) const override;
+  void restore_events(const Snapshot& in) const override;
   bool predict(const State& s, const Eigen::Ref<const Eigen::MatrixXd>& inputs,
                Eigen::Ref<Eigen::MatrixXd> outputs) const override;
   std::vector<ParameterArray> parameters(const State& s) const override;

@@ -209,6 +209,45 @@ void GaitpropModel::leave_segment(State& s, double) const {
   if (in_target_phase() && !target_next && params_.mode == GaitpropMode::discrete) apply_update(s);
 }
 
+// The frozen forward pass of an open target phase (its LU factors are recomputed from the same
+// weights, with the same bits).
+void GaitpropModel::save_events(Snapshot& out) const {
+  out.put("model/gaitprop/frozen", frozen_ ? 1.0 : 0.0);
+  if (!frozen_) return;
+  auto flat = [](const auto& m) { return std::vector<double>(m.data(), m.data() + m.size()); };
+  for (std::size_t l = 0; l <= depth_; ++l) {
+    const std::string at = "model/gaitprop/" + std::to_string(l) + "/";
+    out.put(at + "b", flat(frozen_b_[l]));
+    if (l == 0) continue;
+    out.put(at + "w", flat(frozen_w_[l]));
+    out.put(at + "below", flat(frozen_below_[l]));
+    out.put(at + "d", flat(frozen_d_[l]));
+    out.put(at + "gd2", flat(frozen_gd2_[l]));
+  }
+}
+
+void GaitpropModel::restore_events(const Snapshot& in) const {
+  frozen_ = in.scalar("model/gaitprop/frozen") != 0.0;
+  if (!frozen_) return;
+  auto fill = [&](const std::string& name, auto& m) {
+    const std::vector<double>& v = in.get(name);
+    if (static_cast<Eigen::Index>(v.size()) != m.size()) {
+      throw InputError("the checkpoint's gaitprop entry '" + name + "' does not match this network");
+    }
+    std::copy(v.begin(), v.end(), m.data());
+  };
+  for (std::size_t l = 0; l <= depth_; ++l) {
+    const std::string at = "model/gaitprop/" + std::to_string(l) + "/";
+    fill(at + "b", frozen_b_[l]);
+    if (l == 0) continue;
+    fill(at + "w", frozen_w_[l]);
+    fill(at + "below", frozen_below_[l]);
+    fill(at + "d", frozen_d_[l]);
+    fill(at + "gd2", frozen_gd2_[l]);
+    lu_[l].compute(frozen_w_[l]);
+  }
+}
+
 void GaitpropModel::enter_segment(State& s, double t) const {
   const std::size_t k = drive_->segment();
   const bool target_now = in_target_phase();

@@ -86,6 +86,8 @@ class GaitpropModel final : public Model {
   void rhs(const State& s, State& ds, double t) const override;
   void enter_segment(State& s, double t) const override;
   void leave_segment(State& s, double t) const override;
+  void save_events(Snapshot& out) const override;
+  void restore_events(const Snapshot& in) const override;
   std::vector<std::string> metric_names() const override;
   void metrics(const State& s, double t, std::span<double> out) const override;
   bool predict(const State& s, const Eigen::Ref<const Eigen::MatrixXd>& inputs,

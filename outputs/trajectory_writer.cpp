@@ -1,9 +1,12 @@
 #include "outputs/trajectory_writer.hpp"
 
 #include <fmt/chrono.h>
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cassert>
 #include <chrono>
 #include <cmath>
@@ -186,8 +189,9 @@ struct Series {
   // length of /time in a killed run's file must not run ahead of the other datasets.
   bool held = false;
 
+  // `resume_rows` < 0: a new dataset; else the existing one, cut back to that many rows.
   void create(hid_t file, const std::string& dataset_path, std::vector<hsize_t> shape,
-              long flush_every) {
+              long flush_every, long long resume_rows = -1) {
     path = dataset_path;
     row_shape = std::move(shape);
     row_size = 1;
@@ -201,6 +205,25 @@ struct Series {
       max_dims.push_back(d);
       chunk.push_back(std::max<hsize_t>(d, 1));
     }
+    spare.reserve(max_queued_buffers);  // returning a buffer never allocates
+    if (resume_rows >= 0) {
+      set = h5::Handle(h5::check(H5Dopen2(file, path.c_str(), H5P_DEFAULT), "H5Dopen2"), H5Dclose);
+      h5::Handle old_space(h5::check(H5Dget_space(set.get()), "H5Dget_space"), H5Sclose);
+      std::vector<hsize_t> old_dims(dims.size());
+      if (H5Sget_simple_extent_ndims(old_space.get()) != static_cast<int>(dims.size())) {
+        throw std::runtime_error(path + " has another shape than this run's (another config?)");
+      }
+      H5Sget_simple_extent_dims(old_space.get(), old_dims.data(), nullptr);
+      if (old_dims[0] < static_cast<hsize_t>(resume_rows) ||
+          !std::equal(old_dims.begin() + 1, old_dims.end(), dims.begin() + 1)) {
+        throw std::runtime_error(fmt::format("{} holds {} rows, fewer than the checkpoint's {}, or "
+                                             "rows of another shape", path, old_dims[0], resume_rows));
+      }
+      dims[0] = static_cast<hsize_t>(resume_rows);
+      h5::check(H5Dset_extent(set.get(), dims.data()), "H5Dset_extent");
+      rows_written = static_cast<hsize_t>(resume_rows);
+      return;
+    }
     h5::Handle space(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
                                                 max_dims.data()), "H5Screate_simple"), H5Sclose);
     h5::Handle dcpl(h5::check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate"), H5Pclose);
@@ -211,7 +234,6 @@ struct Series {
     set = h5::Handle(h5::check(H5Dcreate2(file, path.c_str(), H5T_IEEE_F64LE, space.get(),
                                           lcpl.get(), dcpl.get(), H5P_DEFAULT), "H5Dcreate2"),
                      H5Dclose);
-    spare.reserve(max_queued_buffers);  // returning a buffer never allocates
   }
 
   // The chunk buffers of a state series: 1 + max_queued_buffers chunks from `arena`.
@@ -388,7 +410,35 @@ struct StateSeries {
   Series series;
 };
 
+// An OFD lock on a run file for the lifetime of its writer (independent of HDF5's flock, which
+// the SWMR writer drops while streaming): a second run on the same path sees it and refuses.
+class RunFileLock {
+ public:
+  RunFileLock() = default;
+  // False when another process holds the lock.
+  bool acquire(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd_ < 0) return true;  // nothing to lock (HDF5 reports the real problem)
+    struct flock lock {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    if (::fcntl(fd_, F_OFD_SETLK, &lock) == 0) return true;
+    ::close(fd_);
+    fd_ = -1;
+    return false;
+  }
+  ~RunFileLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RunFileLock(const RunFileLock&) = delete;
+  RunFileLock& operator=(const RunFileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 struct TrajectoryWriter::Impl {
+  RunFileLock lock;  // first: released after the file is closed
   std::string path;
   const StateLayout* layout;
   long flush_every;
@@ -460,7 +510,7 @@ RecordMode OutputSpec::mode_for(const std::string& kind, const std::string& memb
 
 TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& layout,
                                    const OutputSpec& spec, std::vector<std::string> metric_names,
-                                   std::vector<std::string> table_series)
+                                   std::vector<std::string> table_series, const Snapshot* resume)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   for (const long e : spec.examples) m.examples.push_back(static_cast<Eigen::Index>(e));
@@ -484,15 +534,52 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
     // (Set for the file, not per dataset: H5Fstart_swmr_write reopens the datasets with the
     // default access properties, which take the file's.)
     H5Pset_cache(fapl.get(), 0, 521, 0, 0.75);
-    const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
-    if (file < 0) {
-      throw DataFileError(path, 0, fmt::format("{}: cannot write the output file (permission "
-                                               "denied or not a valid path)", path));
+    if (resume != nullptr) {
+      if (!m.lock.acquire(path)) {
+        throw DataFileError(path, 0, fmt::format("{}: another learnflow run is writing this file", path));
+      }
+      // A killed writer leaves the file marked as open for writing; clear the mark (h5clear -s).
+      hbool_t clear = true;
+      H5Pset(fapl.get(), "clear_status_flags", &clear);
+      H5Pset_file_locking(fapl.get(), false, true);  // the OFD lock above keeps other runs out
+      const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get());
+      if (file < 0) {
+        throw DataFileError(path, 0, fmt::format("{}: cannot open the run file to resume it", path));
+      }
+      m.file = h5::Handle(file, H5Fclose);
+      // A killed SWMR writer may have written chunks past the end of file its superblock records
+      // (the EOA): take the file's real end as the EOA (h5clear --increment), so that those
+      // chunks, which the index may point to, are readable and no new allocation overlaps them.
+      h5::check(H5Fincrement_filesize(file, 0), "H5Fincrement_filesize");
+      // What the interrupted run wrote after its samples (if it was killed while finishing) is
+      // written again at the end.
+      for (const char* done : {"/solver", "/waves", "/parameters/final", "/adjoint"}) {
+        if (h5::exists(file, done)) h5::check(H5Ldelete(file, done, H5P_DEFAULT), "H5Ldelete");
+      }
+    } else {
+      // Exclusive: a file that appeared since the checks (another run) is never truncated.
+      const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get());
+      if (file < 0) {
+        std::error_code error;
+        throw DataFileError(path, 0, std::filesystem::exists(path, error)
+                                         ? fmt::format("{}: the output file exists (another run "
+                                                       "created it just now?)", path)
+                                         : fmt::format("{}: cannot write the output file "
+                                                       "(permission denied or not a valid path)", path));
+      }
+      m.file = h5::Handle(file, H5Fclose);
+      if (!m.lock.acquire(path)) {
+        throw DataFileError(path, 0, fmt::format("{}: another learnflow run is writing this file", path));
+      }
     }
-    m.file = h5::Handle(file, H5Fclose);
   }
   const hid_t f = m.file.get();
-  m.time.create(f, "/time", {}, spec.flush_every);
+  // The rows a resumed series is cut back to (-1: a new series).
+  auto rows = [&](const std::string& dataset) -> long long {
+    return resume != nullptr ? static_cast<long long>(resume->count("writer/rows" + dataset)) : -1;
+  };
+  if (resume != nullptr) m.samples = static_cast<long>(resume->count("writer/samples"));
+  m.time.create(f, "/time", {}, spec.flush_every, rows("/time"));
   m.time.held = true;
   for (BlockId id = 0; id < layout.blocks().size(); ++id) {
     const Block& b = layout.block(id);
@@ -506,24 +593,26 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
                                                               : static_cast<Eigen::Index>(m.examples.size())));
     }
     if (mode.kind != RecordMode::norm) shape.insert(shape.end(), b.shape.begin(), b.shape.end());
-    ss.series.create(f, "/state/" + b.name(), shape, spec.flush_every);
+    ss.series.create(f, "/state/" + b.name(), shape, spec.flush_every, rows("/state/" + b.name()));
+    m.states.push_back(std::move(ss));
+    if (resume != nullptr) continue;  // its attributes are there
+    StateSeries& added = m.states.back();
     const char* mode_name = mode.kind == RecordMode::all     ? "all"
                             : mode.kind == RecordMode::every ? "every"
                                                              : "norm";
-    h5::write_attribute(ss.series.set.get(), "record",
+    h5::write_attribute(added.series.set.get(), "record",
                         mode.kind == RecordMode::every ? fmt::format("every:{}", mode.stride)
                                                        : std::string(mode_name));
-    h5::write_attribute(ss.series.set.get(), "stride", static_cast<std::int64_t>(mode.stride));
-    m.states.push_back(std::move(ss));
+    h5::write_attribute(added.series.set.get(), "stride", static_cast<std::int64_t>(mode.stride));
   }
   for (const std::string& name : metric_names) {
     m.metrics.emplace_back();
-    m.metrics.back().create(f, "/metrics/" + name, {}, spec.flush_every);
+    m.metrics.back().create(f, "/metrics/" + name, {}, spec.flush_every, rows("/metrics/" + name));
     m.metrics.back().held = true;
   }
   for (const std::string& path : table_series) {
     m.evaluations.emplace_back();
-    m.evaluations.back().create(f, path, {}, spec.flush_every);
+    m.evaluations.back().create(f, path, {}, spec.flush_every, rows(path));
     m.evaluations.back().held = true;
   }
   std::vector<std::size_t> chunks;
@@ -616,6 +705,9 @@ void TrajectoryWriter::rewrite_schedule(const std::vector<double>& planned,
   const hid_t f = impl_->file.get();
   h5::Handle group(h5::check(H5Gopen2(f, "/schedule", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
   h5::check(H5Ldelete(group.get(), "breakpoints", H5P_DEFAULT), "H5Ldelete");
+  if (h5::exists(f, "/schedule/planned_breakpoints")) {  // a resumed run rewrites it
+    h5::check(H5Ldelete(group.get(), "planned_breakpoints", H5P_DEFAULT), "H5Ldelete");
+  }
   const std::vector<double> inner(reached.begin() + 1, reached.end() - 1);
   h5::write_dataset(f, "/schedule/breakpoints", {inner.size()}, inner.data());
   const std::vector<double> planned_inner(planned.begin() + 1, planned.end() - 1);
@@ -709,8 +801,57 @@ void TrajectoryWriter::end_streaming() {
   m.file.reset();
   m.streaming = false;
   m.closed_series = true;
-  m.file = h5::Handle(h5::check(H5Fopen(m.path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), "H5Fopen"),
-                      H5Fclose);
+  reopen_file();
+}
+
+void TrajectoryWriter::close_file() {
+  Impl& m = *impl_;
+  assert(!m.streaming);
+  if (m.file.valid()) h5::check(H5Fflush(m.file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
+  m.file.reset();
+}
+
+void TrajectoryWriter::reopen_file() {
+  Impl& m = *impl_;
+  const h5::QuietErrors quiet;
+  hid_t file = H5Fopen(m.path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  if (file < 0) {
+    // A reader (h5py with swmr=True) may still hold its shared lock on the file: it must not make
+    // the run fail at its end. Open without HDF5's lock then; our own lock keeps writers out.
+    h5::Handle fapl(h5::check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate"), H5Pclose);
+    H5Pset_file_locking(fapl.get(), false, true);
+    file = H5Fopen(m.path.c_str(), H5F_ACC_RDWR, fapl.get());
+  }
+  m.file = h5::Handle(h5::check(file, "H5Fopen"), H5Fclose);
+}
+
+void TrajectoryWriter::save_rows(Snapshot& out) {
+  Impl& m = *impl_;
+  flush();  // every row on disk: the file holds exactly what the counts say
+  auto save = [&](const Series& s) {
+    out.put("writer/rows" + s.path, static_cast<double>(s.rows_written));
+  };
+  save(m.time);
+  for (const StateSeries& ss : m.states) save(ss.series);
+  for (const Series& s : m.metrics) save(s);
+  for (const Series& s : m.evaluations) save(s);
+  out.put("writer/samples", static_cast<double>(m.samples));
+}
+
+bool is_hdf5_file(const std::string& path) {
+  const h5::QuietErrors quiet;
+  return H5Fis_hdf5(path.c_str()) > 0;
+}
+
+bool run_file_in_use(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  const bool held = ::fcntl(fd, F_OFD_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
+  ::close(fd);
+  return held;
 }
 
 void TrajectoryWriter::write_array(const std::string& path,

@@ -17,6 +17,7 @@
 #include "sim/core/layout.hpp"
 #include "sim/core/model.hpp"
 #include "sim/core/outcome.hpp"
+#include "sim/core/snapshot.hpp"
 #include "sim/core/network.hpp"
 
 namespace lf {
@@ -41,6 +42,9 @@ struct OutputSpec {
   // Per-example blocks of a training run: record only these examples of the batch (empty: all).
   std::vector<long> examples;
   bool residual = false;  // write /metrics/residual/<kind> = ‖d(block kind)/dt‖₂ at each sample
+  // Wall time between two checkpoints (OUT.h5.checkpoint, for --resume); 0: none (a signal or
+  // the wall-time limit still writes one).
+  double checkpoint_seconds = 60.0;
 
   // The mode of block "kind/member": the exact name wins over the kind; else default_mode.
   RecordMode mode_for(const std::string& kind, const std::string& member) const;
@@ -55,14 +59,24 @@ struct RunMetadata {
   std::string kernels;  // the batched products' instruction set (models/batch_kernels.hpp)
 };
 
+// Whether another process holds `path` open as a run file it writes (the lock every writer takes,
+// below). False when the file does not exist.
+bool run_file_in_use(const std::string& path);
+// Whether `path` is an HDF5 file (its signature).
+bool is_hdf5_file(const std::string& path);
+
 class TrajectoryWriter {
  public:
-  // Creates (truncates) `path`. Throws DataFileError when it cannot be written. Each of
-  // `table_series` ("/metrics/epoch/test_loss", "/metrics/phase/duration") is a series with
-  // one row per event (an evaluation, a phase), appended with append_row.
+  // Creates `path`, which must not exist (a run never writes over a file; the CLI removes an
+  // earlier run file first with --force), and holds a lock on it (an OFD lock, apart from HDF5's
+  // own) until destroyed, so that no second run writes it. With `resume`, opens the file of an
+  // interrupted run instead (clearing the mark a kill leaves) and cuts every series back to the
+  // rows the checkpoint recorded (save_rows). Throws DataFileError when it cannot be written.
+  // Each of `table_series` ("/metrics/epoch/test_loss", "/metrics/phase/duration") is a series
+  // with one row per event (an evaluation, a phase), appended with append_row.
   TrajectoryWriter(const std::string& path, const StateLayout& layout, const OutputSpec& spec,
                    std::vector<std::string> metric_names,
-                   std::vector<std::string> table_series = {});
+                   std::vector<std::string> table_series = {}, const Snapshot* resume = nullptr);
   ~TrajectoryWriter();  // flushes and closes
   TrajectoryWriter(const TrajectoryWriter&) = delete;
   TrajectoryWriter& operator=(const TrajectoryWriter&) = delete;
@@ -83,6 +97,13 @@ class TrajectoryWriter {
   // with the next flush, like the metrics.
   void append_row(std::size_t first, std::span<const double> values);
   void flush();
+  // Flushes, then records every series' row count and the sample count under "writer/…": what
+  // the file holds at a checkpoint.
+  void save_rows(Snapshot& out);
+  // After end_streaming(): closes the file (a kill while it is closed leaves it readable) while
+  // the run computes (the adjoint's backward sweep), and opens it again.
+  void close_file();
+  void reopen_file();
   // Called often (every solver step): flushes when a sample has waited flush_latency seconds.
   void tick();
   // Samples are streamed between these two calls, in SWMR mode (see the .cpp); metadata,

@@ -21,6 +21,18 @@ void ForwardRecorder::segment_start(const State& s, double t) {
   inner_.segment_start(s, t);
 }
 
+void ForwardRecorder::save(Snapshot& out) const {
+  out.put("adjoint/recorder/segment", static_cast<double>(segment_));
+  out.put("adjoint/recorder/started", started_ ? 1.0 : 0.0);
+  store_.save(out);
+}
+
+void ForwardRecorder::restore(const Snapshot& in) {
+  segment_ = in.count("adjoint/recorder/segment");
+  started_ = in.scalar("adjoint/recorder/started") != 0.0;
+  store_.restore(in);
+}
+
 void ForwardRecorder::step(const State& s, double t, double dt, const SolverStats& stats) {
   record(s, t);
   inner_.step(s, t, dt, stats);

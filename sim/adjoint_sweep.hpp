@@ -18,6 +18,9 @@ class ForwardRecorder final : public IntegrationObserver {
   void segment_start(const State& s, double t) override;
   void segment_end(const State& s, double t) override { inner_.segment_end(s, t); }
   void phase_end(const PhaseReport& report) override { inner_.phase_end(report); }
+  // The recorder's position and the store's knots, for a checkpoint.
+  void save(Snapshot& out) const;
+  void restore(const Snapshot& in);
 
  private:
   void record(const State& s, double t);

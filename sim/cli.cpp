@@ -17,6 +17,7 @@
 #include "outputs/h5file.hpp"
 #include "sim/config.hpp"
 #include "sim/core/errors.hpp"
+#include "sim/core/interrupt.hpp"
 #include "sim/run.hpp"
 #include "sim/waves.hpp"
 
@@ -29,8 +30,30 @@ int command_run(const std::string& config, const std::vector<std::string>& overr
                 RunOptions options, bool quiet) {
   Experiment ex = load_experiment(config, overrides);
   Run run(std::move(ex), options);
+  install_interrupt_handlers();  // from here a signal stops the run at a step boundary
   const RunReport report = run.execute();
   const SolverStats& st = report.result.stats;
+  if (report.resumed_at && !quiet) {
+    fmt::print(stderr, "learnflow: resumed {} from its checkpoint at t = {}\n", report.output_path,
+               *report.resumed_at);
+  }
+  // Stopped by a signal or the wall-time limit: the file is complete up to there and closed;
+  // --resume continues from the checkpoint written at the stop.
+  const Outcome stop = report.adjoint && report.result.outcome == Outcome::success
+                           ? report.adjoint->outcome : report.result.outcome;
+  if (stop == Outcome::interrupted || stop == Outcome::wall_limit) {
+    const IntegrationResult& r = report.adjoint && report.result.outcome == Outcome::success
+                                     ? *report.adjoint : report.result;
+    print_error(fmt::format("{}{}; the {} sample(s) before it are kept in {}{}",
+                            report.adjoint && report.result.outcome == Outcome::success
+                                ? "the adjoint (backward) sweep stopped: " : "",
+                            r.message, report.samples, report.output_path,
+                            report.checkpoint.empty()
+                                ? std::string()
+                                : fmt::format("; continue with: learnflow run {} -o {} --resume",
+                                              config, report.output_path)));
+    return stop == Outcome::interrupted ? exit_interrupted_base + interrupt_signal() : exit_numerical;
+  }
   if (report.result.outcome != Outcome::success) {
     print_error(fmt::format("numerical failure ({}): {}; the {} sample(s) before it are kept in {}",
                             outcome_name(report.result.outcome), report.result.message,
@@ -308,6 +331,10 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   run->add_flag("--quiet", quiet, "print nothing on success");
   run->add_flag("--progress", progress, "draw the progress line even when stderr is not a terminal");
+  bool force = false, resume = false;
+  run->add_flag("--force", force, "replace the output file if it is an earlier run file");
+  run->add_flag("--resume", resume, "continue the interrupted run in the output file from its "
+                                    "checkpoint (OUT.h5.checkpoint)");
 
   CLI::App* validate = app.add_subcommand("validate", "check an experiment file without running it");
   validate->add_option("config", config, "experiment file (TOML)")->required();
@@ -370,8 +397,15 @@ int run_cli(int argc, char** argv) {
   try {
     if (*run) {
       const bool terminal = isatty(STDERR_FILENO) != 0;
-      return command_run(config, overrides,
-                         {output, threads, !quiet && (progress || terminal), !quiet}, quiet);
+      if (force && resume) {
+        print_error("--force and --resume exclude each other: --force starts the run afresh, "
+                    "--resume continues it");
+        return exit_bad_input;
+      }
+      RunOptions options{output, threads, !quiet && (progress || terminal), !quiet};
+      options.force = force;
+      options.resume = resume;
+      return command_run(config, overrides, options, quiet);
     }
     if (*validate) return command_validate(config, overrides);
     if (*info) return command_info(info_file, max_segments, show_config);

@@ -706,6 +706,8 @@ IntegratorSpec read_integrator(const ConfigSection& s, bool training) {
   if (max_steps <= 0) s.fail("max_steps", fmt::format("must be > 0, got {}", max_steps));
   it.max_steps = static_cast<long>(max_steps);
   it.stop_on_divergence = s.choice<bool>("on_divergence", "continue", {{"continue", false}, {"stop", true}});
+  it.dt_min = s.non_negative("dt_min", it.dt_min);
+  it.max_wall_seconds = s.positive("max_wall_seconds", it.max_wall_seconds);
   it.t0 = s.number("t0", it.t0);
   if (training && s.has("t_end")) {
     s.fail("t_end", "a training run lasts train.epochs × minibatches × train.present: remove "
@@ -760,6 +762,7 @@ OutputSpec read_output(const ConfigSection& s, bool residual_by_default, const I
   out.flush_every = static_cast<long>(flush);
   out.flush_seconds = s.non_negative("flush_seconds", out.flush_seconds);
   out.flush_latency = s.positive("flush_latency", out.flush_latency);
+  out.checkpoint_seconds = s.non_negative("checkpoint_seconds", out.checkpoint_seconds);
   out.residual = s.boolean("residual", out.residual);
   // Wave arrivals: "auto" (every segment, none for a training run), "all", "first:K", "none".
   const std::string waves = s.string("waves", "auto");
@@ -887,6 +890,21 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
   std::ostringstream text;
   text << root;
   ex.config_text = text.str();
+  {
+    // What a resumed run must share with the interrupted one: the config without the keys that
+    // shape no result (where the file goes, how often it is flushed or checkpointed, the limits).
+    toml::table shaping = root;
+    if (toml::table* t = shaping["integrator"].as_table()) t->erase("max_wall_seconds");
+    if (toml::table* t = shaping["output"].as_table()) {
+      for (const char* key : {"file", "flush_every", "flush_seconds", "flush_latency",
+                              "checkpoint_seconds", "max_bytes"}) {
+        t->erase(key);
+      }
+    }
+    std::ostringstream shaping_text;
+    shaping_text << shaping;
+    ex.result_config = shaping_text.str();
+  }
 
   const ConfigSection top(root, "", path);
   top.string("description", "");

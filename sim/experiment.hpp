@@ -17,6 +17,7 @@ namespace lf {
 struct Experiment {
   std::string config_path;  // file the experiment was read from
   std::string config_text;  // the full TOML text after --set overrides
+  std::string result_config;  // the same without the keys that shape no result (resume checks it)
   NetworkSpec network;
   ModelParams model;
   InputSpec input;            // a training run: kind dataset, with the examples and [train]

@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "models/adjoint.hpp"
+#include "outputs/checkpoint_file.hpp"
 #include "models/registry.hpp"
 #include "sim/adjoint_sweep.hpp"
 #include "outputs/progress.hpp"
@@ -24,6 +25,8 @@
 #include "sim/core/input.hpp"
 #include "sim/core/network.hpp"
 #include "sim/waves.hpp"
+#include "sim/core/interrupt.hpp"
+#include "sim/core/snapshot.hpp"
 
 namespace lf {
 
@@ -91,6 +94,8 @@ class Evaluator {
   }
 
   double last_test_accuracy() const { return last_test_accuracy_; }
+  void save(Snapshot& out) const { out.put("evaluator/last_test_accuracy", last_test_accuracy_); }
+  void restore(const Snapshot& in) { last_test_accuracy_ = in.scalar("evaluator/last_test_accuracy"); }
 
  private:
   void evaluate(const State& s, double t, std::size_t minibatches) {
@@ -128,6 +133,16 @@ class Evaluator {
 // What every phase (input segment) did: /metrics/phase/<name>, one row per segment.
 std::vector<std::string> phase_columns() {
   return {"start", "duration", "phase", "converged", "diverged", "residual_start", "residual_end"};
+}
+
+// The table series of a run: /metrics/epoch/<name> (training runs), then /metrics/phase/<name>.
+std::vector<std::string> series_tables(bool training) {
+  std::vector<std::string> tables;
+  if (training) {
+    for (const std::string& name : Evaluator::names()) tables.push_back("/metrics/epoch/" + name);
+  }
+  for (const std::string& name : phase_columns()) tables.push_back("/metrics/phase/" + name);
+  return tables;
 }
 
 // The observer of a run: writes every sample with its metrics, draws progress, writes a row per
@@ -219,6 +234,37 @@ class RunObserver final : public IntegrationObserver {
     }
   }
 
+  // What the observer keeps across samples: the wave measurement so far, the phases' starts and
+  // divergence flags (for a checkpoint).
+  void save(Snapshot& out) const {
+    out.put("observer/segments_started", static_cast<double>(segments_started_));
+    out.put("observer/collecting", collecting_ ? 1.0 : 0.0);
+    out.put("observer/times", times_);
+    out.put_nested("observer/rows", rows_);
+    out.put_nested("observer/arrivals", arrivals_);
+    out.put_nested("observer/quartiles", quartiles_);
+    out.put("observer/starts", starts_);
+    out.put("observer/flags", flags_);
+    out.put("observer/diverged", static_cast<double>(diverged_));
+    out.put_text("observer/first_divergence", first_divergence_);
+  }
+  void restore(const Snapshot& in) {
+    segments_started_ = in.count("observer/segments_started");
+    collecting_ = in.scalar("observer/collecting") != 0.0;
+    times_ = in.get("observer/times");
+    rows_ = in.nested("observer/rows");
+    arrivals_ = in.nested("observer/arrivals");
+    quartiles_ = in.nested("observer/quartiles");
+    if (rows_.size() != wave_blocks_.size() || arrivals_.size() != wave_blocks_.size() ||
+        quartiles_.size() != wave_blocks_.size()) {
+      throw InputError("the checkpoint's wave measurement does not match this model");
+    }
+    starts_ = in.get("observer/starts");
+    flags_ = in.get("observer/flags");
+    diverged_ = in.count("observer/diverged");
+    first_divergence_ = in.text("observer/first_divergence");
+  }
+
   const std::vector<double>& segment_starts() const { return starts_; }
   std::size_t diverged() const { return diverged_; }
   double diverged_in(std::size_t segment) const {
@@ -281,6 +327,110 @@ class RunObserver final : public IntegrationObserver {
   std::string first_divergence_;
 };
 
+// The loop's position in a checkpoint, and back.
+void put_position(Snapshot& out, const LoopPosition& at) {
+  out.put("loop/segment", static_cast<double>(at.segment));
+  out.put("loop/t", at.t);
+  out.put("loop/dt", at.dt);
+  out.put("loop/shift", at.shift);
+  out.put("loop/next_sample", static_cast<double>(at.next_sample));
+  out.put("loop/steps", static_cast<double>(at.stats.steps));
+  out.put("loop/rejected", static_cast<double>(at.stats.rejected));
+  out.put("loop/rhs_evals", static_cast<double>(at.stats.rhs_evals));
+  out.put("loop/wall_seconds", at.stats.wall_seconds);
+  out.put("loop/phase_start", at.phase_start);
+  out.put("loop/residual_start", at.residual_start);
+  out.put("loop/residual_prev", at.residual_prev);
+  out.put("loop/at_segment_start", at.at_segment_start ? 1.0 : 0.0);
+  out.put("loop/derivative", at.derivative);
+}
+
+LoopPosition position_from(const Snapshot& in) {
+  LoopPosition at;
+  at.segment = in.count("loop/segment");
+  at.t = in.scalar("loop/t");
+  at.dt = in.scalar("loop/dt");
+  at.shift = in.scalar("loop/shift");
+  at.next_sample = in.count("loop/next_sample");
+  at.stats.steps = static_cast<long>(in.scalar("loop/steps"));
+  at.stats.rejected = static_cast<long>(in.scalar("loop/rejected"));
+  at.stats.rhs_evals = static_cast<long>(in.scalar("loop/rhs_evals"));
+  at.stats.wall_seconds = in.scalar("loop/wall_seconds");
+  at.phase_start = in.scalar("loop/phase_start");
+  at.residual_start = in.scalar("loop/residual_start");
+  at.residual_prev = in.scalar("loop/residual_prev");
+  at.at_segment_start = in.scalar("loop/at_segment_start") != 0.0;
+  at.derivative = in.get("loop/derivative");
+  return at;
+}
+
+// The outermost observer of a run: passes everything on, and writes a checkpoint (OUT.h5.checkpoint)
+// every output.checkpoint_seconds of wall time and when the loop stops on a signal or the
+// wall-time limit: the loop's position, the state, the model's event state, the observers' own,
+// the rows the file holds, and the config it belongs to.
+class Checkpointer final : public IntegrationObserver {
+ public:
+  struct Parts {
+    const Model& model;
+    TrajectoryWriter& writer;
+    RunObserver& observer;
+    Evaluator* evaluator;
+    ForwardRecorder* recorder;
+  };
+  Checkpointer(IntegrationObserver& inner, Parts parts, std::string path, std::string config,
+               double interval, double final_t)
+      : inner_(inner), parts_(parts), path_(std::move(path)), config_(std::move(config)),
+        interval_(interval), final_t_(final_t) {}
+
+  void sample(const State& s, double t) override { inner_.sample(s, t); }
+  void step(const State& s, double t, double dt, const SolverStats& stats) override {
+    inner_.step(s, t, dt, stats);
+  }
+  void segment_start(const State& s, double t) override { inner_.segment_start(s, t); }
+  void segment_end(const State& s, double t) override { inner_.segment_end(s, t); }
+  void phase_end(const PhaseReport& report) override { inner_.phase_end(report); }
+
+  // Every `interval` seconds; and at the end of an adjoint run's forward sweep, so that a signal
+  // during the backward sweep does not cost the forward sweep again.
+  bool checkpoint_due(double t) override {
+    if (parts_.recorder != nullptr && t >= final_t_) return true;
+    return interval_ > 0.0 &&
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - last_).count() >= interval_;
+  }
+
+  void checkpoint(const State& s, const LoopPosition& at) override {
+    Snapshot snapshot;
+    snapshot.put_text("run/config", config_);
+    put_position(snapshot, at);
+    snapshot.put("state", s);
+    parts_.model.save_events(snapshot);
+    parts_.observer.save(snapshot);
+    if (parts_.evaluator != nullptr) parts_.evaluator->save(snapshot);
+    if (parts_.recorder != nullptr) parts_.recorder->save(snapshot);
+    parts_.writer.save_rows(snapshot);  // flushes: the file holds what the checkpoint says
+    try {
+      write_checkpoint(path_, snapshot);
+      ++written_;
+    } catch (const InputError& e) {
+      // The run goes on (it may finish); a resume would start from the previous checkpoint.
+      if (!warned_) fmt::print(stderr, "learnflow: warning: {}\n", e.what());
+      warned_ = true;
+    }
+    last_ = std::chrono::steady_clock::now();
+  }
+
+  std::size_t written() const { return written_; }
+
+ private:
+  IntegrationObserver& inner_;
+  Parts parts_;
+  std::string path_, config_;
+  double interval_, final_t_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  std::size_t written_ = 0;
+  bool warned_ = false;
+};
+
 // Phases that end on convergence move the schedule; the adjoint's backward sweep replays the
 // planned one, so the two cannot be combined.
 void check_phases(const Model& model, const InputSignal& signal) {
@@ -320,6 +470,7 @@ struct Run::Impl {
   std::unique_ptr<Model> model;
   std::vector<double> times;
   std::unique_ptr<TrajectoryWriter> writer;
+  std::optional<Snapshot> resume;  // the checkpoint a resumed run continues from
 
   Impl(Experiment ex, RunOptions opt)
       : experiment(std::move(ex)), options(std::move(opt)), network(build_network(experiment.network)),
@@ -343,6 +494,63 @@ void refuse_input_as_output(const Experiment& experiment, const std::string& out
   }
 }
 
+// The output-file policy (README, "Output files"): a new run creates its file, and never writes
+// over an existing one unless --force names an earlier run file that no run is writing; --resume
+// continues the interrupted run in it. Checked after everything else is valid, before any file
+// is created or removed.
+void prepare_output(const RunOptions& options, const std::string& result_config,
+                    std::optional<Snapshot>& resume) {
+  const std::string& path = options.output_path;
+  const std::string checkpoint = checkpoint_path(path);
+  std::error_code error;
+  const bool exists = std::filesystem::exists(path, error);
+  if (std::filesystem::is_directory(path, error)) {
+    throw DataFileError(path, 0, fmt::format("{}: cannot write the output file: it is a directory", path));
+  }
+  if (exists && run_file_in_use(path)) {
+    throw DataFileError(path, 0, fmt::format("{}: another learnflow run is writing this file; "
+                                             "choose another output file", path));
+  }
+  if (options.resume) {
+    if (!exists) {
+      throw DataFileError(path, 0, fmt::format("{}: nothing to resume: the file does not exist", path));
+    }
+    if (!std::filesystem::exists(checkpoint, error)) {
+      throw DataFileError(checkpoint, 0,
+                          fmt::format("{}: nothing to resume: {} has no checkpoint (the run "
+                                      "finished or failed, or was killed before its first "
+                                      "checkpoint: run it again with --force)", path, path));
+    }
+    resume = read_checkpoint(checkpoint);
+    if (resume->text("run/config") != result_config) {
+      throw InputError(fmt::format("{}: the config differs from the one of the interrupted run in "
+                                   "this file (only output.file, output.flush_*, "
+                                   "output.checkpoint_seconds, output.max_bytes and "
+                                   "integrator.max_wall_seconds may change on --resume)", path));
+    }
+    return;
+  }
+  if (!exists) {
+    std::filesystem::remove(checkpoint, error);  // a stale one would never match a new file
+    return;
+  }
+  if (!options.force) {
+    throw DataFileError(path, 0, fmt::format("{}: the output file exists: choose another (-o), "
+                                             "replace it with --force, or continue the run in it "
+                                             "with --resume", path));
+  }
+  if (!std::filesystem::is_regular_file(path, error) || !is_hdf5_file(path)) {
+    throw DataFileError(path, 0, fmt::format("{}: --force replaces only an earlier run file, and "
+                                             "this is not an HDF5 file: remove it yourself if it "
+                                             "is not needed", path));
+  }
+  if (!std::filesystem::remove(path, error) || error) {
+    throw DataFileError(path, 0, fmt::format("{}: cannot remove the earlier run file: {}", path,
+                                             error.message()));
+  }
+  std::filesystem::remove(checkpoint, error);
+}
+
 }  // namespace
 
 Run::Run(Experiment experiment, RunOptions options)
@@ -355,6 +563,15 @@ Run::Run(Experiment experiment, RunOptions options)
   if (m.options.output_path.empty()) m.options.output_path = m.experiment.output.file;
   refuse_input_as_output(m.experiment, m.options.output_path);
   const bool training = m.experiment.input.kind == InputKind::dataset;
+  if (m.options.resume) {
+    prepare_output(m.options, m.experiment.result_config, m.resume);
+    // The file holds the metadata, network, schedule and data description already.
+    m.writer = std::make_unique<TrajectoryWriter>(
+        m.options.output_path, m.model->layout(), m.experiment.output,
+        metric_names(*m.model, m.experiment.output.residual), series_tables(training), &*m.resume);
+    m.writer->begin_streaming();
+    return;
+  }
   // Before the file exists: the initial network's scores (a training run).
   std::vector<std::pair<std::string, double>> initial_scores;
   if (training) {
@@ -364,15 +581,11 @@ Run::Run(Experiment experiment, RunOptions options)
     initial_scores = {{"initial_train_loss", train.loss}, {"initial_train_accuracy", train.accuracy},
                       {"initial_test_loss", test.loss}, {"initial_test_accuracy", test.accuracy}};
   }
-  std::vector<std::string> tables;
-  if (training) {
-    for (const std::string& name : Evaluator::names()) tables.push_back("/metrics/epoch/" + name);
-  }
-  for (const std::string& name : phase_columns()) tables.push_back("/metrics/phase/" + name);
+  prepare_output(m.options, m.experiment.result_config, m.resume);
   m.writer = std::make_unique<TrajectoryWriter>(m.options.output_path, m.model->layout(),
                                                 m.experiment.output,
                                                 metric_names(*m.model, m.experiment.output.residual),
-                                                tables);
+                                                series_tables(training));
   m.writer->write_metadata({model_type(m.experiment.model), m.experiment.integrator.stepper,
                             m.experiment.network.seed, omp_get_max_threads(),
                             m.experiment.config_text, kernels.name});
@@ -425,12 +638,41 @@ RunReport Run::execute() {
     recorder.emplace(observer, *adjoint, *store);
     forward_observer = &*recorder;
   }
+  const std::string checkpoint = checkpoint_path(m.options.output_path);
+  Checkpointer checkpointer(*forward_observer,
+                            {*m.model, *m.writer, observer, evaluator ? &*evaluator : nullptr,
+                             recorder ? &*recorder : nullptr},
+                            checkpoint, m.experiment.result_config,
+                            m.experiment.output.checkpoint_seconds, m.signal.boundaries().back());
 
   State state(static_cast<std::size_t>(m.model->layout().size()));
-  m.model->initial_state(state);
   RunReport report;
-  report.result = integrate(*m.model, m.drive, state, spec, m.times, *forward_observer);
+  std::optional<LoopPosition> position;
+  if (m.resume) {
+    // Everything the run had at its checkpoint: the state, the loop's position, the event state.
+    const Snapshot& in = *m.resume;
+    const std::vector<double>& saved = in.get("state");
+    if (saved.size() != state.size()) {
+      throw InputError(fmt::format("{}: the checkpoint's state has {} values, this model's {}",
+                                   checkpoint, saved.size(), state.size()));
+    }
+    std::copy(saved.begin(), saved.end(), state.begin());
+    m.model->restore_events(in);
+    observer.restore(in);
+    if (evaluator) evaluator->restore(in);
+    if (recorder) recorder->restore(in);
+    position = position_from(in);
+    report.resumed_at = position->t;
+    m.resume.reset();  // its memory (a stored adjoint trajectory) is not needed any more
+  } else {
+    m.model->initial_state(state);
+  }
+  report.result = integrate(*m.model, m.drive, state, spec, m.times, checkpointer,
+                            position ? &*position : nullptr);
   const bool success = report.result.outcome == Outcome::success;
+  // A run that stopped early keeps its checkpoint for --resume.
+  auto stopped_early = [](Outcome o) { return o == Outcome::interrupted || o == Outcome::wall_limit; };
+  bool resumable = stopped_early(report.result.outcome);
   if (progress) progress->finish();
   m.writer->end_streaming();
   if (success) m.writer->write_parameters("final", m.model->parameters(state));
@@ -456,11 +698,26 @@ RunReport Run::execute() {
   report.diverged_phases = observer.diverged();
   report.first_divergence = observer.first_divergence();
   if (adjoint != nullptr && report.result.outcome == Outcome::success) {
+    // The file is closed while the backward sweep runs: a kill then leaves it readable (the
+    // checkpoint of the forward sweep stays until /adjoint is written).
+    m.writer->close_file();
     const AdjointSweep sweep = sweep_backward(*adjoint, m.network, m.signal, spec, m.times, *store,
                                               state);
-    write_adjoint(sweep, m.network, *m.writer);
-    m.writer->flush();
+    m.writer->reopen_file();
     report.adjoint = sweep.result;
+    // A sweep stopped by a signal or the wall-time limit is redone after the forward sweep's
+    // last checkpoint on --resume; /adjoint is written only by a complete one.
+    resumable = stopped_early(sweep.result.outcome);
+    if (!resumable) {
+      write_adjoint(sweep, m.network, *m.writer);
+      m.writer->flush();
+    }
+  }
+  std::error_code error;
+  if (resumable && std::filesystem::exists(checkpoint, error)) {
+    report.checkpoint = checkpoint;
+  } else {
+    std::filesystem::remove(checkpoint, error);  // the run is complete (or ended for good)
   }
   report.output_path = m.options.output_path;
   report.samples = m.writer->samples();

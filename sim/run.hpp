@@ -17,6 +17,11 @@ struct RunOptions {
   int threads = 0;           // OpenMP threads; 0: the OpenMP default
   bool progress = false;     // draw the progress line on stderr
   bool log_evaluations = false;  // a line on stderr for every evaluation of a training run
+  // An existing output file is refused unless `force` (then it is replaced, if it is an earlier
+  // run file that no run is writing) or `resume` (then the interrupted run in it is continued
+  // from its checkpoint, OUT.h5.checkpoint).
+  bool force = false;
+  bool resume = false;
 };
 
 struct RunReport {
@@ -28,6 +33,10 @@ struct RunReport {
   // Phases (input segments) whose relaxation diverged: how many, and the first one, described.
   std::size_t diverged_phases = 0;
   std::string first_divergence;
+  // Where the run resumed (t of the checkpoint), and the checkpoint a run that stopped early
+  // (interrupted, wall-time limit) leaves for --resume (empty: none left).
+  std::optional<double> resumed_at;
+  std::string checkpoint;
 };
 
 // Sample times: the multiples k·sample_dt within [t0, t_end] (rounding at the ends snapped).

@@ -42,7 +42,8 @@ STUDIES = (
 
 
 def run(binary, config, overrides, out):
-    args = [str(binary), "run", str(config), "-o", str(out), "--quiet", "--threads", "1"]
+    # The study owns its output directory: a rerun replaces its earlier run files.
+    args = [str(binary), "run", str(config), "-o", str(out), "--quiet", "--force", "--threads", "1"]
     for assignment in overrides:
         args += ["--set", assignment]
     start = time.perf_counter()

@@ -192,7 +192,7 @@ def discrete_backprop(initial, inputs, targets, eta, epochs, substeps=1):
 
 def run_learnflow(binary, config, seed, out, sets=()):
     command = [str(binary), "run", str(config), "--set", f"network.seed={seed}", "-o", str(out),
-               "--quiet", "--threads", "1"]
+               "--quiet", "--force", "--threads", "1"]  # a rerun replaces its own files
     for assignment in sets:
         command += ["--set", assignment]
     result = subprocess.run(command, capture_output=True, text=True)

@@ -8,7 +8,14 @@
 namespace lf {
 
 // Exit status of the `learnflow` command (DESIGN §7).
-enum ExitStatus : int { exit_ok = 0, exit_bad_input = 2, exit_numerical = 3 };
+// A run stopped by signal N (SIGINT, SIGTERM, SIGHUP) exits with exit_interrupted_base + N, as a
+// shell reports a process killed by it (130 for Ctrl-C), after closing its file normally.
+enum ExitStatus : int {
+  exit_ok = 0,
+  exit_bad_input = 2,
+  exit_numerical = 3,
+  exit_interrupted_base = 128,
+};
 
 // Base class of every error caused by what the user gave us (config, data files, arguments).
 class InputError : public std::runtime_error {

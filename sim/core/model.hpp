@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sim/core/layout.hpp"
+#include "sim/core/snapshot.hpp"
 
 namespace lf {
 
@@ -56,6 +57,12 @@ class Model {
   // Drive moves on (so the segment's input is still in force): end-of-phase updates. Also at
   // the end of the last segment, so that a phase ending at t_end is closed like any other.
   virtual void leave_segment(State& /*s*/, double /*t*/) const {}
+  // Event state (DESIGN §3): what the events and metrics keep outside the state vector and later
+  // results depend on (a frozen forward pass, a phase's residual samples). A checkpoint saves it
+  // under "model/…"; a resumed run restores it before integrating on. Caches that are recomputed
+  // from the state with the same bits need not be saved.
+  virtual void save_events(Snapshot& /*out*/) const {}
+  virtual void restore_events(const Snapshot& /*in*/) const {}
 
   // Model-specific metrics written to /metrics/<name> at every sample (names may contain '/').
   virtual std::vector<std::string> metric_names() const { return {}; }

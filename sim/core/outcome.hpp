@@ -6,7 +6,15 @@
 namespace lf {
 
 // How an integration ended (heyoka-style outcome).
-enum class Outcome { success, err_nf_state, step_underflow, step_limit, diverged };
+enum class Outcome {
+  success,
+  err_nf_state,    // a non-finite state
+  step_underflow,  // the step size fell below rounding of t, or below integrator.dt_min
+  step_limit,      // integrator.max_steps
+  diverged,        // a diverged phase with integrator.on_divergence = "stop"
+  wall_limit,      // integrator.max_wall_seconds
+  interrupted,     // a signal (SIGINT, SIGTERM, SIGHUP) asked the run to stop
+};
 inline std::string_view outcome_name(Outcome outcome) {
   switch (outcome) {
     case Outcome::success: return "success";
@@ -14,6 +22,8 @@ inline std::string_view outcome_name(Outcome outcome) {
     case Outcome::step_underflow: return "step_underflow";
     case Outcome::step_limit: return "step_limit";
     case Outcome::diverged: return "diverged";
+    case Outcome::wall_limit: return "wall_limit";
+    case Outcome::interrupted: return "interrupted";
   }
   return "?";
 }

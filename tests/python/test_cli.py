@@ -419,7 +419,8 @@ class OverrideTest(LearnflowTestCase):
         with h5py.File(self.out, "r") as f:
             self.assertEqual(f["time"].shape, (11,))  # 0, 0.1, ..., 1.0
         # A float, an array and bare strings (not valid TOML: read as strings).
-        result = self.learnflow("run", self.config, "--quiet", "--set", "integrator.t_end=2",
+        # The same output file again: an earlier run file is replaced only with --force.
+        result = self.learnflow("run", self.config, "--quiet", "--force", "--set", "integrator.t_end=2",
                                 "--set", "input.value=[1.0, 0.0]",
                                 "--set", "integrator.stepper=rk4", "--set", "integrator.dt0=0.01")
         self.assertEqual(result.returncode, 0, result.stderr)

@@ -1,0 +1,16 @@
+#pragma once
+// A request to stop the integration at the next step boundary (SIGINT, SIGTERM, SIGHUP; the CLI
+// installs the handlers). Async-signal-safe: the handler only stores the signal number.
+#include <csignal>
+
+namespace lf {
+
+// The signal that asked the run to stop, or 0.
+int interrupt_signal() noexcept;
+// Called from a signal handler (or a test): the loop stops at its next step boundary.
+void request_interrupt(int signal) noexcept;
+void clear_interrupt() noexcept;
+// SIGINT, SIGTERM and SIGHUP call request_interrupt; a second one of them ends the process at once.
+void install_interrupt_handlers();
+
+}  // namespace lf
