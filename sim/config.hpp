@@ -83,6 +83,13 @@ ModelParams parse_model_params(const ConfigSection& section);
 // DataFileError) for any problem.
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides);
 
+// toml++ parses dotted keys, arrays and inline tables recursively, so deep nesting overflows
+// the stack: the file and --set values are scanned first (outside strings and comments), and
+// more than this many levels of open '[' and '{' plus dotted key components is an error.
+inline constexpr std::size_t max_toml_nesting = 64;
+// The 1-based line where `text` first nests deeper than `limit` levels; 0 if it never does.
+std::size_t toml_nesting_violation(std::string_view text, std::size_t limit);
+
 // Levenshtein distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 // The candidate closest to `word`, if it is close enough to be a plausible typo.
