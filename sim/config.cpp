@@ -7,9 +7,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "integrators/registry.hpp"
 #include "models/registry.hpp"
+#include "sim/budget.hpp"
 #include "sim/core/csv.hpp"
 #include "sim/core/errors.hpp"
 #include "sim/data.hpp"
@@ -816,8 +818,11 @@ RecordMode parse_record_mode(const ConfigSection& s, const std::string& key, con
 
 // `training`: the input of a training run (defaults: a sample at the end of every minibatch,
 // blocks recorded as norms); null otherwise.
-OutputSpec read_output(const ConfigSection& s, bool residual_by_default, const InputSpec* training) {
+// `max_bytes`: output.max_bytes, the largest output file the run may write (sim/budget.hpp).
+OutputSpec read_output(const ConfigSection& s, bool residual_by_default, const InputSpec* training,
+                       double& max_bytes) {
   OutputSpec out;
+  max_bytes = s.positive("max_bytes", max_bytes);
   out.residual = residual_by_default;
   out.file = s.string("file", out.file);
   out.sample_dt = s.positive("sample_dt", training != nullptr ? training->present : out.sample_dt);
@@ -1004,8 +1009,22 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
     ex.integrator.t_end = ex.integrator.t0 + static_cast<double>(minibatches) * ex.input.present;
   }
   // Learning models record their relaxation residuals by default.
-  ex.output = read_output(top.section("output"), learning_model, training ? &ex.input : nullptr);
+  ex.output = read_output(top.section("output"), learning_model, training ? &ex.input : nullptr,
+                          ex.max_output_bytes);
   top.finish();
+  // Before anything large is built: the lists of the schedule, the network's size.
+  check_schedule(ex, [&](std::string_view key) {
+    std::string_view at = key;
+    toml::node_view<const toml::node> n = std::as_const(root).at_path(at);
+    while (!n && at.find('.') != std::string_view::npos) {  // absent: its table
+      at = at.substr(0, at.rfind('.'));
+      n = std::as_const(root).at_path(at);
+    }
+    if (!n) return path;
+    const toml::source_region& src = n.node()->source();
+    if (src.path && *src.path == "--set") return std::string("--set");
+    return src.begin.line == 0 ? path : fmt::format("{}:{}", path, src.begin.line);
+  });
   ex.input_files.push_back(path);
   for (const std::string& file : top.files_read()) ex.input_files.push_back(file);
   return ex;

@@ -16,6 +16,7 @@
 #include "models/adjoint.hpp"
 #include "models/registry.hpp"
 #include "sim/adjoint_sweep.hpp"
+#include "sim/budget.hpp"
 #include "outputs/progress.hpp"
 #include "sim/config.hpp"
 #include "sim/core/errors.hpp"
@@ -369,6 +370,7 @@ Run::Run(Experiment experiment, RunOptions options)
     for (const std::string& name : Evaluator::names()) tables.push_back("/metrics/epoch/" + name);
   }
   for (const std::string& name : phase_columns()) tables.push_back("/metrics/phase/" + name);
+  check_run_size(m.experiment, *m.model, m.network, m.signal);  // memory, output.max_bytes
   m.writer = std::make_unique<TrajectoryWriter>(m.options.output_path, m.model->layout(),
                                                 m.experiment.output,
                                                 metric_names(*m.model, m.experiment.output.residual),
@@ -495,6 +497,7 @@ std::string validate_experiment(const Experiment& ex) {
                         b.per_example() && b.examples > 1 ? fmt::format(" × {} examples", b.examples)
                                                           : std::string());
   }
+  text += describe_size(check_run_size(ex, *model, network, signal)) + "\n";  // or throws
   return text;
 }
 

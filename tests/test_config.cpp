@@ -208,3 +208,34 @@ t_end = 2.0
                                                   "edges = [[0, 1, 0.5], [1, 2, nan]]\n"),
                  ": network.projection[2].edges: element [1][2] is not finite (nan)"));
 }
+
+TEST_CASE("lists built before the run are bounded by the config (issue 8)") {
+  // Tiny sample_dt, present or phases, or a huge t_end, built lists of billions of entries.
+  CHECK(contains(error_of(base, {"output.sample_dt=1e-9"}),
+                 "--set: output.sample_dt: 1e-09 over [0, 2] gives 2e+09 sample times, more than "
+                 "1e+08 (the sample times are listed before the run): raise output.sample_dt or "
+                 "shorten the run (integrator.t_end)"));
+  const std::string far = error_of(std::string(base) + "[output]\nsample_dt = 0.5\n", {"integrator.t_end=1e12"});
+  CHECK(contains(far, ":9: output.sample_dt: 0.5 over [0, 1e+12] gives 2e+12 sample times"));
+  CHECK(contains(far, "shorten the run (integrator.t_end)"));
+  CHECK(contains(error_of(R"(
+[network]
+layers = [2, 3, 1]
+[input]
+kind = "sequence"
+values = [[0.5, -0.5], [1.0, 1.0]]
+present = 1e-9
+[integrator]
+t_end = 1.0
+[output]
+sample_dt = 0.5
+)"),
+                 ":7: input.present: the input switches 1e+09 times over [0, 1], more than 1e+08"));
+  CHECK(contains(error_of(std::string(base) + "[output]\nsample_dt = 0.5\n",
+                          {"input.phases=[{ name = \"a\", duration = 1e-9 }]"}),
+                 "--set: input.phases: the input switches 2e+09 times over [0, 2]"));
+  // The network's weights alone would not fit: refused before they are drawn (1.2 TB).
+  CHECK(contains(error_of("[network]\nlayers = [2, 400000, 400000]\n[input]\nvalue = [1, 2]\n"),
+                 ":2: network.layers: the run would need at least 1.16 TiB of memory, more than "
+                 "this machine's "));
+}
