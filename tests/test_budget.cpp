@@ -141,7 +141,7 @@ waves = "none"
   const Simulation sim(wide);
   const SizeEstimate size = check_run_size(wide, *sim.model, sim.network, sim.signal, 1e12);
   CHECK(size.memory_key == "network.population");
-  CHECK(size.memory_share == "the state, 30 copies of 1e+05 values, 22.9 MiB");
+  CHECK(size.memory_share == "the state, 23 copies of 1e+05 values, 17.5 MiB");
   std::tie(key, message) =
       config_error([&] { check_run_size(wide, *sim.model, sim.network, sim.signal, 1e6); });
   CHECK(key == "network.population");
