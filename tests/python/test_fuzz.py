@@ -441,13 +441,20 @@ def make_case(rng, seed_list, index):
             files[f] = mutate_csv(rng, files[f])
         else:
             text = mutate_text(rng, text)
+    # The parameter file: cut short, overwritten in places, or a parameter made NaN or inf.
+    init = None
+    if name == "init_from_file" and rng.random() < 0.3:
+        init = rng.choice([("truncate", rng.random()), ("garble", rng.randrange(1 << 30)),
+                           ("value", rng.choice(["W/layer1", "W/layer2", "b/layer1", "b/layer2"]),
+                            rng.choice([float("nan"), float("inf"), -float("inf"), 1e308]))])
     mode = "run" if rng.random() < RUN_FRACTION else "validate"
     args = [mode, "config.toml"]
     if mode == "run":
         args += ["-o", "out/run.h5", "--quiet"] + RUN_GUARDS
     if rng.random() < ARGS_FRACTION:
         args = mutate_args(rng, args)
-    return {"index": index, "seed": name, "config": text, "files": files, "args": args}
+    return {"index": index, "seed": name, "config": text, "files": files, "args": args,
+            "init": init}
 
 
 def run_case(case, workdir, init_file):
@@ -458,6 +465,7 @@ def run_case(case, workdir, init_file):
     for name, text in case["files"].items():
         (directory / name).write_text(text, errors="surrogateescape")
     shutil.copy(init_file, directory / "init.h5")
+    mutate_init(directory / "init.h5", case.get("init"))
     before = {p for p in directory.rglob("*")}
     start = time.monotonic()
     try:
@@ -486,6 +494,25 @@ def run_case(case, workdir, init_file):
     return case, status, stderr, seconds, problems
 
 
+def mutate_init(path, mutation):
+    if mutation is None:
+        return
+    data = bytearray(path.read_bytes())
+    if mutation[0] == "truncate":
+        path.write_bytes(data[:int(len(data) * mutation[1])])
+    elif mutation[0] == "garble":
+        rng = random.Random(mutation[1])
+        for _ in range(rng.randint(1, 20)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        path.write_bytes(bytes(data))
+    else:
+        import h5py  # only here: the rest of the test needs no h5py
+        with h5py.File(path, "r+") as f:
+            values = f["parameters/" + mutation[1]][()]
+            values.flat[0] = mutation[2]
+            f["parameters/" + mutation[1]][...] = values
+
+
 def describe(case, status, stderr, problems):
     files = "".join(f"--- {name} ---\n{text}\n" for name, text in case["files"].items())
     config = case["config"]
@@ -493,6 +520,7 @@ def describe(case, status, stderr, problems):
         config = config[:2000] + f"\n[... {len(config) - 4000} characters ...]\n" + config[-2000:]
     return (f"case {case['index']} (seed config '{case['seed']}'): {'; '.join(problems)}\n"
             f"command: learnflow {' '.join(repr(a) if len(a) < 300 else repr(a[:300]) + '...' for a in case['args'])}\n"
+            f"init.h5 mutation: {case.get('init')}\n"
             f"status: {status}\nstderr: {stderr[-2000:]}\n--- config.toml ---\n{config}\n{files}")
 
 
