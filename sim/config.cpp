@@ -250,7 +250,7 @@ std::vector<double> ConfigSection::numbers(std::string_view key) const {
   return out;
 }
 
-std::vector<std::vector<double>> ConfigSection::number_rows(std::string_view key) const {
+std::vector<std::vector<double>> ConfigSection::number_rows(std::string_view key, bool finite) const {
   const toml::node* n = node(key);
   if (n == nullptr) fail(key, "required key is missing (an array of arrays of numbers)");
   const toml::array* arr = n->as_array();
@@ -267,7 +267,7 @@ std::vector<std::vector<double>> ConfigSection::number_rows(std::string_view key
       }
       values.push_back(number_value(*this, key, e, fmt::format("element [{}][{}]: ", i, j)));
       // NaN and inf used to pass: a NaN edge weight was even replaced by a random one (issue 8).
-      if (!std::isfinite(values.back())) {
+      if (finite && !std::isfinite(values.back())) {
         fail(key, fmt::format("element [{}][{}] is not finite ({})", i, j, values.back()));
       }
     }
@@ -487,7 +487,7 @@ std::vector<EdgeSpec> read_edges(const ConfigSection& s) {
     }
     return edges;
   }
-  const auto rows = s.number_rows("edges");
+  const auto rows = s.number_rows("edges", false);  // indices and weights checked here
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& row = rows[i];
     if (row.size() != 2 && row.size() != 3) {
@@ -495,6 +495,10 @@ std::vector<EdgeSpec> read_edges(const ConfigSection& s) {
     }
     if (!is_neuron_index(row[0]) || !is_neuron_index(row[1])) {
       s.fail("edges", fmt::format("edge {}: neuron indices must be non-negative integers below 2^53", i));
+    }
+    // A NaN weight used to mean "draw one from init" (issue 8): leave the weight out instead.
+    if (row.size() == 3 && !std::isfinite(row[2])) {
+      s.fail("edges", fmt::format("edge {}: weight {} is not finite", i, row[2]));
     }
     edges.push_back({static_cast<long>(row[0]), static_cast<long>(row[1]),
                      row.size() == 3 ? row[2] : std::numeric_limits<double>::quiet_NaN(),

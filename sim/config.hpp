@@ -38,7 +38,8 @@ class ConfigSection {
   bool boolean(std::string_view key, std::optional<bool> fallback = std::nullopt) const;
   std::string string(std::string_view key, std::optional<std::string> fallback = std::nullopt) const;
   std::vector<double> numbers(std::string_view key) const;          // array of numbers
-  std::vector<std::vector<double>> number_rows(std::string_view key) const;  // array of arrays
+  // Array of arrays of finite numbers (`finite` false: NaN and inf pass, for the caller's check).
+  std::vector<std::vector<double>> number_rows(std::string_view key, bool finite = true) const;
   ConfigSection section(std::string_view key) const;                // absent: an empty section
   std::vector<ConfigSection> sections(std::string_view key) const;  // array of tables
   const toml::node* node(std::string_view key) const;               // raw node, marks it known

@@ -206,7 +206,7 @@ t_end = 2.0
   // An edge weight: NaN used to mean "draw one" and was replaced by a random weight.
   CHECK(contains(error_of(named_graph("h", "p") + "[[network.projection]]\nfrom = \"h\"\nto = \"h\"\n"
                                                   "edges = [[0, 1, 0.5], [1, 2, nan]]\n"),
-                 ": network.projection[2].edges: element [1][2] is not finite (nan)"));
+                 ": network.projection[2].edges: edge 1: weight nan is not finite"));
 }
 
 TEST_CASE("lists built before the run are bounded by the config (issue 8)") {

@@ -171,7 +171,7 @@ class InputValidationTest(unittest.TestCase):
 
     def test_non_finite_inline_values_are_refused(self):
         self.refused(graph(edges="edges = [[0, 0, 0.5], [1, 0, nan]]"),
-                     "CONFIG:23: network.projection[1].edges: element [1][2] is not finite (nan)")
+                     "CONFIG:23: network.projection[1].edges: edge 1: weight nan is not finite")
         text = LAYERED.replace("value = [0.5, -0.25]",
                                'kind = "sequence"\nvalues = [[0.5, -0.25], [inf, 1]]\npresent = 0.5')
         self.refused(text, "CONFIG:7: input.values: element [1][0] is not finite (inf)")
