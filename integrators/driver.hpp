@@ -229,10 +229,10 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
   // the stepper can be resumed here (Bulirsch–Stoer: the one at the segment start stays).
   auto stop_requested = [&](bool can_checkpoint, bool at_segment_start) -> std::optional<Outcome> {
     const int signal = interrupt_signal();
-    // Past the wall-time limit where no checkpoint can be taken (Bulirsch–Stoer inside a
-    // segment), the loop goes on to the next segment start, so that the run can be resumed.
-    const bool over_time = invocation() > spec.max_wall_seconds && (can_checkpoint || signal != 0);
-    if (signal == 0 && !over_time) {
+    // Where no checkpoint can be taken (Bulirsch–Stoer inside a segment) a signal or the
+    // wall-time limit waits for the next segment start, so that the run can be resumed.
+    const bool stop = can_checkpoint && (signal != 0 || invocation() > spec.max_wall_seconds);
+    if (!stop) {
       if (can_checkpoint && job.observer.checkpoint_due(t)) {
         job.observer.checkpoint(policy.state(), position(at_segment_start));
       }

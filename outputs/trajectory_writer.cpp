@@ -548,9 +548,20 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
       }
       m.file = h5::Handle(file, H5Fclose);
       // A killed SWMR writer may have written chunks past the end of file its superblock records
-      // (the EOA): take the file's real end as the EOA (h5clear --increment), so that those
-      // chunks, which the index may point to, are readable and no new allocation overlaps them.
-      h5::check(H5Fincrement_filesize(file, 0), "H5Fincrement_filesize");
+      // (the EOA): the EOA becomes the file's real end plus a margin (h5clear --increment), so
+      // that those chunks, which the index may point to, are readable and writable again and no
+      // new allocation overlaps them.
+      // The killed writer may also have allocated space it never wrote (the tail of a chunk
+      // written in part, metadata not yet flushed): the new EOA lies beyond all of it, at most a
+      // chunk per series and the metadata accumulator past the file's end.
+      std::size_t margin = std::size_t{4} << 20;
+      for (const Block& b : layout.blocks()) {
+        margin += std::min<std::size_t>(max_chunk_bytes, static_cast<std::size_t>(spec.flush_every) *
+                                                             static_cast<std::size_t>(b.size) * sizeof(double));
+      }
+      margin += (1 + metric_names.size() + table_series.size()) *
+                static_cast<std::size_t>(spec.flush_every) * sizeof(double);
+      h5::check(H5Fincrement_filesize(file, margin), "H5Fincrement_filesize");
       // What the interrupted run wrote after its samples (if it was killed while finishing) is
       // written again at the end.
       for (const char* done : {"/solver", "/waves", "/parameters/final", "/adjoint"}) {

@@ -7,9 +7,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "integrators/registry.hpp"
 #include "models/registry.hpp"
+#include "sim/budget.hpp"
 #include "sim/core/csv.hpp"
 #include "sim/core/errors.hpp"
 #include "sim/data.hpp"
@@ -60,6 +62,51 @@ std::optional<std::string> closest(std::string_view word, const auto& candidates
 }
 
 }  // namespace
+
+std::size_t toml_nesting_violation(std::string_view text, std::size_t limit) {
+  std::size_t open = 0;  // '[' and '{' not yet closed
+  std::size_t dots = 0;  // dots of the key (or number) being read
+  std::size_t line = 1;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    switch (c) {
+      case '\n': ++line; dots = 0; break;
+      case '#':  // a comment, to the end of the line
+        while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+        break;
+      case '"':
+      case '\'': {
+        // A string, skipped: basic strings ("…", """…""") honour backslash escapes, literal
+        // ones ('…', '''…''') do not. An unterminated one ends the scan (toml++ reports it).
+        const bool multiline = text.substr(i, 3) == std::string(3, c);
+        std::size_t j = i + (multiline ? 3 : 1);
+        for (; j < text.size(); ++j) {
+          if (c == '"' && text[j] == '\\') {
+            ++j;
+            if (j < text.size() && text[j] == '\n') ++line;
+            continue;
+          }
+          if (text[j] == '\n') {
+            if (!multiline) break;
+            ++line;
+          }
+          if (text[j] == c && (!multiline || text.substr(j, 3) == std::string(3, c))) break;
+        }
+        if (j >= text.size()) return 0;
+        i = multiline && text[j] == c ? j + 2 : j;
+        if (text[i] == '\n') --i;  // counted by the next round
+        break;
+      }
+      case '[': case '{': ++open; dots = 0; break;
+      case ']': case '}': open -= open > 0 ? 1 : 0; dots = 0; break;
+      case '=': case ',': dots = 0; break;
+      case '.': ++dots; break;
+      default: break;
+    }
+    if (open + dots > limit) return line;
+  }
+  return 0;
+}
 
 std::optional<std::string> closest_name(std::string_view word,
                                         const std::vector<std::string>& candidates) {
@@ -187,6 +234,7 @@ std::vector<double> ConfigSection::numbers(std::string_view key) const {
   std::vector<double> out;
   if (n->is_number()) {  // a scalar is an array of one
     out.push_back(number_value(*this, key, *n));
+    if (!std::isfinite(out.back())) fail(key, fmt::format("expected a finite number, got {}", out.back()));
     return out;
   }
   const toml::array* arr = n->as_array();
@@ -202,7 +250,7 @@ std::vector<double> ConfigSection::numbers(std::string_view key) const {
   return out;
 }
 
-std::vector<std::vector<double>> ConfigSection::number_rows(std::string_view key) const {
+std::vector<std::vector<double>> ConfigSection::number_rows(std::string_view key, bool finite) const {
   const toml::node* n = node(key);
   if (n == nullptr) fail(key, "required key is missing (an array of arrays of numbers)");
   const toml::array* arr = n->as_array();
@@ -218,6 +266,10 @@ std::vector<std::vector<double>> ConfigSection::number_rows(std::string_view key
         fail(key, fmt::format("element [{}][{}] must be a number, got {}", i, j, type_name(e)));
       }
       values.push_back(number_value(*this, key, e, fmt::format("element [{}][{}]: ", i, j)));
+      // NaN and inf used to pass: a NaN edge weight was even replaced by a random one (issue 8).
+      if (finite && !std::isfinite(values.back())) {
+        fail(key, fmt::format("element [{}][{}] is not finite ({})", i, j, values.back()));
+      }
     }
     rows.push_back(std::move(values));
   }
@@ -277,6 +329,13 @@ void apply_override(toml::table& root, const std::string& assignment) {
   }
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
+  // The value is parsed as TOML, by the same recursive parser as the file: the same guard.
+  if (toml_nesting_violation("value = " + text, max_toml_nesting) != 0 ||
+      static_cast<std::size_t>(std::count(path.begin(), path.end(), '.')) >= max_toml_nesting) {
+    throw ConfigError(path, "--set", fmt::format("--set: {}: nested deeper than {} levels (dotted "
+                                                 "keys, arrays, inline tables)",
+                                                 path.substr(0, 200), max_toml_nesting));
+  }
   toml::table parsed;
   try {
     parsed = toml::parse("value = " + text, std::string_view("--set"));
@@ -373,6 +432,28 @@ InitSpec read_init(const ConfigSection& network) {
   return init;
 }
 
+// Names of populations, projections and phases become HDF5 path components (/state/x/<pop>,
+// /parameters/W/<proj>) or entries of comma-joined attributes (phase_names): "." made a group
+// named ".", "a/b" nested groups, and both were found only after the output file was created
+// (issue 8). A name is 1 to 255 of the characters A-Z a-z 0-9 _ - . and not dots alone.
+void check_name(const ConfigSection& s, std::string_view key, const std::string& name,
+                std::string_view what) {
+  const bool allowed_characters = std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  });
+  const bool dots_only = name.find_first_not_of('.') == std::string::npos;
+  if (name.empty() || name.size() > 255 || !allowed_characters || dots_only) {
+    std::string shown;
+    for (const char c : name.substr(0, 64)) {
+      shown += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? fmt::format("\\x{:02x}", c) : std::string(1, c);
+    }
+    if (name.size() > 64) shown += fmt::format("... ({} characters)", name.size());
+    s.fail(key, fmt::format("'{}' is not a valid {} name (1 to 255 of the characters A-Z a-z 0-9 "
+                            "_ - . and not only dots)", shown, what));
+  }
+}
+
 // A neuron index as written in an edge: a non-negative integer that a double holds exactly
 // (below 2^53). Larger values, infinities and NaN would not survive the conversion to an index
 // (1e19 used to become neuron 0; issue 8).
@@ -406,7 +487,7 @@ std::vector<EdgeSpec> read_edges(const ConfigSection& s) {
     }
     return edges;
   }
-  const auto rows = s.number_rows("edges");
+  const auto rows = s.number_rows("edges", false);  // indices and weights checked here
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& row = rows[i];
     if (row.size() != 2 && row.size() != 3) {
@@ -414,6 +495,10 @@ std::vector<EdgeSpec> read_edges(const ConfigSection& s) {
     }
     if (!is_neuron_index(row[0]) || !is_neuron_index(row[1])) {
       s.fail("edges", fmt::format("edge {}: neuron indices must be non-negative integers below 2^53", i));
+    }
+    // A NaN weight used to mean "draw one from init" (issue 8): leave the weight out instead.
+    if (row.size() == 3 && !std::isfinite(row[2])) {
+      s.fail("edges", fmt::format("edge {}: weight {} is not finite", i, row[2]));
     }
     edges.push_back({static_cast<long>(row[0]), static_cast<long>(row[1]),
                      row.size() == 3 ? row[2] : std::numeric_limits<double>::quiet_NaN(),
@@ -481,9 +566,7 @@ NetworkSpec read_network(const ConfigSection& s) {
     for (const ConfigSection& ps : s.sections("population")) {
       PopulationSpec pop;
       pop.name = ps.string("name");
-      if (pop.name.empty() || pop.name.find_first_of("/,") != std::string::npos) {
-        ps.fail("name", fmt::format("'{}' is not a valid name (non-empty, no '/' or ',')", pop.name));
-      }
+      check_name(ps, "name", pop.name, "population");
       for (const auto& other : net.populations) {
         if (other.name == pop.name) ps.fail("name", fmt::format("duplicate population '{}'", pop.name));
       }
@@ -520,6 +603,7 @@ NetworkSpec read_network(const ConfigSection& s) {
         }
       }
       p.name = ps.string("name", p.from + "_" + p.to);
+      check_name(ps, "name", p.name, "projection");
       for (const auto& other : net.projections) {
         if (other.name == p.name) ps.fail("name", fmt::format("duplicate projection '{}'", p.name));
       }
@@ -602,6 +686,7 @@ double read_phases(const ConfigSection& s, InputSpec& in) {
   in.phase_until.clear();
   for (const ConfigSection& ps : s.sections("phases")) {
     const std::string name = ps.string("name");
+    check_name(ps, "name", name, "phase");
     if (std::find(in.phase_names.begin(), in.phase_names.end(), name) != in.phase_names.end()) {
       ps.fail("name", fmt::format("duplicate phase '{}'", name));
     }
@@ -739,8 +824,11 @@ RecordMode parse_record_mode(const ConfigSection& s, const std::string& key, con
 
 // `training`: the input of a training run (defaults: a sample at the end of every minibatch,
 // blocks recorded as norms); null otherwise.
-OutputSpec read_output(const ConfigSection& s, bool residual_by_default, const InputSpec* training) {
+// `max_bytes`: output.max_bytes, the largest output file the run may write (sim/budget.hpp).
+OutputSpec read_output(const ConfigSection& s, bool residual_by_default, const InputSpec* training,
+                       double& max_bytes) {
   OutputSpec out;
+  max_bytes = s.positive("max_bytes", max_bytes);
   out.residual = residual_by_default;
   out.file = s.string("file", out.file);
   out.sample_dt = s.positive("sample_dt", training != nullptr ? training->present : out.sample_dt);
@@ -875,6 +963,13 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
   if (!in) throw DataFileError(path, 0, fmt::format("{}: cannot open the config file", path));
   std::stringstream buffer;
   buffer << in.rdbuf();
+  // toml++ parses nested keys, arrays and inline tables recursively: a header dotted 50,000
+  // levels deep overflowed the stack (issue 8).
+  if (const std::size_t line = toml_nesting_violation(buffer.str(), max_toml_nesting); line != 0) {
+    throw DataFileError(path, static_cast<long>(line),
+                        fmt::format("{}:{}: TOML nested deeper than {} levels (dotted keys, arrays, "
+                                    "inline tables)", path, line, max_toml_nesting));
+  }
   toml::table root;
   try {
     root = toml::parse(buffer.str(), std::string_view(path));
@@ -936,8 +1031,22 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
     ex.integrator.t_end = ex.integrator.t0 + static_cast<double>(minibatches) * ex.input.present;
   }
   // Learning models record their relaxation residuals by default.
-  ex.output = read_output(top.section("output"), learning_model, training ? &ex.input : nullptr);
+  ex.output = read_output(top.section("output"), learning_model, training ? &ex.input : nullptr,
+                          ex.max_output_bytes);
   top.finish();
+  // Before anything large is built: the lists of the schedule, the network's size.
+  check_schedule(ex, [&](std::string_view key) {
+    std::string_view at = key;
+    toml::node_view<const toml::node> n = std::as_const(root).at_path(at);
+    while (!n && at.find('.') != std::string_view::npos) {  // absent: its table
+      at = at.substr(0, at.rfind('.'));
+      n = std::as_const(root).at_path(at);
+    }
+    if (!n) return path;
+    const toml::source_region& src = n.node()->source();
+    if (src.path && *src.path == "--set") return std::string("--set");
+    return src.begin.line == 0 ? path : fmt::format("{}:{}", path, src.begin.line);
+  });
   ex.input_files.push_back(path);
   for (const std::string& file : top.files_read()) ex.input_files.push_back(file);
   return ex;

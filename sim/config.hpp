@@ -38,7 +38,8 @@ class ConfigSection {
   bool boolean(std::string_view key, std::optional<bool> fallback = std::nullopt) const;
   std::string string(std::string_view key, std::optional<std::string> fallback = std::nullopt) const;
   std::vector<double> numbers(std::string_view key) const;          // array of numbers
-  std::vector<std::vector<double>> number_rows(std::string_view key) const;  // array of arrays
+  // Array of arrays of finite numbers (`finite` false: NaN and inf pass, for the caller's check).
+  std::vector<std::vector<double>> number_rows(std::string_view key, bool finite = true) const;
   ConfigSection section(std::string_view key) const;                // absent: an empty section
   std::vector<ConfigSection> sections(std::string_view key) const;  // array of tables
   const toml::node* node(std::string_view key) const;               // raw node, marks it known
@@ -82,6 +83,13 @@ ModelParams parse_model_params(const ConfigSection& section);
 // Reads, overrides and validates an experiment file. Throws InputError (ConfigError,
 // DataFileError) for any problem.
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides);
+
+// toml++ parses dotted keys, arrays and inline tables recursively, so deep nesting overflows
+// the stack: the file and --set values are scanned first (outside strings and comments), and
+// more than this many levels of open '[' and '{' plus dotted key components is an error.
+inline constexpr std::size_t max_toml_nesting = 64;
+// The 1-based line where `text` first nests deeper than `limit` levels; 0 if it never does.
+std::size_t toml_nesting_violation(std::string_view text, std::size_t limit);
 
 // Levenshtein distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);

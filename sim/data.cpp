@@ -228,6 +228,7 @@ DataSpec read_data_spec(const ConfigSection& data, std::uint64_t default_split_s
   }
   spec.classes_where = data.where("classes");
   spec.test_fraction_where = data.where("test_fraction");
+  spec.scale_where = data.where("scale");
   data.finish();
   return spec;
 }
@@ -252,6 +253,7 @@ DataSet load_data_set(const DataSpec& spec, Eigen::Index n_in, Eigen::Index n_ou
     // make_data_set names the option but cannot know where it was set: add it here.
     if (!e.where().empty()) throw;
     const std::string& where = e.key() == "data.classes" ? spec.classes_where
+                               : e.key() == "data.scale" ? spec.scale_where
                                                          : spec.test_fraction_where;
     throw ConfigError(e.key(), where, fmt::format("{}: {}", where, e.what()));
   }

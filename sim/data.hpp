@@ -30,10 +30,10 @@ struct DataSpec {
   std::string train, train_labels, train_targets, test, test_labels, test_targets;
   bool label_column = false;  // CSV: label in the last column of the features file
   DataOptions options;
-  // "file:line" of data.classes and data.test_fraction (of [data] when absent): where
+  // "file:line" of data.classes, data.test_fraction and data.scale (of [data] when absent): where
   // load_data_set reports what only the data and the network reveal (classes > outputs, a
-  // fraction that leaves no training example).
-  std::string classes_where, test_fraction_where;
+  // fraction that leaves no training example, a scale that makes values infinite).
+  std::string classes_where, test_fraction_where, scale_where;
 };
 
 // The files of the built-in data sets, where Debian installs them.

@@ -23,6 +23,8 @@ struct Experiment {
   InputSpec input;            // a training run: kind dataset, with the examples and [train]
   IntegratorSpec integrator;
   OutputSpec output;
+  // output.max_bytes: a run whose estimated output file is larger is refused (sim/budget.hpp).
+  double max_output_bytes = 50e9;
   std::optional<DataSpec> data;  // [data] of a training run, as configured
   // Every file the experiment reads: the config, network.init.file, edge and weight CSVs, input
   // sequences, data files (a run refuses to write its output over any of them).

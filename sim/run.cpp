@@ -17,6 +17,7 @@
 #include "outputs/checkpoint_file.hpp"
 #include "models/registry.hpp"
 #include "sim/adjoint_sweep.hpp"
+#include "sim/budget.hpp"
 #include "outputs/progress.hpp"
 #include "sim/config.hpp"
 #include "sim/core/errors.hpp"
@@ -564,6 +565,7 @@ Run::Run(Experiment experiment, RunOptions options)
   refuse_input_as_output(m.experiment, m.options.output_path);
   const bool training = m.experiment.input.kind == InputKind::dataset;
   if (m.options.resume) {
+    check_run_size(m.experiment, *m.model, m.network, m.signal);
     prepare_output(m.options, m.experiment.result_config, m.resume);
     // The file holds the metadata, network, schedule and data description already.
     m.writer = std::make_unique<TrajectoryWriter>(
@@ -581,6 +583,7 @@ Run::Run(Experiment experiment, RunOptions options)
     initial_scores = {{"initial_train_loss", train.loss}, {"initial_train_accuracy", train.accuracy},
                       {"initial_test_loss", test.loss}, {"initial_test_accuracy", test.accuracy}};
   }
+  check_run_size(m.experiment, *m.model, m.network, m.signal);  // memory, output.max_bytes
   prepare_output(m.options, m.experiment.result_config, m.resume);
   m.writer = std::make_unique<TrajectoryWriter>(m.options.output_path, m.model->layout(),
                                                 m.experiment.output,
@@ -752,6 +755,7 @@ std::string validate_experiment(const Experiment& ex) {
                         b.per_example() && b.examples > 1 ? fmt::format(" × {} examples", b.examples)
                                                           : std::string());
   }
+  text += describe_size(check_run_size(ex, *model, network, signal)) + "\n";  // or throws
   return text;
 }
 

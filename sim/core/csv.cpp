@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -20,14 +21,16 @@ std::string trim(const std::string& s) {
   return s.substr(first, last - first + 1);
 }
 
-// Parses one field as a finite double; returns false if it is not a number.
+// Parses one field as a number (strtod's syntax, the whole field); `out` may be NaN or inf.
 bool parse_number(const std::string& field, double& out) {
   const std::string text = trim(field);
   if (text.empty()) return false;
   char* end = nullptr;
   errno = 0;
   out = std::strtod(text.c_str(), &end);
-  return end == text.c_str() + text.size() && errno == 0 && std::isfinite(out);
+  // ERANGE: an underflow to a subnormal or zero is still the number written; an overflow is
+  // reported as not finite below.
+  return end == text.c_str() + text.size();
 }
 
 }  // namespace
@@ -47,20 +50,23 @@ CsvTable read_csv(const std::string& path, std::size_t columns) {
     for (std::string field; std::getline(ss, field, ',');) fields.push_back(field);
     if (content.back() == ',') fields.emplace_back();
     std::vector<double> row(fields.size());
-    bool numeric = true;
-    std::size_t bad_field = 0;
-    for (std::size_t i = 0; i < fields.size() && numeric; ++i) {
-      numeric = parse_number(fields[i], row[i]);
-      bad_field = i;
+    std::vector<bool> numeric(fields.size());
+    for (std::size_t i = 0; i < fields.size(); ++i) numeric[i] = parse_number(fields[i], row[i]);
+    // A header has no field that reads as a number: a row that mixes numbers and text is a
+    // broken row, never a header (a malformed first row used to be dropped silently; issue 8).
+    if (first_content_line && std::find(numeric.begin(), numeric.end(), true) == numeric.end()) {
+      first_content_line = false;
+      continue;
     }
-    if (!numeric) {
-      if (first_content_line) {  // a header line
-        first_content_line = false;
-        continue;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      if (!numeric[i] || !std::isfinite(row[i])) {
+        throw DataFileError(path, line_no,
+                            fmt::format("{}:{}: field {} is not a finite number: '{}'{}", path,
+                                        line_no, i + 1, trim(fields[i]),
+                                        first_content_line && !numeric[i]
+                                            ? " (not a header: a header has no numeric field)"
+                                            : ""));
       }
-      throw DataFileError(path, line_no,
-                          fmt::format("{}:{}: field {} is not a finite number: '{}'", path, line_no,
-                                      bad_field + 1, trim(fields[bad_field])));
     }
     first_content_line = false;
     if (columns > 0 && row.size() != columns) {

@@ -1,7 +1,9 @@
 #pragma once
-// Numeric CSV files (edge lists, input sequences, weight matrices). Blank lines and lines starting
-// with '#' are skipped; a first line that is not numeric is taken as a header. Errors carry the
-// file and the 1-based line. A gzip-compressed file (x.csv.gz) is read as its content.
+// Numeric CSV files (edge lists, input sequences, weight matrices, data sets). Blank lines and
+// lines starting with '#' are skipped; the first other line is a header when none of its fields
+// reads as a number (a line mixing numbers and text is an error, as is any field that is not a
+// finite number: NaN, inf, overflow). Errors carry the file, the 1-based line and the field.
+// A gzip-compressed file (x.csv.gz) is read as its content.
 #include <cstddef>
 #include <string>
 #include <vector>

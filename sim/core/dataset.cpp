@@ -542,6 +542,18 @@ DataSet make_data_set(std::string name, ExampleTable train, std::optional<Exampl
     if (test) first_examples(*test, options.limit);
   }
   check_table(train, n_in, n_out);
+  {
+    // Scaled values must stay finite, like the values read (a huge data.scale made them inf).
+    const double scale = std::isnan(options.scale) ? default_scale : options.scale;
+    double largest = train.x.size() > 0 ? train.x.cwiseAbs().maxCoeff() : 0.0;
+    if (test && test->x.size() > 0) largest = std::max(largest, test->x.cwiseAbs().maxCoeff());
+    if (!std::isfinite(largest * scale)) {
+      throw ConfigError("data.scale", "",
+                        fmt::format("data.scale: {} times the largest feature value {} of {} is "
+                                    "not finite (scaled values must be finite)", scale, largest,
+                                    train.file));
+    }
+  }
   const Kind kind = kind_of(train);
   if (test) {
     check_table(*test, n_in, n_out);

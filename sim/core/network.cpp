@@ -46,6 +46,19 @@ void check_shape(const std::string& what, const std::string& file, Eigen::Index 
   }
 }
 
+// Parameters read from network.init.file must be finite: a NaN weight used to start the run
+// (issue 8). Names the dataset and the element.
+void check_finite(const std::string& what, const std::string& file, const RowMatrix& values) {
+  for (Eigen::Index i = 0; i < values.rows(); ++i) {
+    for (Eigen::Index j = 0; j < values.cols(); ++j) {
+      if (!std::isfinite(values(i, j))) {
+        throw DataFileError(file, 0, fmt::format("{}: {}[{}, {}] is {} (parameters must be finite)",
+                                                 file, what, i, j, values(i, j)));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 const char* role_name(Role r) {
@@ -131,6 +144,7 @@ Network build_network(const NetworkSpec& spec, const ParameterFile& params) {
       }
       check_shape(params.group + "/W/" + ps.name, spec.init.file, it->second.rows(),
                   it->second.cols(), rows, cols);
+      check_finite(params.group + "/W/" + ps.name, spec.init.file, it->second);
       proj.dense = it->second;
     } else if (spec.init.weights == "orthogonal") {
       proj.dense = orthogonal(rows, cols, spec.init.scale, rng);
@@ -154,6 +168,13 @@ Network build_network(const NetworkSpec& spec, const ParameterFile& params) {
                                                            spec.init.file, params.group, pop.name));
       }
       check_shape(params.group + "/b/" + pop.name, spec.init.file, it->second.size(), 1, pop.size, 1);
+      for (Eigen::Index i = 0; i < pop.size; ++i) {
+        if (!std::isfinite(it->second[i])) {
+          throw DataFileError(spec.init.file, 0,
+                              fmt::format("{}: {}/b/{}[{}] is {} (parameters must be finite)",
+                                          spec.init.file, params.group, pop.name, i, it->second[i]));
+        }
+      }
       b = it->second;
     }
     net.bias.push_back(std::move(b));

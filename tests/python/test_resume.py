@@ -112,7 +112,7 @@ class ResumeTest(unittest.TestCase):
     def test_kill_at_random_moments_then_resume_is_bit_identical(self):
         # Each kill comes at a seeded random moment after the run's first checkpoint (the moment
         # is a fraction of the run's own duration, so it does not depend on the machine's speed).
-        rng = random.Random(8)
+        rng = random.Random(int(os.environ.get("LEARNFLOW_RESUME_SEED", "8")))
         resumed = finished = 0
         kills = [case for case in CASES for _ in range(5)]  # 20 kills
         for i, case in enumerate(kills):
