@@ -170,6 +170,32 @@ t_end = 40.0
 sample_dt = 1.0
 )";
 
+// A training run: minibatches of a shuffled data set (digits, from Debian's python3-sklearn),
+// resets between minibatches, evaluations on the held-out set after every epoch.
+constexpr const char* training = R"(
+[network]
+layers = [64, 8, 10]
+activation = "tanh"
+output_activation = "linear"
+plastic = true
+seed = 2
+[model]
+type = "costate"
+gamma = 50.0
+loss = "cross_entropy"
+[data]
+name = "digits"
+test_fraction = 0.95
+split_seed = 3
+[train]
+epochs = 2
+batch = 30
+present = 4.0
+[integrator]
+rtol = 1e-4
+atol = 1e-6
+)";
+
 }  // namespace
 
 TEST_CASE("the checkpoint file holds every entry, replaced atomically") {
@@ -217,6 +243,13 @@ TEST_CASE("a run resumed after every step equals the uninterrupted run: models w
   SUBCASE("dtp (open target phase, fitted rates)") { check_resumed_every_step(dtp_phases, {}); }
   SUBCASE("costate, adjoint mode (stored forward trajectory)") {
     check_resumed_every_step(xor_costate, {"model.mode=\"adjoint\"", "network.plastic=false"});
+  }
+  SUBCASE("training: shuffled minibatches, resets, evaluations") {
+    check_resumed_every_step(training, {});
+    std::string backprop = training;
+    const std::string costate = "type = \"costate\"\ngamma = 50.0";
+    backprop.replace(backprop.find(costate), costate.size(), "type = \"backprop\"\neta = 0.2");
+    check_resumed_every_step(backprop, {});
   }
   SUBCASE("phases that end on convergence (the schedule's shift)") {
     check_resumed_every_step(gaitprop_phases,
