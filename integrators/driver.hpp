@@ -8,11 +8,16 @@
 //        h_next: the size suggested for the next attempt (smaller after a rejection).
 //   State& state();                                   current accepted state
 //   void interpolate(double t, State& out);           dense: within the last accepted step
+//   static constexpr bool checkpoint_anywhere;        can the loop be resumed after any step?
+//   void save(LoopPosition&) const;                   the stepper's part of a checkpoint
+//   void resume(const System&, double t, const LoopPosition&);   continue from one
 // The loop owns step-size clamping (segment ends, sample times for non-dense steppers, dt_max),
-// the statistics, the checks that end a run (non-finite state, step underflow, max_steps, a
-// diverged phase with on_divergence = stop), and the phases: each segment's residual at its start
-// and end (PhaseReport), and the early end of a phase with `until` once its residual has fallen
-// to the tolerance, which moves the rest of the schedule earlier.
+// the statistics, the checks that end a run (non-finite state, step underflow, a step that does
+// not move t, dt_min, max_steps, a diverged phase with on_divergence = stop, the wall-time limit,
+// a signal), the checkpoints (asked of the observer at step boundaries, or at segment starts for
+// steppers that cannot resume anywhere) and the resume from one, and the phases: each segment's
+// residual at its start and end (PhaseReport), and the early end of a phase with `until` once its
+// residual has fallen to the tolerance, which moves the rest of the schedule earlier.
 #include <fmt/format.h>
 
 #include <algorithm>

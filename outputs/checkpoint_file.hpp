@@ -1,5 +1,5 @@
 #pragma once
-// The checkpoint of a run (sim/checkpoint.hpp says what it holds): an HDF5 file beside the run
+// The checkpoint of a run (sim/checkpoint.hpp gathers it): an HDF5 file beside the run
 // file, `OUT.h5.checkpoint`, replaced atomically (written under a temporary name, synced to disk,
 // then renamed), so that a kill at any moment leaves the previous checkpoint or the new one.
 #include <string>

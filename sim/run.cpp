@@ -11,12 +11,14 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <optional>
 
 #include "models/adjoint.hpp"
 #include "outputs/checkpoint_file.hpp"
 #include "models/registry.hpp"
 #include "sim/adjoint_sweep.hpp"
+#include "sim/checkpoint.hpp"
 #include "sim/budget.hpp"
 #include "outputs/progress.hpp"
 #include "sim/config.hpp"
@@ -328,110 +330,6 @@ class RunObserver final : public IntegrationObserver {
   std::string first_divergence_;
 };
 
-// The loop's position in a checkpoint, and back.
-void put_position(Snapshot& out, const LoopPosition& at) {
-  out.put("loop/segment", static_cast<double>(at.segment));
-  out.put("loop/t", at.t);
-  out.put("loop/dt", at.dt);
-  out.put("loop/shift", at.shift);
-  out.put("loop/next_sample", static_cast<double>(at.next_sample));
-  out.put("loop/steps", static_cast<double>(at.stats.steps));
-  out.put("loop/rejected", static_cast<double>(at.stats.rejected));
-  out.put("loop/rhs_evals", static_cast<double>(at.stats.rhs_evals));
-  out.put("loop/wall_seconds", at.stats.wall_seconds);
-  out.put("loop/phase_start", at.phase_start);
-  out.put("loop/residual_start", at.residual_start);
-  out.put("loop/residual_prev", at.residual_prev);
-  out.put("loop/at_segment_start", at.at_segment_start ? 1.0 : 0.0);
-  out.put("loop/derivative", at.derivative);
-}
-
-LoopPosition position_from(const Snapshot& in) {
-  LoopPosition at;
-  at.segment = in.count("loop/segment");
-  at.t = in.scalar("loop/t");
-  at.dt = in.scalar("loop/dt");
-  at.shift = in.scalar("loop/shift");
-  at.next_sample = in.count("loop/next_sample");
-  at.stats.steps = static_cast<long>(in.scalar("loop/steps"));
-  at.stats.rejected = static_cast<long>(in.scalar("loop/rejected"));
-  at.stats.rhs_evals = static_cast<long>(in.scalar("loop/rhs_evals"));
-  at.stats.wall_seconds = in.scalar("loop/wall_seconds");
-  at.phase_start = in.scalar("loop/phase_start");
-  at.residual_start = in.scalar("loop/residual_start");
-  at.residual_prev = in.scalar("loop/residual_prev");
-  at.at_segment_start = in.scalar("loop/at_segment_start") != 0.0;
-  at.derivative = in.get("loop/derivative");
-  return at;
-}
-
-// The outermost observer of a run: passes everything on, and writes a checkpoint (OUT.h5.checkpoint)
-// every output.checkpoint_seconds of wall time and when the loop stops on a signal or the
-// wall-time limit: the loop's position, the state, the model's event state, the observers' own,
-// the rows the file holds, and the config it belongs to.
-class Checkpointer final : public IntegrationObserver {
- public:
-  struct Parts {
-    const Model& model;
-    TrajectoryWriter& writer;
-    RunObserver& observer;
-    Evaluator* evaluator;
-    ForwardRecorder* recorder;
-  };
-  Checkpointer(IntegrationObserver& inner, Parts parts, std::string path, std::string config,
-               double interval, double final_t)
-      : inner_(inner), parts_(parts), path_(std::move(path)), config_(std::move(config)),
-        interval_(interval), final_t_(final_t) {}
-
-  void sample(const State& s, double t) override { inner_.sample(s, t); }
-  void step(const State& s, double t, double dt, const SolverStats& stats) override {
-    inner_.step(s, t, dt, stats);
-  }
-  void segment_start(const State& s, double t) override { inner_.segment_start(s, t); }
-  void segment_end(const State& s, double t) override { inner_.segment_end(s, t); }
-  void phase_end(const PhaseReport& report) override { inner_.phase_end(report); }
-
-  // Every `interval` seconds; and at the end of an adjoint run's forward sweep, so that a signal
-  // during the backward sweep does not cost the forward sweep again.
-  bool checkpoint_due(double t) override {
-    if (parts_.recorder != nullptr && t >= final_t_) return true;
-    return interval_ > 0.0 &&
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - last_).count() >= interval_;
-  }
-
-  void checkpoint(const State& s, const LoopPosition& at) override {
-    Snapshot snapshot;
-    snapshot.put_text("run/config", config_);
-    put_position(snapshot, at);
-    snapshot.put("state", s);
-    parts_.model.save_events(snapshot);
-    parts_.observer.save(snapshot);
-    if (parts_.evaluator != nullptr) parts_.evaluator->save(snapshot);
-    if (parts_.recorder != nullptr) parts_.recorder->save(snapshot);
-    parts_.writer.save_rows(snapshot);  // flushes: the file holds what the checkpoint says
-    try {
-      write_checkpoint(path_, snapshot);
-      ++written_;
-    } catch (const InputError& e) {
-      // The run goes on (it may finish); a resume would start from the previous checkpoint.
-      if (!warned_) fmt::print(stderr, "learnflow: warning: {}\n", e.what());
-      warned_ = true;
-    }
-    last_ = std::chrono::steady_clock::now();
-  }
-
-  std::size_t written() const { return written_; }
-
- private:
-  IntegrationObserver& inner_;
-  Parts parts_;
-  std::string path_, config_;
-  double interval_, final_t_;
-  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
-  std::size_t written_ = 0;
-  bool warned_ = false;
-};
-
 // Phases that end on convergence move the schedule; the adjoint's backward sweep replays the
 // planned one, so the two cannot be combined.
 void check_phases(const Model& model, const InputSignal& signal) {
@@ -642,11 +540,15 @@ RunReport Run::execute() {
     forward_observer = &*recorder;
   }
   const std::string checkpoint = checkpoint_path(m.options.output_path);
-  Checkpointer checkpointer(*forward_observer,
-                            {*m.model, *m.writer, observer, evaluator ? &*evaluator : nullptr,
-                             recorder ? &*recorder : nullptr},
-                            checkpoint, m.experiment.result_config,
-                            m.experiment.output.checkpoint_seconds, m.signal.boundaries().back());
+  std::vector<Checkpointer::Part> parts{[&](Snapshot& out) { observer.save(out); }};
+  if (evaluator) parts.emplace_back([&](Snapshot& out) { evaluator->save(out); });
+  if (recorder) parts.emplace_back([&](Snapshot& out) { recorder->save(out); });
+  // An adjoint run checkpoints at the end of its forward sweep (t_end: no phase moves it).
+  const double final_t = adjoint != nullptr ? m.signal.boundaries().back()
+                                            : std::numeric_limits<double>::infinity();
+  Checkpointer checkpointer(*forward_observer, *m.model, *m.writer, std::move(parts), checkpoint,
+                            m.experiment.result_config, m.experiment.output.checkpoint_seconds,
+                            final_t);
 
   State state(static_cast<std::size_t>(m.model->layout().size()));
   RunReport report;
