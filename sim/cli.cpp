@@ -16,6 +16,7 @@
 #include "models/registry.hpp"
 #include "outputs/h5file.hpp"
 #include "sim/config.hpp"
+#include "sim/core/diagnostics.hpp"
 #include "sim/core/errors.hpp"
 #include "sim/run.hpp"
 #include "sim/waves.hpp"
@@ -23,7 +24,7 @@
 namespace lf {
 namespace {
 
-void print_error(const std::string& message) { fmt::print(stderr, "learnflow: error: {}\n", message); }
+void print_error(const std::string& message) { eprint("learnflow: error: {}\n", message); }
 
 int command_run(const std::string& config, const std::vector<std::string>& overrides,
                 RunOptions options, bool quiet) {
@@ -46,20 +47,20 @@ int command_run(const std::string& config, const std::vector<std::string>& overr
   }
   if (report.diverged_phases > 0) {
     // Not an error (integrator.on_divergence = "stop" makes it one): the run is kept, flagged.
-    fmt::print(stderr, "learnflow: warning: {} phase(s) diverged (their residual grew); the first: "
-               "{}. See /metrics/phase/diverged; integrator.on_divergence = \"stop\" ends such "
-               "a run with exit status 3\n", report.diverged_phases, report.first_divergence);
+    eprint("learnflow: warning: {} phase(s) diverged (their residual grew); the first: "
+           "{}. See /metrics/phase/diverged; integrator.on_divergence = \"stop\" ends such "
+           "a run with exit status 3\n", report.diverged_phases, report.first_divergence);
   }
   if (!quiet && report.adjoint) {
     const SolverStats& back = report.adjoint->stats;
-    fmt::print(stderr, "learnflow: adjoint sweep: {} steps, {} rejected, {} RHS evaluations, "
-               "{:.3f} s; gradients in /adjoint/grad\n", back.steps, back.rejected,
-               back.rhs_evals, back.wall_seconds);
+    eprint("learnflow: adjoint sweep: {} steps, {} rejected, {} RHS evaluations, "
+           "{:.3f} s; gradients in /adjoint/grad\n", back.steps, back.rejected,
+           back.rhs_evals, back.wall_seconds);
   }
   if (!quiet) {
-    fmt::print(stderr, "learnflow: wrote {} samples to {} ({} steps, {} rejected, {} RHS "
-               "evaluations, {:.3f} s, {} thread(s))\n", report.samples, report.output_path,
-               st.steps, st.rejected, st.rhs_evals, st.wall_seconds, report.threads);
+    eprint("learnflow: wrote {} samples to {} ({} steps, {} rejected, {} RHS "
+           "evaluations, {:.3f} s, {} thread(s))\n", report.samples, report.output_path,
+           st.steps, st.rejected, st.rhs_evals, st.wall_seconds, report.threads);
   }
   return exit_ok;
 }

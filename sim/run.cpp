@@ -18,6 +18,7 @@
 #include "sim/adjoint_sweep.hpp"
 #include "outputs/progress.hpp"
 #include "sim/config.hpp"
+#include "sim/core/diagnostics.hpp"
 #include "sim/core/errors.hpp"
 #include "sim/evaluation.hpp"
 #include "outputs/trajectory_writer.hpp"
@@ -110,8 +111,8 @@ class Evaluator {
           parts.push_back(fmt::format("{} loss {:.4g} accuracy {:.4f}", split, score.loss, score.accuracy));
         }
       }
-      fmt::print(stderr, "learnflow: epoch {:.4g}/{}: {} (evaluated in {:.2f} s)\n", epoch,
-                 signal_.spec().train.epochs, fmt::join(parts, ", "), seconds);
+      eprint("learnflow: epoch {:.4g}/{}: {} (evaluated in {:.2f} s)\n", epoch,
+             signal_.spec().train.epochs, fmt::join(parts, ", "), seconds);
     }
   }
 
