@@ -288,6 +288,7 @@ int command_info(const std::string& file, std::size_t max_segments, bool show_co
 }  // namespace
 
 int run_cli(int argc, char** argv) {
+  skip_hdf5_cleanup_at_exit();
   CLI::App app{"learnflow: learning in neural networks as continuous-time dynamics"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(LEARNFLOW_VERSION));
