@@ -4,6 +4,9 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -12,11 +15,51 @@
 #include "sim/core/errors.hpp"
 
 namespace lf {
+
+void skip_hdf5_cleanup_at_exit() { H5dont_atexit(); }
+
 namespace h5 {
 
+Error::Error(const std::string& call, int system_errno, const std::string& detail)
+    : std::runtime_error(system_errno != 0 ? fmt::format("HDF5 call failed: {}: {}", call, describe_errno(system_errno))
+                         : detail.empty()    ? fmt::format("HDF5 call failed: {}", call)
+                                             : fmt::format("HDF5 call failed: {}: {}", call, detail)),
+      system_errno_(system_errno) {}
+
+std::string describe_errno(int code) {
+  const std::string text = std::strerror(code);
+  if (code == ENOSPC) return fmt::format("disk full ({})", text);
+  if (code == EDQUOT) return fmt::format("disk quota exceeded ({})", text);
+  return text;
+}
+
+namespace {
+
+// What the error stack of a failed call says: the errno of a failed system call (HDF5's POSIX
+// driver writes "errno = N" into its description) and the innermost description.
+struct StackReport {
+  int system_errno = 0;
+  std::string innermost;
+};
+
+herr_t read_stack_entry(unsigned n, const H5E_error2_t* entry, void* data) {
+  auto& report = *static_cast<StackReport*>(data);
+  if (entry->desc == nullptr) return 0;
+  if (n == 0) report.innermost = entry->desc;  // walking upward: the innermost first
+  if (const char* at = std::strstr(entry->desc, "errno = "); at != nullptr && report.system_errno == 0) {
+    report.system_errno = std::atoi(at + std::strlen("errno = "));
+  }
+  return 0;
+}
+
+}  // namespace
+
 hid_t check(hid_t id, const char* what) {
-  if (id < 0) throw std::runtime_error(fmt::format("HDF5 call failed: {}", what));
-  return id;
+  if (id >= 0) return id;
+  StackReport report;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, read_stack_entry, &report);  // does not clear it
+  throw Error(what, report.system_errno,
+              report.system_errno != 0 ? std::string() : report.innermost.substr(0, 200));
 }
 
 QuietErrors::QuietErrors() {

@@ -11,6 +11,11 @@
 
 namespace lf {
 
+// To be called before any other HDF5 call (the CLI's first statement): HDF5 then closes no file
+// at exit. learnflow closes every file it opens; one whose H5Fclose failed (a full disk) HDF5
+// 1.10 closed a second time at exit, and crashed (issue 8). It is left to the system instead.
+void skip_hdf5_cleanup_at_exit();
+
 // The initial (/parameters/W/<proj>, /parameters/b/<pop>) or the final (/parameters/final/…)
 // parameters of a run file. Throws DataFileError when the file cannot be read or holds none.
 ParameterFile read_parameter_file(const std::string& path, const std::string& which = "initial");

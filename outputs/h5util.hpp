@@ -3,6 +3,7 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,7 +37,24 @@ class Handle {
   herr_t (*close_)(hid_t) = nullptr;
 };
 
-// Throws std::runtime_error naming `what` when an HDF5 call failed (negative id or status).
+// A failed HDF5 call. Carries the errno of the system call that failed under it, read from
+// HDF5's error stack (its POSIX driver reports "errno = 28"; 0: none reported), so that a full
+// disk reads as one ("HDF5 call failed: H5Dwrite: disk full (No space left on device)").
+class Error : public std::runtime_error {
+ public:
+  Error(const std::string& call, int system_errno, const std::string& detail);
+  int system_errno() const noexcept { return system_errno_; }
+
+ private:
+  int system_errno_;
+};
+
+// What errno `code` means for an output file: "disk full (No space left on device)" for
+// ENOSPC, "disk quota exceeded (…)" for EDQUOT, else strerror's text.
+std::string describe_errno(int code);
+
+// Throws h5::Error naming `what` when an HDF5 call failed (negative id or status). Must be
+// called right after the call: the next HDF5 call clears the error stack it reads.
 hid_t check(hid_t id, const char* what);
 
 // Whether every component of `path` exists (without HDF5 error output).

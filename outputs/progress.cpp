@@ -1,6 +1,6 @@
 #include "outputs/progress.hpp"
 
-#include <fmt/format.h>
+#include "sim/core/diagnostics.hpp"
 
 namespace lf {
 
@@ -15,15 +15,15 @@ void ProgressLine::update(double t, double dt, const SolverStats& stats) {
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   const double done = (t - t0_) / (t_end_ - t0_);
   const double eta = done > 0 ? elapsed * (1.0 - done) / done : 0.0;
-  fmt::print(stream_, "\r  t = {:.6g} / {:.6g} ({:3.0f}%)  dt = {:.3g}  steps = {}  rejected = {}  "
-             "ETA {:.1f} s{}{}   ", t, t_end_, 100.0 * done, dt, stats.steps, stats.rejected, eta,
-             status_.empty() ? "" : "  ", status_);
+  eprint(stream_, "\r  t = {:.6g} / {:.6g} ({:3.0f}%)  dt = {:.3g}  steps = {}  rejected = {}  "
+         "ETA {:.1f} s{}{}   ", t, t_end_, 100.0 * done, dt, stats.steps, stats.rejected, eta,
+         status_.empty() ? "" : "  ", status_);
   std::fflush(stream_);
   drawn_ = true;
 }
 
 void ProgressLine::finish() {
-  if (drawn_) fmt::print(stream_, "\n");
+  if (drawn_) eprint(stream_, "\n");
   drawn_ = false;
 }
 

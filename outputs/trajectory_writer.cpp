@@ -24,7 +24,10 @@
 #include <emmintrin.h>
 #endif
 #if defined(__linux__)
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 #endif
 
 #include "outputs/h5util.hpp"
@@ -112,6 +115,52 @@ class BufferArena {
   std::size_t capacity_ = 0, used_ = 0;
 };
 
+// Disk space held back on the output's file system for the writes that end a failed run. When
+// the disk fills, the file's last rows of /time and its metadata still have to reach it, or a
+// reader finds /time shorter than the samples on disk (or no readable file at all), and
+// H5Fclose fails, after which HDF5 crashed at exit (issue 8). Released (the space freed) before
+// the file is closed and when a write fails. The space is an unnamed file (O_TMPFILE) in the
+// output's folder, so a killed run leaves nothing behind. Best effort: none where the file
+// system cannot make one; 1 MiB, but at most an eighth of the free space (a run that fits on
+// the disk must not fail for want of the reserve), none below 16 KiB.
+class SpaceReserve {
+ public:
+  SpaceReserve() = default;
+  explicit SpaceReserve(const std::string& output_path) {
+#if defined(__linux__) && defined(O_TMPFILE)
+    std::string folder = std::filesystem::path(output_path).parent_path().string();
+    if (folder.empty()) folder = ".";
+    struct statvfs disk {};
+    if (statvfs(folder.c_str(), &disk) != 0) return;
+    const auto free_bytes = static_cast<unsigned long long>(disk.f_bavail) * disk.f_frsize;
+    const auto bytes = static_cast<off_t>(std::min<unsigned long long>(1ULL << 20, free_bytes / 8));
+    if (bytes < (off_t{16} << 10)) return;
+    fd_ = ::open(folder.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ >= 0 && posix_fallocate(fd_, 0, bytes) != 0) release();
+#else
+    static_cast<void>(output_path);
+#endif
+  }
+  ~SpaceReserve() { release(); }
+  SpaceReserve(const SpaceReserve&) = delete;
+  SpaceReserve& operator=(const SpaceReserve&) = delete;
+  SpaceReserve(SpaceReserve&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  SpaceReserve& operator=(SpaceReserve&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    return *this;
+  }
+
+  void release() noexcept {
+#if defined(__linux__)
+    if (fd_ >= 0) ::close(fd_);
+#endif
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 // Rows not yet written: a chunk's worth of arena memory for the state series, or a vector that
 // grows for the held series (/time and metrics, kept until a flush).
 class RowBuffer {
@@ -188,6 +237,9 @@ struct Series {
   // Held series (/time, metrics) are written only by flush(), never when a chunk fills: the
   // length of /time in a killed run's file must not run ahead of the other datasets.
   bool held = false;
+  // A held series' rows that the writer thread did not write because a write failed (oldest
+  // first, before `buffer`): what salvaging a failed run still needs of /time and the metrics.
+  std::vector<double> unwritten;
 
   // `resume_rows` < 0: a new dataset; else the existing one, cut back to that many rows.
   void create(hid_t file, const std::string& dataset_path, std::vector<hsize_t> shape,
@@ -272,6 +324,15 @@ struct Series {
   void flush_set() {
     if (set.valid()) h5::check(H5Dflush(set.get()), "H5Dflush");
   }
+
+  // Sets the length to `rows` (also shorter: rows past it are dropped).
+  void set_rows(hsize_t rows) {
+    if (!set.valid()) return;
+    std::vector<hsize_t> dims{rows};
+    dims.insert(dims.end(), row_shape.begin(), row_shape.end());
+    h5::check(H5Dset_extent(set.get(), dims.data()), "H5Dset_extent");
+    rows_written = std::min(rows_written, rows);
+  }
 };
 
 // The HDF5 side of streaming (between begin_streaming() and end_streaming()), on a thread of its
@@ -354,6 +415,7 @@ class StreamWriter {
 
  private:
   void run() {
+    const h5::QuietErrors quiet;  // HDF5's error printing is per thread where it is thread-safe
     for (;;) {
       Job job;
       bool failed = false;
@@ -382,6 +444,10 @@ class StreamWriter {
       {
         const std::lock_guard lock(mutex_);
         if (job.series != nullptr) {
+          if (job.series->held && (failed || error)) {
+            job.series->unwritten.insert(job.series->unwritten.end(), job.rows.data(),
+                                         job.rows.data() + job.rows.size());
+          }
           job.rows.clear();
           job.series->spare.push_back(std::move(job.rows));
           --job.series->queued;
@@ -439,6 +505,10 @@ class RunFileLock {
 
 struct TrajectoryWriter::Impl {
   RunFileLock lock;  // first: released after the file is closed
+  bool created = false;  // this writer created the file (not a resumed run's)
+  // HDF5 prints no error stack of its own while the writer lives: a failure reaches the user
+  // as one message (h5::Error carries the failed system call's errno).
+  h5::QuietErrors quiet;
   std::string path;
   const StateLayout* layout;
   long flush_every;
@@ -459,13 +529,14 @@ struct TrajectoryWriter::Impl {
   bool streaming = false;      // in SWMR mode
   bool closed_series = false;  // after end_streaming(): no more samples
   StreamWriter writer;         // runs while streaming
+  SpaceReserve reserve;        // for the last writes of a run whose disk is full
 
   // Rows pushed to `s`: a full chunk goes to the writer thread while streaming, else to the file.
   void push(Series& s, const double* first, std::size_t n) {
     s.buffer.append(first, n);
     if (!s.chunk_full()) return;
     if (writer.running()) {
-      writer.hand_over(s, false);
+      hand_over(s, false);
     } else {
       s.write_rows(s.buffer);
       s.buffer.clear();
@@ -481,7 +552,7 @@ struct TrajectoryWriter::Impl {
   void flush_all() {
     auto write_and_flush = [&](Series& s) {
       if (writer.running()) {
-        writer.hand_over(s, true);
+        hand_over(s, true);
       } else {
         s.write_rows(s.buffer);
         s.buffer.clear();
@@ -499,6 +570,111 @@ struct TrajectoryWriter::Impl {
     }
     last_flush = std::chrono::steady_clock::now();
     waiting = false;
+  }
+
+  // The writer thread's hand_over() and wait(): a failed write ends the run through fail().
+  void hand_over(Series& s, bool flush) {
+    try {
+      writer.hand_over(s, flush);
+    } catch (...) {
+      fail();
+    }
+  }
+  void wait() {
+    try {
+      writer.wait();
+    } catch (...) {
+      fail();
+    }
+  }
+
+  // A write of the writer thread failed (a full disk, an I/O error): stops the thread, makes
+  // the file hold exactly the complete samples that reached it (salvage()), closes it and
+  // throws DataFileError: "<path>: cannot write the output: disk full (No space left on
+  // device); the file keeps the first N sample(s)". The CLI exits with status 2.
+  [[noreturn]] void fail() {
+    writer.stop();
+    const std::exception_ptr cause = writer.error();
+    reserve.release();  // the space the salvage and the closing metadata need
+    const long kept = salvage();
+    close();
+    std::string reason = "unknown error";
+    try {
+      if (cause) std::rethrow_exception(cause);
+    } catch (const h5::Error& e) {
+      reason = e.system_errno() != 0 ? h5::describe_errno(e.system_errno()) : e.what();
+    } catch (const std::exception& e) {
+      reason = e.what();
+    }
+    throw DataFileError(path, 0, fmt::format("{}: cannot write the output: {}; the file keeps "
+                                             "the first {} sample(s)", path, reason, kept));
+  }
+
+  // After a failed write while streaming, with the writer thread stopped: the number N of
+  // samples whose every state row reached the file; /time and the metrics completed to N rows
+  // from the rows not yet written (they are small), every per-sample dataset cut to N samples
+  // (the one whose write failed may be longer than what was written), the table series'
+  // pending rows written, the file flushed. A step that fails leaves N at what is on disk
+  // (/time never longer than the state datasets). Returns N. Does not throw.
+  long salvage() noexcept {
+    auto stride = [](const StateSeries& ss) -> hsize_t {
+      return ss.mode.kind == RecordMode::every ? static_cast<hsize_t>(ss.mode.stride) : 1;
+    };
+    hsize_t n = static_cast<hsize_t>(samples);
+    for (const StateSeries& ss : states) n = std::min(n, ss.series.rows_written * stride(ss));
+    // The rows of a held series not yet in the file, oldest first.
+    auto pending = [](const Series& s) {
+      std::vector<double> rows = s.unwritten;
+      rows.insert(rows.end(), s.buffer.data(), s.buffer.data() + s.buffer.size());
+      return rows;
+    };
+    auto write_pending = [&](Series& s, hsize_t rows) {  // up to `rows` rows in all
+      try {
+        if (rows <= s.rows_written) return;
+        const std::vector<double> values = pending(s);
+        const hsize_t wanted = rows - s.rows_written;  // rows may be "all": no product
+        const std::size_t count = wanted >= values.size() / s.row_size
+                                      ? values.size()
+                                      : static_cast<std::size_t>(wanted * s.row_size);
+        RowBuffer buffer;
+        buffer.append(values.data(), count);
+        s.write_rows(buffer);
+      } catch (...) {  // what is on disk stays
+      }
+    };
+    write_pending(time, n);
+    n = std::min(n, time.rows_written);
+    for (Series& s : metrics) {
+      write_pending(s, n);
+      n = std::min(n, s.rows_written);
+    }
+    auto cut = [](Series& s, hsize_t rows) {
+      try {
+        s.set_rows(rows);
+      } catch (...) {
+      }
+    };
+    cut(time, n);
+    for (Series& s : metrics) cut(s, n);
+    for (StateSeries& ss : states) cut(ss.series, (n + stride(ss) - 1) / stride(ss));
+    for (Series& s : evaluations) {
+      write_pending(s, std::numeric_limits<hsize_t>::max());
+      cut(s, s.rows_written);
+    }
+    if (file.valid()) H5Fflush(file.get(), H5F_SCOPE_GLOBAL);
+    samples = static_cast<long>(n);
+    return samples;
+  }
+
+  // Closes every dataset, then the file (failure or not: nothing is written after this).
+  void close() noexcept {
+    time.set.reset();
+    for (StateSeries& ss : states) ss.series.set.reset();
+    for (Series& s : metrics) s.set.reset();
+    for (Series& s : evaluations) s.set.reset();
+    file.reset();
+    streaming = false;
+    closed_series = true;
   }
 };
 
@@ -519,6 +695,7 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
   m.flush_every = spec.flush_every;
   m.flush_seconds = spec.flush_seconds;
   m.flush_latency = spec.flush_latency;
+  m.reserve = SpaceReserve(path);
   {
     const h5::QuietErrors quiet;
     const std::filesystem::path parent = std::filesystem::path(path).parent_path();
@@ -579,11 +756,13 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
                                                        "(permission denied or not a valid path)", path));
       }
       m.file = h5::Handle(file, H5Fclose);
+      m.created = true;
       if (!m.lock.acquire(path)) {
         throw DataFileError(path, 0, fmt::format("{}: another learnflow run is writing this file", path));
       }
     }
   }
+  try {
   const hid_t f = m.file.get();
   // The rows a resumed series is cut back to (-1: a new series).
   auto rows = [&](const std::string& dataset) -> long long {
@@ -632,13 +811,30 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
   }
   m.arena = BufferArena(BufferArena::values_for(chunks));
   for (StateSeries& ss : m.states) ss.series.take_buffers(m.arena);
+  } catch (...) {
+    discard_file();  // a file this run created holds nothing yet: it goes (a resumed one stays)
+    throw;
+  }
+}
+
+void TrajectoryWriter::discard_file() noexcept {
+  Impl& m = *impl_;
+  m.writer.stop();
+  m.time.set.reset();
+  for (StateSeries& ss : m.states) ss.series.set.reset();
+  for (Series& s : m.metrics) s.set.reset();
+  for (Series& s : m.evaluations) s.set.reset();
+  m.file.reset();
+  if (m.created) std::remove(m.path.c_str());
+  m.created = false;
 }
 
 TrajectoryWriter::~TrajectoryWriter() {
+  impl_->reserve.release();  // for the last flush and H5Fclose's metadata, should the disk be full
   try {
     flush();
-  } catch (...) {  // a destructor must not throw; the last flush is best effort
-  }
+  } catch (...) {  // a destructor must not throw; the last flush is best effort (a failed
+  }                // streaming write: salvaged and closed by fail())
   impl_->writer.stop();  // before the datasets and the file are closed
 }
 
@@ -784,7 +980,7 @@ void TrajectoryWriter::flush() {
   Impl& m = *impl_;
   if (!m.file.valid()) return;
   m.flush_all();
-  if (m.writer.running()) m.writer.wait();  // on disk when flush() returns
+  if (m.writer.running()) m.wait();  // on disk when flush() returns
 }
 
 void TrajectoryWriter::begin_streaming() {
@@ -803,7 +999,7 @@ void TrajectoryWriter::end_streaming() {
   if (!m.streaming) return;
   m.flush_all();
   m.writer.stop();  // the queue finished: HDF5 is the main thread's again
-  if (const std::exception_ptr error = m.writer.error()) std::rethrow_exception(error);
+  if (m.writer.error()) m.fail();
   // Close every dataset, then the file, and reopen it normally to add /solver, /waves, …
   m.time.set.reset();
   for (StateSeries& ss : m.states) ss.series.set.reset();

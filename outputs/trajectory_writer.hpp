@@ -104,6 +104,9 @@ class TrajectoryWriter {
   // the run computes (the adjoint's backward sweep), and opens it again.
   void close_file();
   void reopen_file();
+  // Closes and removes the file, if this writer created it (not a resumed run's): for a run that
+  // fails before its first sample (a full disk while the metadata is written).
+  void discard_file() noexcept;
   // Called often (every solver step): flushes when a sample has waited flush_latency seconds.
   void tick();
   // Samples are streamed between these two calls, in SWMR mode (see the .cpp); metadata,

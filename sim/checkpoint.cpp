@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "outputs/checkpoint_file.hpp"
+#include "sim/core/diagnostics.hpp"
 #include "sim/core/errors.hpp"
 
 namespace lf {
@@ -68,7 +69,7 @@ void Checkpointer::checkpoint(const State& s, const LoopPosition& at) {
   try {
     write_checkpoint(path_, snapshot);
   } catch (const InputError& e) {
-    if (!warned_) std::fputs(fmt::format("learnflow: warning: {}\n", e.what()).c_str(), stderr);
+    if (!warned_) eprint("learnflow: warning: {}\n", e.what());
     warned_ = true;
   }
   last_ = std::chrono::steady_clock::now();

@@ -16,6 +16,7 @@
 #include "models/registry.hpp"
 #include "outputs/h5file.hpp"
 #include "sim/config.hpp"
+#include "sim/core/diagnostics.hpp"
 #include "sim/core/errors.hpp"
 #include "sim/core/interrupt.hpp"
 #include "sim/run.hpp"
@@ -24,7 +25,7 @@
 namespace lf {
 namespace {
 
-void print_error(const std::string& message) { fmt::print(stderr, "learnflow: error: {}\n", message); }
+void print_error(const std::string& message) { eprint("learnflow: error: {}\n", message); }
 
 int command_run(const std::string& config, const std::vector<std::string>& overrides,
                 RunOptions options, bool quiet) {
@@ -34,7 +35,7 @@ int command_run(const std::string& config, const std::vector<std::string>& overr
   const RunReport report = run.execute();
   const SolverStats& st = report.result.stats;
   if (report.resumed_at && !quiet) {
-    fmt::print(stderr, "learnflow: resumed {} from its checkpoint at t = {}\n", report.output_path,
+    eprint("learnflow: resumed {} from its checkpoint at t = {}\n", report.output_path,
                *report.resumed_at);
   }
   // Stopped by a signal or the wall-time limit: the file is complete up to there and closed;
@@ -69,20 +70,20 @@ int command_run(const std::string& config, const std::vector<std::string>& overr
   }
   if (report.diverged_phases > 0) {
     // Not an error (integrator.on_divergence = "stop" makes it one): the run is kept, flagged.
-    fmt::print(stderr, "learnflow: warning: {} phase(s) diverged (their residual grew); the first: "
-               "{}. See /metrics/phase/diverged; integrator.on_divergence = \"stop\" ends such "
-               "a run with exit status 3\n", report.diverged_phases, report.first_divergence);
+    eprint("learnflow: warning: {} phase(s) diverged (their residual grew); the first: "
+           "{}. See /metrics/phase/diverged; integrator.on_divergence = \"stop\" ends such "
+           "a run with exit status 3\n", report.diverged_phases, report.first_divergence);
   }
   if (!quiet && report.adjoint) {
     const SolverStats& back = report.adjoint->stats;
-    fmt::print(stderr, "learnflow: adjoint sweep: {} steps, {} rejected, {} RHS evaluations, "
-               "{:.3f} s; gradients in /adjoint/grad\n", back.steps, back.rejected,
-               back.rhs_evals, back.wall_seconds);
+    eprint("learnflow: adjoint sweep: {} steps, {} rejected, {} RHS evaluations, "
+           "{:.3f} s; gradients in /adjoint/grad\n", back.steps, back.rejected,
+           back.rhs_evals, back.wall_seconds);
   }
   if (!quiet) {
-    fmt::print(stderr, "learnflow: wrote {} samples to {} ({} steps, {} rejected, {} RHS "
-               "evaluations, {:.3f} s, {} thread(s))\n", report.samples, report.output_path,
-               st.steps, st.rejected, st.rhs_evals, st.wall_seconds, report.threads);
+    eprint("learnflow: wrote {} samples to {} ({} steps, {} rejected, {} RHS "
+           "evaluations, {:.3f} s, {} thread(s))\n", report.samples, report.output_path,
+           st.steps, st.rejected, st.rhs_evals, st.wall_seconds, report.threads);
   }
   return exit_ok;
 }
@@ -310,6 +311,7 @@ int command_info(const std::string& file, std::size_t max_segments, bool show_co
 }  // namespace
 
 int run_cli(int argc, char** argv) {
+  skip_hdf5_cleanup_at_exit();
   CLI::App app{"learnflow: learning in neural networks as continuous-time dynamics"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(LEARNFLOW_VERSION));

@@ -22,6 +22,7 @@
 #include "sim/budget.hpp"
 #include "outputs/progress.hpp"
 #include "sim/config.hpp"
+#include "sim/core/diagnostics.hpp"
 #include "sim/core/errors.hpp"
 #include "sim/evaluation.hpp"
 #include "outputs/trajectory_writer.hpp"
@@ -118,8 +119,8 @@ class Evaluator {
           parts.push_back(fmt::format("{} loss {:.4g} accuracy {:.4f}", split, score.loss, score.accuracy));
         }
       }
-      fmt::print(stderr, "learnflow: epoch {:.4g}/{}: {} (evaluated in {:.2f} s)\n", epoch,
-                 signal_.spec().train.epochs, fmt::join(parts, ", "), seconds);
+      eprint("learnflow: epoch {:.4g}/{}: {} (evaluated in {:.2f} s)\n", epoch,
+             signal_.spec().train.epochs, fmt::join(parts, ", "), seconds);
     }
   }
 
@@ -487,30 +488,35 @@ Run::Run(Experiment experiment, RunOptions options)
                                                 m.experiment.output,
                                                 metric_names(*m.model, m.experiment.output.residual),
                                                 series_tables(training));
-  m.writer->write_metadata({model_type(m.experiment.model), m.experiment.integrator.stepper,
-                            m.experiment.network.seed, omp_get_max_threads(),
-                            m.experiment.config_text, kernels.name});
-  m.writer->write_network(m.network);
-  m.writer->write_schedule(m.signal.boundaries());
-  if (training) {
-    const DataSpec& spec = *m.experiment.data;
-    m.writer->write_data(*m.experiment.input.data,
-                         {{"train_file", spec.name.empty() ? spec.train : std::string()},
-                          {"test_file", spec.test}});
-    m.writer->write_attributes("/metrics/epoch", initial_scores);
+  try {
+    m.writer->write_metadata({model_type(m.experiment.model), m.experiment.integrator.stepper,
+                              m.experiment.network.seed, omp_get_max_threads(),
+                              m.experiment.config_text, kernels.name});
+    m.writer->write_network(m.network);
+    m.writer->write_schedule(m.signal.boundaries());
+    if (training) {
+      const DataSpec& spec = *m.experiment.data;
+      m.writer->write_data(*m.experiment.input.data,
+                           {{"train_file", spec.name.empty() ? spec.train : std::string()},
+                            {"test_file", spec.test}});
+      m.writer->write_attributes("/metrics/epoch", initial_scores);
+    }
+    {
+      const auto& names = m.experiment.input.phase_names;
+      std::string joined;
+      for (const auto& n : names) joined += (joined.empty() ? "" : ",") + n;
+      m.writer->write_attributes("/metrics/phase", {},
+                                 {{"phase_names", joined},
+                                  {"description", "one row per input segment (a phase of an example): "
+                                                  "start, duration, phase (index into phase_names), "
+                                                  "converged, diverged (0/1), residual_start, "
+                                                  "residual_end (‖ds/dt‖ over the per-example blocks)"}});
+    }
+    m.writer->begin_streaming();
+  } catch (...) {
+    m.writer->discard_file();  // nothing of the run in it yet: a run leaves no empty file
+    throw;
   }
-  {
-    const auto& names = m.experiment.input.phase_names;
-    std::string joined;
-    for (const auto& n : names) joined += (joined.empty() ? "" : ",") + n;
-    m.writer->write_attributes("/metrics/phase", {},
-                               {{"phase_names", joined},
-                                {"description", "one row per input segment (a phase of an example): "
-                                                "start, duration, phase (index into phase_names), "
-                                                "converged, diverged (0/1), residual_start, "
-                                                "residual_end (‖ds/dt‖ over the per-example blocks)"}});
-  }
-  m.writer->begin_streaming();
 }
 
 Run::~Run() = default;
