@@ -235,7 +235,8 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
   auto stop_requested = [&](bool can_checkpoint, bool at_segment_start) -> std::optional<Outcome> {
     const int signal = interrupt_signal();
     // Where no checkpoint can be taken (Bulirsch–Stoer inside a segment) a signal or the
-    // wall-time limit waits for the next segment start, so that the run can be resumed.
+    // wall-time limit waits for the segment's end, so that the run can be resumed from there (a
+    // second signal ends the process at once).
     const bool stop = can_checkpoint && (signal != 0 || invocation() > spec.max_wall_seconds);
     if (!stop) {
       if (can_checkpoint && job.observer.checkpoint_due(t)) {
@@ -389,7 +390,8 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
       // A position to continue from (not inside a phase that converged: it ends below, with its
       // events; at t_end the resumed loop goes straight to them).
       if (!converged) {
-        if (const auto outcome = stop_requested(StepPolicy::checkpoint_anywhere, false)) {
+        // At the segment's end every stepper can be resumed: the next segment restarts it.
+        if (const auto outcome = stop_requested(StepPolicy::checkpoint_anywhere || t == t_end, false)) {
           return stopped(*outcome);
         }
       }

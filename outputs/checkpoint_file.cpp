@@ -17,11 +17,12 @@ namespace {
 // the attribute <index> of /texts with its name in /texts' attribute `names` (one per line).
 constexpr int format_version = 1;
 
-void sync_file(const std::string& path) {
+// fsync of a file or directory; false when it failed.
+bool sync_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
+  if (fd < 0) return false;
+  const bool synced = ::fsync(fd) == 0;
+  return ::close(fd) == 0 && synced;
 }
 
 }  // namespace
@@ -55,14 +56,18 @@ void write_checkpoint(const std::string& path, const Snapshot& snapshot) {
     }
     h5::write_attribute(texts.get(), "names", names);
     h5::check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
+    texts.reset();
+    arrays.reset();
+    root.reset();
+    if (file.close() < 0) throw std::runtime_error("H5Fclose failed");
   } catch (const std::exception& e) {
     std::remove(temporary.c_str());
     throw DataFileError(path, 0, fmt::format("{}: cannot write the checkpoint: {}", path, e.what()));
   }
-  sync_file(temporary);
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+  // Only a checkpoint that is on disk replaces the previous one.
+  if (!sync_file(temporary) || std::rename(temporary.c_str(), path.c_str()) != 0) {
     std::remove(temporary.c_str());
-    throw DataFileError(path, 0, fmt::format("{}: cannot write the checkpoint (rename failed)", path));
+    throw DataFileError(path, 0, fmt::format("{}: cannot write the checkpoint (sync or rename failed)", path));
   }
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   sync_file(parent.empty() ? std::string(".") : parent.string());

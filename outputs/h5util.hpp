@@ -29,6 +29,12 @@ class Handle {
     if (id_ >= 0 && close_ != nullptr) close_(id_);
     id_ = H5I_INVALID_HID;
   }
+  // Closes now and returns the status (reset() and the destructor ignore it).
+  herr_t close() {
+    const herr_t status = id_ >= 0 && close_ != nullptr ? close_(id_) : 0;
+    id_ = H5I_INVALID_HID;
+    return status;
+  }
   hid_t get() const noexcept { return id_; }
   bool valid() const noexcept { return id_ >= 0; }
 

@@ -3,6 +3,7 @@
 #include <fmt/chrono.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -731,13 +732,22 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
       // The killed writer may also have allocated space it never wrote (the tail of a chunk
       // written in part, metadata not yet flushed): the new EOA lies beyond all of it, at most a
       // chunk per series and the metadata accumulator past the file's end.
+      // The chunks are those the file's datasets were created with (flush_every may differ now).
       std::size_t margin = std::size_t{4} << 20;
-      for (const Block& b : layout.blocks()) {
-        margin += std::min<std::size_t>(max_chunk_bytes, static_cast<std::size_t>(spec.flush_every) *
-                                                             static_cast<std::size_t>(b.size) * sizeof(double));
+      std::vector<std::string> series{"/time"};
+      for (const Block& b : layout.blocks()) series.push_back("/state/" + b.name());
+      for (const std::string& name : metric_names) series.push_back("/metrics/" + name);
+      series.insert(series.end(), table_series.begin(), table_series.end());
+      for (const std::string& dataset : series) {
+        if (!h5::exists(file, dataset)) continue;
+        h5::Handle set(h5::check(H5Dopen2(file, dataset.c_str(), H5P_DEFAULT), "H5Dopen2"), H5Dclose);
+        h5::Handle dcpl(h5::check(H5Dget_create_plist(set.get()), "H5Dget_create_plist"), H5Pclose);
+        hsize_t dims[8] = {};
+        const int rank = H5Pget_chunk(dcpl.get(), 8, dims);
+        std::size_t bytes = sizeof(double);
+        for (int i = 0; i < rank; ++i) bytes *= static_cast<std::size_t>(dims[i]);
+        margin += bytes;
       }
-      margin += (1 + metric_names.size() + table_series.size()) *
-                static_cast<std::size_t>(spec.flush_every) * sizeof(double);
       h5::check(H5Fincrement_filesize(file, margin), "H5Fincrement_filesize");
       // What the interrupted run wrote after its samples (if it was killed while finishing) is
       // written again at the end.
@@ -811,9 +821,11 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
   }
   m.arena = BufferArena(BufferArena::values_for(chunks));
   for (StateSeries& ss : m.states) ss.series.take_buffers(m.arena);
-  } catch (...) {
+  } catch (const std::exception& e) {
     discard_file();  // a file this run created holds nothing yet: it goes (a resumed one stays)
-    throw;
+    if (resume == nullptr) throw;
+    throw DataFileError(path, 0, fmt::format("{}: cannot resume: the file does not match its "
+                                             "checkpoint ({})", path, e.what()));
   }
 }
 
@@ -1048,6 +1060,61 @@ void TrajectoryWriter::save_rows(Snapshot& out) {
 bool is_hdf5_file(const std::string& path) {
   const h5::QuietErrors quiet;
   return H5Fis_hdf5(path.c_str()) > 0;
+}
+
+namespace {
+
+// Whether `path` is a learnflow run file: its root has the attribute learnflow_version. Opened
+// without HDF5's lock and, for the file of a killed run (still marked open), in SWMR mode.
+bool is_run_file(const std::string& path) {
+  const h5::QuietErrors quiet;
+  if (H5Fis_hdf5(path.c_str()) <= 0) return false;
+  h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_file_locking(fapl.get(), false, true);
+  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get());
+  if (file < 0) file = H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get());
+  if (file < 0) return false;
+  const h5::Handle owned(file, H5Fclose);
+  return H5Aexists_by_name(file, "/", "learnflow_version", H5P_DEFAULT) > 0;
+}
+
+}  // namespace
+
+void remove_run_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    throw DataFileError(path, 0, fmt::format("{}: cannot open the earlier run file to replace it: {}",
+                                             path, std::strerror(errno)));
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  // The lock a writer holds: taken on this very file, so that no run can start writing it
+  // between the check and the unlink.
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_OFD_SETLK, &lock) != 0) {
+    throw DataFileError(path, 0, fmt::format("{}: another learnflow run is writing this file; "
+                                             "choose another output file", path));
+  }
+  if (!is_run_file(path)) {
+    throw DataFileError(path, 0, fmt::format("{}: --force replaces only an earlier learnflow run "
+                                             "file, and this is not one: remove it yourself if it "
+                                             "is not needed", path));
+  }
+  struct stat opened {}, named {};
+  if (::fstat(fd, &opened) != 0 || ::stat(path.c_str(), &named) != 0 ||
+      opened.st_dev != named.st_dev || opened.st_ino != named.st_ino) {
+    throw DataFileError(path, 0, fmt::format("{}: the file changed while it was being replaced "
+                                             "(another run?)", path));
+  }
+  if (::unlink(path.c_str()) != 0) {
+    throw DataFileError(path, 0, fmt::format("{}: cannot remove the earlier run file: {}", path,
+                                             std::strerror(errno)));
+  }
 }
 
 bool run_file_in_use(const std::string& path) {

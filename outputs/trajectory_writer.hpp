@@ -64,6 +64,10 @@ struct RunMetadata {
 bool run_file_in_use(const std::string& path);
 // Whether `path` is an HDF5 file (its signature).
 bool is_hdf5_file(const std::string& path);
+// Removes the earlier run file at `path` (--force): only a learnflow run file (root attribute
+// learnflow_version) that no run is writing, checked under the writers' lock on that very file.
+// Throws DataFileError otherwise.
+void remove_run_file(const std::string& path);
 
 class TrajectoryWriter {
  public:

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdio>
 
 #include "outputs/checkpoint_file.hpp"
@@ -29,6 +30,14 @@ void put_position(Snapshot& out, const LoopPosition& at) {
 
 LoopPosition position_from(const Snapshot& in) {
   LoopPosition at;
+  // Counts are stored as doubles: a negative, fractional or non-finite one is damage.
+  for (const char* name : {"loop/segment", "loop/next_sample", "loop/steps", "loop/rejected",
+                           "loop/rhs_evals"}) {
+    const double v = in.scalar(name);
+    if (!(v >= 0.0 && v < 9.0e15 && v == std::floor(v))) {
+      throw InputError(fmt::format("the checkpoint's '{}' is damaged ({})", name, v));
+    }
+  }
   at.segment = in.count("loop/segment");
   at.t = in.scalar("loop/t");
   at.dt = in.scalar("loop/dt");

@@ -371,6 +371,10 @@ struct Run::Impl {
   std::vector<double> times;
   std::unique_ptr<TrajectoryWriter> writer;
   std::optional<Snapshot> resume;  // the checkpoint a resumed run continues from
+  // What a resumed run must share with the interrupted one, besides the state: the config
+  // without the keys that shape no result, the kernels' instruction set (their last bits
+  // differ) and the data set's checksums.
+  std::string identity;
 
   Impl(Experiment ex, RunOptions opt)
       : experiment(std::move(ex)), options(std::move(opt)), network(build_network(experiment.network)),
@@ -426,12 +430,15 @@ void prepare_output(const RunOptions& options, const std::string& result_config,
       throw InputError(fmt::format("{}: the config differs from the one of the interrupted run in "
                                    "this file (only output.file, output.flush_*, "
                                    "output.checkpoint_seconds, output.max_bytes and "
-                                   "integrator.max_wall_seconds may change on --resume)", path));
+                                   "integrator.max_wall_seconds may change on --resume; the "
+                                   "data set and the kernels' instruction set, LEARNFLOW_KERNELS, "
+                                   "must be the same)", path));
     }
     return;
   }
   if (!exists) {
     std::filesystem::remove(checkpoint, error);  // a stale one would never match a new file
+    std::filesystem::remove(checkpoint + ".partial", error);
     return;
   }
   if (!options.force) {
@@ -439,16 +446,28 @@ void prepare_output(const RunOptions& options, const std::string& result_config,
                                              "replace it with --force, or continue the run in it "
                                              "with --resume", path));
   }
-  if (!std::filesystem::is_regular_file(path, error) || !is_hdf5_file(path)) {
-    throw DataFileError(path, 0, fmt::format("{}: --force replaces only an earlier run file, and "
-                                             "this is not an HDF5 file: remove it yourself if it "
-                                             "is not needed", path));
+  if (!std::filesystem::is_regular_file(path, error)) {
+    throw DataFileError(path, 0, fmt::format("{}: --force replaces only an earlier learnflow run "
+                                             "file, and this is not a regular file", path));
   }
-  if (!std::filesystem::remove(path, error) || error) {
-    throw DataFileError(path, 0, fmt::format("{}: cannot remove the earlier run file: {}", path,
-                                             error.message()));
-  }
+  remove_run_file(path);
   std::filesystem::remove(checkpoint, error);
+  std::filesystem::remove(checkpoint + ".partial", error);
+}
+
+// A damaged checkpoint (or one of another model) is refused before the run file is touched.
+void check_checkpoint(const Snapshot& in, const std::string& path, Eigen::Index state_size,
+                      std::size_t segments, std::size_t samples) {
+  const std::vector<double>& state = in.get("state");
+  const LoopPosition at = position_from(in);
+  if (state.size() != static_cast<std::size_t>(state_size) ||
+      !std::all_of(state.begin(), state.end(), [](double v) { return std::isfinite(v); }) ||
+      at.segment >= segments || at.next_sample > samples || !std::isfinite(at.t) ||
+      !std::isfinite(at.dt)) {
+    throw DataFileError(path, 0, fmt::format("{}: the checkpoint is damaged or of another model (its "
+                                             "state or position is out of range): run again with "
+                                             "--force", path));
+  }
 }
 
 }  // namespace
@@ -463,9 +482,16 @@ Run::Run(Experiment experiment, RunOptions options)
   if (m.options.output_path.empty()) m.options.output_path = m.experiment.output.file;
   refuse_input_as_output(m.experiment, m.options.output_path);
   const bool training = m.experiment.input.kind == InputKind::dataset;
+  m.identity = m.experiment.result_config + fmt::format("\n# kernels: {}\n", kernels.name);
+  if (training) {
+    m.identity += fmt::format("# data crc32: {} {}\n", m.experiment.input.data->train.crc32,
+                              m.experiment.input.data->test.crc32);
+  }
   if (m.options.resume) {
     check_run_size(m.experiment, *m.model, m.network, m.signal);
-    prepare_output(m.options, m.experiment.result_config, m.resume);
+    prepare_output(m.options, m.identity, m.resume);
+    check_checkpoint(*m.resume, checkpoint_path(m.options.output_path), m.model->layout().size(),
+                     m.signal.segments(), m.times.size());
     // The file holds the metadata, network, schedule and data description already.
     m.writer = std::make_unique<TrajectoryWriter>(
         m.options.output_path, m.model->layout(), m.experiment.output,
@@ -483,7 +509,7 @@ Run::Run(Experiment experiment, RunOptions options)
                       {"initial_test_loss", test.loss}, {"initial_test_accuracy", test.accuracy}};
   }
   check_run_size(m.experiment, *m.model, m.network, m.signal);  // memory, output.max_bytes
-  prepare_output(m.options, m.experiment.result_config, m.resume);
+  prepare_output(m.options, m.identity, m.resume);
   m.writer = std::make_unique<TrajectoryWriter>(m.options.output_path, m.model->layout(),
                                                 m.experiment.output,
                                                 metric_names(*m.model, m.experiment.output.residual),
@@ -553,7 +579,7 @@ RunReport Run::execute() {
   const double final_t = adjoint != nullptr ? m.signal.boundaries().back()
                                             : std::numeric_limits<double>::infinity();
   Checkpointer checkpointer(*forward_observer, *m.model, *m.writer, std::move(parts), checkpoint,
-                            m.experiment.result_config, m.experiment.output.checkpoint_seconds,
+                            m.identity, m.experiment.output.checkpoint_seconds,
                             final_t);
 
   State state(static_cast<std::size_t>(m.model->layout().size()));
@@ -563,10 +589,6 @@ RunReport Run::execute() {
     // Everything the run had at its checkpoint: the state, the loop's position, the event state.
     const Snapshot& in = *m.resume;
     const std::vector<double>& saved = in.get("state");
-    if (saved.size() != state.size()) {
-      throw InputError(fmt::format("{}: the checkpoint's state has {} values, this model's {}",
-                                   checkpoint, saved.size(), state.size()));
-    }
     std::copy(saved.begin(), saved.end(), state.begin());
     m.model->restore_events(in);
     observer.restore(in);
@@ -578,8 +600,12 @@ RunReport Run::execute() {
   } else {
     m.model->initial_state(state);
   }
+  const auto forward_start = std::chrono::steady_clock::now();
   report.result = integrate(*m.model, m.drive, state, spec, m.times, checkpointer,
                             position ? &*position : nullptr);
+  finish_before_stopping();
+  const double forward_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - forward_start).count();
   const bool success = report.result.outcome == Outcome::success;
   // A run that stopped early keeps its checkpoint for --resume.
   auto stopped_early = [](Outcome o) { return o == Outcome::interrupted || o == Outcome::wall_limit; };
@@ -612,8 +638,11 @@ RunReport Run::execute() {
     // The file is closed while the backward sweep runs: a kill then leaves it readable (the
     // checkpoint of the forward sweep stays until /adjoint is written).
     m.writer->close_file();
-    const AdjointSweep sweep = sweep_backward(*adjoint, m.network, m.signal, spec, m.times, *store,
-                                              state);
+    // integrator.max_wall_seconds limits the whole invocation: the sweep gets what is left.
+    IntegratorSpec backward = spec;
+    backward.max_wall_seconds = std::max(0.0, spec.max_wall_seconds - forward_seconds);
+    const AdjointSweep sweep = sweep_backward(*adjoint, m.network, m.signal, backward, m.times,
+                                              *store, state);
     m.writer->reopen_file();
     report.adjoint = sweep.result;
     // A sweep stopped by a signal or the wall-time limit is redone after the forward sweep's
@@ -629,6 +658,7 @@ RunReport Run::execute() {
     report.checkpoint = checkpoint;
   } else {
     std::filesystem::remove(checkpoint, error);  // the run is complete (or ended for good)
+    std::filesystem::remove(checkpoint + ".partial", error);
   }
   report.output_path = m.options.output_path;
   report.samples = m.writer->samples();

@@ -9,9 +9,10 @@ namespace lf {
 namespace {
 
 volatile std::sig_atomic_t requested = 0;
+volatile std::sig_atomic_t hard_stop = 1;  // a second signal ends the process at once
 
 extern "C" void on_stop_signal(int signal) {
-  if (requested != 0) {
+  if (requested != 0 && hard_stop != 0) {
     // A second signal: the user insists; the streamed file stays readable (SWMR).
     std::signal(signal, SIG_DFL);
     std::raise(signal);
@@ -25,6 +26,7 @@ extern "C" void on_stop_signal(int signal) {
 int interrupt_signal() noexcept { return requested; }
 void request_interrupt(int signal) noexcept { requested = signal; }
 void clear_interrupt() noexcept { requested = 0; }
+void finish_before_stopping() noexcept { hard_stop = 0; }
 
 void install_interrupt_handlers() {
   struct sigaction action {};

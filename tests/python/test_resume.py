@@ -126,10 +126,9 @@ class ResumeTest(unittest.TestCase):
             time.sleep(moment)
             process.send_signal(signal.SIGKILL)
             process.wait()
-            if process.returncode == 0:
-                finished += 1  # it ended before the kill
+            if process.returncode == 0 or not checkpoint.exists():
+                finished += 1  # it ended before the kill (or was killed after removing its checkpoint)
             else:
-                self.assertTrue(checkpoint.exists())
                 self.resume_until_done(case, out)
                 resumed += 1
             self.assertFalse(checkpoint.exists(), f"{case}: a finished run keeps no checkpoint")
@@ -303,8 +302,18 @@ class OutputPolicyTest(unittest.TestCase):
         result = subprocess.run([str(BIN), "run", str(ROOT / "examples" / "forward_wave.toml"), "-o",
                                  str(notes), "--force", "--quiet"], capture_output=True, text=True)
         self.assertEqual(result.returncode, 2)
-        self.assertIn("not an HDF5 file", result.stderr)
+        self.assertIn("only an earlier learnflow run file", result.stderr)
         self.assertEqual(notes.read_text(), "my notes\n")
+        # An HDF5 file that is not a run file is refused too, and kept.
+        images = self.dir / "images.h5"
+        with h5py.File(images, "w") as f:
+            f["images"] = np.arange(12.0)
+        before = images.read_bytes()
+        result = subprocess.run([str(BIN), "run", str(ROOT / "examples" / "forward_wave.toml"), "-o",
+                                 str(images), "--force", "--quiet"], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("only an earlier learnflow run file", result.stderr)
+        self.assertEqual(images.read_bytes(), before)
 
     def test_a_swmr_reader_open_at_the_end_does_not_fail_the_run(self):
         out = self.dir / "watched.h5"
@@ -356,6 +365,29 @@ class OutputPolicyTest(unittest.TestCase):
         self.assertLess(time.monotonic() - start, 120)
 
 
+class DamagedCheckpointTest(unittest.TestCase):
+    def test_a_damaged_checkpoint_is_refused_and_the_file_kept(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            case = "costate_dopri5"
+            out = Path(tmp) / "damaged.h5"
+            process = subprocess.Popen(run_args(case, out), stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+            checkpoint = Path(str(out) + ".checkpoint")
+            while process.poll() is None and not checkpoint.exists():
+                time.sleep(0.005)
+            process.send_signal(signal.SIGTERM)
+            process.wait()
+            self.assertEqual(process.returncode, 128 + signal.SIGTERM)
+            before = out.read_bytes()
+            data = bytearray(checkpoint.read_bytes())
+            data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
+            checkpoint.write_bytes(bytes(data[: len(data) * 3 // 4]))
+            result = subprocess.run(run_args(case, out, "--resume"), capture_output=True, text=True)
+            self.assertEqual(result.returncode, 2, result.stderr)
+            self.assertIn("checkpoint", result.stderr)
+            self.assertEqual(out.read_bytes(), before, "a refused resume leaves the run file as it was")
+
+
 class GuardTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -363,6 +395,46 @@ class GuardTest(unittest.TestCase):
 
     def tearDown(self):
         self.tmp.cleanup()
+
+    def test_bulirsch_stoer_waits_for_the_segment_end_and_a_second_signal_stops_at_once(self):
+        # Bulirsch–Stoer can be checkpointed only at segment starts and ends: a first signal
+        # inside its only segment is kept for the segment's end, a second one ends the process,
+        # and the streamed file stays readable (SWMR).
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "bs.h5"
+            config = Path(tmp) / "sine.toml"
+            config.write_text("""
+[network]
+layers = [4, 32, 32, 8]
+activation = "tanh"
+seed = 7
+[model]
+type = "leaky"
+[input]
+kind = "sine"
+amplitude = [1.0, 0.5, 0.25, 0.8]
+frequency = 0.3
+[integrator]
+stepper = "bs"
+t_end = 1e5
+[output]
+sample_dt = 1.0
+record = { x = "norm" }
+flush_latency = 0.1
+""")
+            process = subprocess.Popen([str(BIN), "run", str(config), "-o", str(out), "--quiet"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while process.poll() is None and not out.exists():
+                time.sleep(0.01)
+            time.sleep(0.3)
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            self.assertIsNone(process.poll(), "the first signal waits for the segment's end")
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+            self.assertEqual(process.returncode, -signal.SIGINT)
+            with h5py.File(out, "r", swmr=True) as f:
+                self.assertGreater(len(f["/time"]), 0)
 
     def test_dt_min(self):
         out = self.dir / "stiff.h5"
