@@ -719,6 +719,11 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
       // A killed writer leaves the file marked as open for writing; clear the mark (h5clear -s).
       hbool_t clear = true;
       H5Pset(fapl.get(), "clear_status_flags", &clear);
+      // A kill during a flush can leave a superblock whose end of allocation lies past the bytes
+      // that reached the disk: HDF5 would refuse the "truncated" file (h5clear skips this check
+      // too). Only rows a checkpoint counted, flushed before it, are kept.
+      hbool_t skip_eof_check = true;
+      H5Pset(fapl.get(), "skip_eof_check", &skip_eof_check);
       H5Pset_file_locking(fapl.get(), false, true);  // the OFD lock above keeps other runs out
       const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get());
       if (file < 0) {
