@@ -62,8 +62,6 @@ struct RunMetadata {
 // Whether another process holds `path` open as a run file it writes (the lock every writer takes,
 // below). False when the file does not exist.
 bool run_file_in_use(const std::string& path);
-// Whether `path` is an HDF5 file (its signature).
-bool is_hdf5_file(const std::string& path);
 // Removes the earlier run file at `path` (--force): only a learnflow run file (root attribute
 // learnflow_version) that no run is writing, checked under the writers' lock on that very file.
 // Throws DataFileError otherwise.

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <Eigen/LU>
 #include <omp.h>
 
 #include <algorithm>
@@ -68,6 +69,45 @@ std::vector<State> sample_states_with_threads(const Experiment& ex, int threads)
   omp_set_num_threads(saved);
   REQUIRE(outcome == Outcome::success);
   return rec.states;
+}
+
+LinearChain::LinearChain(const Simulation& sim) {
+  const StateLayout& layout = sim.model->layout();
+  const Eigen::Index n = layout.size();
+  const auto& pops = sim.network.populations;
+  c = std::get<LeakyParams>(sim.experiment.model).c;
+  depth = static_cast<Eigen::Index>(pops.size()) - 1;
+  M = Eigen::MatrixXd::Zero(n, n);
+  drive = Eigen::VectorXd::Zero(n);
+  const Eigen::Map<const Eigen::VectorXd> u(sim.experiment.input.value.data(),
+                                            static_cast<Eigen::Index>(sim.experiment.input.value.size()));
+  for (std::size_t l = 1; l < pops.size(); ++l) {
+    const Block& target = layout.block(layout.find("x", pops[l].name));
+    const Projection& proj = sim.network.projections[l - 1];
+    drive.segment(target.offset, target.size) += sim.network.bias[l];
+    if (l == 1) {
+      drive.segment(target.offset, target.size) += proj.dense * u;
+    } else {
+      const Block& source = layout.block(layout.find("x", pops[l - 1].name));
+      M.block(target.offset, source.offset, target.size, source.size) = proj.dense;
+    }
+  }
+  x_star = (c * Eigen::MatrixXd::Identity(n, n) - M).partialPivLu().solve(drive);
+}
+
+Eigen::VectorXd LinearChain::at(double t) const {
+  Eigen::VectorXd series = Eigen::VectorXd::Zero(x_star.size()), term = -x_star;
+  for (Eigen::Index k = 0; k < depth; ++k) {
+    series += term;
+    term = (t / static_cast<double>(k + 1)) * (M * term);
+  }
+  return x_star + std::exp(-c * t) * series;
+}
+
+Eigen::VectorXd LinearChain::truncation(double t) const {
+  Eigen::VectorXd term = -x_star;
+  for (Eigen::Index k = 0; k < depth; ++k) term = (t / static_cast<double>(k + 1)) * (M * term);
+  return term;
 }
 
 }  // namespace lf::test

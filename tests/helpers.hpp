@@ -85,6 +85,21 @@ struct Simulation {
 // count in force before is restored), for tests that 1 and N threads give the same bits.
 std::vector<State> sample_states_with_threads(const Experiment& ex, int threads);
 
+// The closed form of a leaky layered network with linear activations under a constant input
+// (layer 0 the input), from x(0) = 0: ẋ = −c x + M x + drive with M strictly block-lower
+// (nilpotent, M^L = 0 for L state layers), so x(t) = x* − e^{−ct} Σ_{k<L} (t^k/k!) M^k x*,
+// x* = (cI − M)⁻¹ drive.
+struct LinearChain {
+  explicit LinearChain(const Simulation& sim);
+  Eigen::VectorXd at(double t) const;
+  // M^L x* · t^L/L!, the first term the finite series leaves out: exactly zero.
+  Eigen::VectorXd truncation(double t) const;
+  double c = 1.0;
+  Eigen::Index depth = 0;
+  Eigen::MatrixXd M;
+  Eigen::VectorXd drive, x_star;
+};
+
 inline double max_abs_diff(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
   return (a - b).cwiseAbs().maxCoeff();
 }

@@ -50,27 +50,8 @@ TEST_CASE("a linear layered chain follows the closed form of the forward wave") 
   // layers), so x(t) = x* − e^{−ct} Σ_{k<L} (t^k/k!) M^k (x* − x(0)), x* = (cI − M)⁻¹(B u + b).
   const Experiment ex = experiment_from_toml(chain_toml);
   Simulation sim(ex);
-  const StateLayout& layout = sim.model->layout();
-  const Eigen::Index n = layout.size();
-  const double c = std::get<LeakyParams>(ex.model).c;
-
-  Eigen::MatrixXd M = Eigen::MatrixXd::Zero(n, n);
-  Eigen::VectorXd drive = Eigen::VectorXd::Zero(n);
-  const Eigen::Map<const Eigen::VectorXd> u(ex.input.value.data(), 3);
-  for (std::size_t l = 1; l < sim.network.populations.size(); ++l) {
-    const Block& target = layout.block(layout.find("x", sim.network.populations[l].name));
-    const Projection& proj = sim.network.projections[l - 1];
-    drive.segment(target.offset, target.size) += sim.network.bias[l];
-    if (l == 1) {
-      drive.segment(target.offset, target.size) += proj.dense * u;
-    } else {
-      const Block& source = layout.block(layout.find("x", sim.network.populations[l - 1].name));
-      M.block(target.offset, source.offset, target.size, source.size) = proj.dense;
-    }
-  }
-  const Eigen::Index depth = static_cast<Eigen::Index>(sim.network.populations.size()) - 1;
-  const Eigen::VectorXd x_star =
-      (c * Eigen::MatrixXd::Identity(n, n) - M).partialPivLu().solve(drive);
+  const LinearChain chain(sim);
+  const Eigen::Index n = sim.model->layout().size();
 
   Recorder rec;
   State final_state;
@@ -80,14 +61,8 @@ TEST_CASE("a linear layered chain follows the closed form of the forward wave") 
   double worst = 0.0;
   for (std::size_t i = 0; i < rec.times.size(); ++i) {
     const double t = rec.times[i];
-    Eigen::VectorXd series = Eigen::VectorXd::Zero(n);
-    Eigen::VectorXd term = -x_star;  // M^k (x(0) − x*) · t^k / k!, x(0) = 0
-    for (Eigen::Index k = 0; k < depth; ++k) {
-      series += term;
-      term = (t / static_cast<double>(k + 1)) * (M * term);
-    }
-    CHECK(term.isZero(0.0));  // M^L = 0 exactly: the series is finite
-    const Eigen::VectorXd exact = x_star + std::exp(-c * t) * series;
+    CHECK(chain.truncation(t).isZero(0.0));  // M^L = 0 exactly: the series is finite
+    const Eigen::VectorXd exact = chain.at(t);
     const Eigen::Map<const Eigen::VectorXd> x(rec.states[i].data(), n);
     worst = std::max(worst, max_abs_diff(x, exact));
   }

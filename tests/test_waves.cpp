@@ -123,39 +123,13 @@ TEST_CASE("the linear wave of a layered network: stored arrivals equal the close
   const Experiment ex = experiment_from_toml(chain_toml);
   Simulation sim(ex);
   const StateLayout& layout = sim.model->layout();
-  const Eigen::Index n = layout.size();
-  const double c = std::get<LeakyParams>(ex.model).c;
-  Eigen::MatrixXd M = Eigen::MatrixXd::Zero(n, n);
-  Eigen::VectorXd drive = Eigen::VectorXd::Zero(n);
-  const Eigen::Map<const Eigen::VectorXd> u(ex.input.value.data(), 3);
-  const auto& pops = sim.network.populations;
-  for (std::size_t l = 1; l < pops.size(); ++l) {
-    const Block& target = layout.block(layout.find("x", pops[l].name));
-    const Projection& proj = sim.network.projections[l - 1];
-    drive.segment(target.offset, target.size) += sim.network.bias[l];
-    if (l == 1) {
-      drive.segment(target.offset, target.size) += proj.dense * u;
-    } else {
-      const Block& source = layout.block(layout.find("x", pops[l - 1].name));
-      M.block(target.offset, source.offset, target.size, source.size) = proj.dense;
-    }
-  }
-  const auto depth = static_cast<Eigen::Index>(pops.size()) - 1;
-  const Eigen::VectorXd x_star = (c * Eigen::MatrixXd::Identity(n, n) - M).partialPivLu().solve(drive);
-  const auto exact = [&](double t) {
-    Eigen::VectorXd series = Eigen::VectorXd::Zero(n), term = -x_star;
-    for (Eigen::Index k = 0; k < depth; ++k) {
-      series += term;
-      term = (t / static_cast<double>(k + 1)) * (M * term);
-    }
-    return Eigen::VectorXd(x_star + std::exp(-c * t) * series);
-  };
+  const LinearChain chain(sim);
   const auto closed_form_arrival = [&](const Block& b, double dt) {
     std::vector<double> t;
     Rows samples(static_cast<Eigen::Index>(std::llround(30.0 / dt)) + 1, b.size);
     for (Eigen::Index i = 0; i < samples.rows(); ++i) {
       t.push_back(static_cast<double>(i) * dt);
-      samples.row(i) = exact(t.back()).segment(b.offset, b.size).transpose();
+      samples.row(i) = chain.at(t.back()).segment(b.offset, b.size).transpose();
     }
     return wave_arrival(t, samples);
   };

@@ -24,8 +24,6 @@ extern "C" void on_stop_signal(int signal) {
 }  // namespace
 
 int interrupt_signal() noexcept { return requested; }
-void request_interrupt(int signal) noexcept { requested = signal; }
-void clear_interrupt() noexcept { requested = 0; }
 void finish_before_stopping() noexcept { hard_stop = 0; }
 
 void install_interrupt_handlers() {

@@ -7,14 +7,12 @@ namespace lf {
 
 // The signal that asked the run to stop, or 0.
 int interrupt_signal() noexcept;
-// Called from a signal handler (or a test): the loop stops at its next step boundary.
-void request_interrupt(int signal) noexcept;
-void clear_interrupt() noexcept;
 // From here on a second signal is only recorded, not fatal: the run is writing its file's last
 // objects outside SWMR mode, where a kill would leave it marked open (the backward sweep, with
 // the file closed, still stops at its next step on the first signal).
 void finish_before_stopping() noexcept;
-// SIGINT, SIGTERM and SIGHUP call request_interrupt; a second one of them ends the process at once.
+// SIGINT, SIGTERM and SIGHUP record the request (the loop stops at its next step boundary); a
+// second one of them ends the process at once.
 void install_interrupt_handlers();
 
 }  // namespace lf
