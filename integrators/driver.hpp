@@ -237,7 +237,8 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
     // Where no checkpoint can be taken (Bulirsch–Stoer inside a segment) a signal or the
     // wall-time limit waits for the segment's end, so that the run can be resumed from there (a
     // second signal ends the process at once).
-    const bool stop = can_checkpoint && (signal != 0 || invocation() > spec.max_wall_seconds);
+    const bool over_time = std::isfinite(spec.max_wall_seconds) && invocation() > spec.max_wall_seconds;
+    const bool stop = can_checkpoint && (signal != 0 || over_time);
     if (!stop) {
       if (can_checkpoint && job.observer.checkpoint_due(t)) {
         job.observer.checkpoint(policy.state(), position(at_segment_start));

@@ -25,7 +25,29 @@ bool sync_file(const std::string& path) {
   return ::close(fd) == 0 && synced;
 }
 
+// Whether `path` is a checkpoint learnflow wrote (its root attribute learnflow_checkpoint).
+bool is_checkpoint(const std::string& path) {
+  const h5::QuietErrors quiet;
+  if (H5Fis_hdf5(path.c_str()) <= 0) return false;
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) return false;
+  const h5::Handle owned(file, H5Fclose);
+  return H5Aexists_by_name(file, "/", "learnflow_checkpoint", H5P_DEFAULT) > 0;
+}
+
 }  // namespace
+
+bool foreign_checkpoint(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::exists(path, error) && !is_checkpoint(path);
+}
+
+void remove_checkpoint(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::exists(path, error) && is_checkpoint(path)) std::filesystem::remove(path, error);
+  // The temporary is learnflow's by its name; a kill while it was written leaves it half done.
+  std::filesystem::remove(path + ".partial", error);
+}
 
 std::string checkpoint_path(const std::string& output_path) { return output_path + ".checkpoint"; }
 

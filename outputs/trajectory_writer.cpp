@@ -477,6 +477,21 @@ struct StateSeries {
   Series series;
 };
 
+namespace {
+
+// The writers' lock: an OFD write lock on the whole file. Taken (F_OFD_SETLK) by a writer for its
+// lifetime and by --force before it unlinks an earlier run file; tested (F_OFD_GETLK) before.
+bool whole_file_lock(int fd, int command, short* held = nullptr) {
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  const bool done = ::fcntl(fd, command, &lock) == 0;
+  if (held != nullptr) *held = lock.l_type;
+  return done;
+}
+
+}  // namespace
+
 // An OFD lock on a run file for the lifetime of its writer (independent of HDF5's flock, which
 // the SWMR writer drops while streaming): a second run on the same path sees it and refuses.
 class RunFileLock {
@@ -486,10 +501,7 @@ class RunFileLock {
   bool acquire(const std::string& path) {
     fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
     if (fd_ < 0) return true;  // nothing to lock (HDF5 reports the real problem)
-    struct flock lock {};
-    lock.l_type = F_WRLCK;
-    lock.l_whence = SEEK_SET;
-    if (::fcntl(fd_, F_OFD_SETLK, &lock) == 0) return true;
+    if (whole_file_lock(fd_, F_OFD_SETLK)) return true;
     ::close(fd_);
     fd_ = -1;
     return false;
@@ -1031,8 +1043,9 @@ void TrajectoryWriter::end_streaming() {
 void TrajectoryWriter::close_file() {
   Impl& m = *impl_;
   assert(!m.streaming);
-  if (m.file.valid()) h5::check(H5Fflush(m.file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
-  m.file.reset();
+  if (!m.file.valid()) return;
+  h5::check(H5Fflush(m.file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
+  h5::check(m.file.close(), "H5Fclose");
 }
 
 void TrajectoryWriter::reopen_file() {
@@ -1060,11 +1073,6 @@ void TrajectoryWriter::save_rows(Snapshot& out) {
   for (const Series& s : m.metrics) save(s);
   for (const Series& s : m.evaluations) save(s);
   out.put("writer/samples", static_cast<double>(m.samples));
-}
-
-bool is_hdf5_file(const std::string& path) {
-  const h5::QuietErrors quiet;
-  return H5Fis_hdf5(path.c_str()) > 0;
 }
 
 namespace {
@@ -1098,10 +1106,7 @@ void remove_run_file(const std::string& path) {
   } closer{fd};
   // The lock a writer holds: taken on this very file, so that no run can start writing it
   // between the check and the unlink.
-  struct flock lock {};
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  if (::fcntl(fd, F_OFD_SETLK, &lock) != 0) {
+  if (!whole_file_lock(fd, F_OFD_SETLK)) {
     throw DataFileError(path, 0, fmt::format("{}: another learnflow run is writing this file; "
                                              "choose another output file", path));
   }
@@ -1125,10 +1130,8 @@ void remove_run_file(const std::string& path) {
 bool run_file_in_use(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  struct flock lock {};
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  const bool held = ::fcntl(fd, F_OFD_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
+  short type = F_UNLCK;
+  const bool held = whole_file_lock(fd, F_OFD_GETLK, &type) && type != F_UNLCK;
   ::close(fd);
   return held;
 }

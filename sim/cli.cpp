@@ -29,9 +29,11 @@ void print_error(const std::string& message) { eprint("learnflow: error: {}\n", 
 
 int command_run(const std::string& config, const std::vector<std::string>& overrides,
                 RunOptions options, bool quiet) {
+  // From here a signal stops the run at its first step boundary after it (one during the set-up
+  // is kept until then: the file is never left half created).
+  install_interrupt_handlers();
   Experiment ex = load_experiment(config, overrides);
   Run run(std::move(ex), options);
-  install_interrupt_handlers();  // from here a signal stops the run at a step boundary
   const RunReport report = run.execute();
   const SolverStats& st = report.result.stats;
   if (report.resumed_at && !quiet) {

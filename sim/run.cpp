@@ -415,6 +415,13 @@ void prepare_output(const RunOptions& options, const std::string& result_config,
     throw DataFileError(path, 0, fmt::format("{}: another learnflow run is writing this file; "
                                              "choose another output file", path));
   }
+  // A file at the checkpoint's name that is not a learnflow checkpoint is refused before
+  // anything is created or removed: the run would write its checkpoints over it.
+  if (foreign_checkpoint(checkpoint)) {
+    throw DataFileError(checkpoint, 0, fmt::format("{}: exists and is not a learnflow checkpoint: "
+                                                   "the run would write its checkpoints there; move "
+                                                   "it or choose another output file", checkpoint));
+  }
   if (options.resume) {
     if (!exists) {
       throw DataFileError(path, 0, fmt::format("{}: nothing to resume: the file does not exist", path));
@@ -437,8 +444,7 @@ void prepare_output(const RunOptions& options, const std::string& result_config,
     return;
   }
   if (!exists) {
-    std::filesystem::remove(checkpoint, error);  // a stale one would never match a new file
-    std::filesystem::remove(checkpoint + ".partial", error);
+    remove_checkpoint(checkpoint);  // a stale one would never match a new file
     return;
   }
   if (!options.force) {
@@ -451,8 +457,7 @@ void prepare_output(const RunOptions& options, const std::string& result_config,
                                              "file, and this is not a regular file", path));
   }
   remove_run_file(path);
-  std::filesystem::remove(checkpoint, error);
-  std::filesystem::remove(checkpoint + ".partial", error);
+  remove_checkpoint(checkpoint);
 }
 
 // A damaged checkpoint (or one of another model) is refused before the run file is touched.
@@ -653,12 +658,14 @@ RunReport Run::execute() {
       m.writer->flush();
     }
   }
+  // The file is closed before its checkpoint goes: a kill in between leaves a file that opens,
+  // or one that --resume can still repair.
+  m.writer->close_file();
   std::error_code error;
   if (resumable && std::filesystem::exists(checkpoint, error)) {
     report.checkpoint = checkpoint;
   } else {
-    std::filesystem::remove(checkpoint, error);  // the run is complete (or ended for good)
-    std::filesystem::remove(checkpoint + ".partial", error);
+    remove_checkpoint(checkpoint);  // the run is complete (or ended for good)
   }
   report.output_path = m.options.output_path;
   report.samples = m.writer->samples();

@@ -315,6 +315,17 @@ class OutputPolicyTest(unittest.TestCase):
         self.assertIn("only an earlier learnflow run file", result.stderr)
         self.assertEqual(images.read_bytes(), before)
 
+    def test_a_file_at_the_checkpoints_name_is_never_overwritten(self):
+        out = self.dir / "run.h5"
+        mine = Path(str(out) + ".checkpoint")
+        mine.write_text("not a checkpoint\n")
+        result = subprocess.run([str(BIN), "run", str(ROOT / "examples" / "forward_wave.toml"), "-o",
+                                 str(out), "--quiet"], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("is not a learnflow checkpoint", result.stderr)
+        self.assertFalse(out.exists())
+        self.assertEqual(mine.read_text(), "not a checkpoint\n")
+
     def test_a_swmr_reader_open_at_the_end_does_not_fail_the_run(self):
         out = self.dir / "watched.h5"
         run = subprocess.Popen(self.long_run(out), stderr=subprocess.PIPE, text=True)
