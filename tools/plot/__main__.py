@@ -18,11 +18,12 @@ matplotlib.use("Agg")  # render off-screen: no display needed
 
 from errors import PlotError
 import metrics
+import weights
 import relaxation
 import waves
 
 # Modules providing register(subcommands); add new subcommand modules here.
-COMMAND_MODULES = (waves, metrics, relaxation)
+COMMAND_MODULES = (waves, metrics, relaxation, weights)
 
 
 def main(argv=None):
