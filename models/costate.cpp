@@ -120,8 +120,9 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
   // m_x > 0: the neurons' acceleration ẍ = (−c ẋ + σ'(a) ⊙ ȧ)/τ_x over the chunk's rows, with
   // ȧ = ḃ + Σ_{q→p} (Ẇ_q x_from + W_q ẋ_from) read from ds (Ẇ, ḃ, ẋ already computed) and
   // ẋ_from = u̇ for inputs; added as m_x ẍ to the costate's right-hand side `dl`.
+  // u̇, read here: the Drive is not thread-safe (a sine recomputes it in place).
+  const Eigen::MatrixXd* du = m_x > 0.0 ? &drive_->rate_at(t) : nullptr;
   auto add_inertial_force = [&](std::size_t p, Eigen::Index r0, Eigen::Index len, auto& dl) {
-    const Eigen::MatrixXd& du = drive_->rate_at(t);
     const Eigen::Index off = x_.offset(p) + r0;
     auto adot = activation_rate_.middleRows(off, len);
     if (const auto& id = learned_.bias_block(p)) {
@@ -135,7 +136,7 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
         add_rows_times(WeightView{&q, ds.data() + layout_.block(*id).offset}, r0, len,
                        x_.activity(layout_, s, u, q.from), adot);
       }
-      add_rows_times(weight_view(s, k), r0, len, x_.activity(layout_, ds, du, q.from), adot);
+      add_rows_times(weight_view(s, k), r0, len, x_.activity(layout_, ds, *du, q.from), adot);
     }
     const auto xdot = layout_.examples(ds, x_.block(p)).middleRows(r0, len);
     dl += (m_x * inv_tau_x) * (derivative_.middleRows(off, len).cwiseProduct(adot) - c * xdot);
