@@ -37,19 +37,25 @@ SEEDS = range(1, 6)  # the first five seeds, not chosen
 REQUIRED = 3         # ≥ 12 of 20 in the full study, scaled to 5 seeds
 
 
-class XorStudyTest(unittest.TestCase):
+class SeedRuns(unittest.TestCase):
+    """Runs `config` on SEEDS once for the class (cls.runs, cls.study)."""
+    config = CONFIG
+
     @classmethod
     def setUpClass(cls):
         if not BIN.exists():
             raise unittest.SkipTest(f"no learnflow executable at {BIN} (set LEARNFLOW_BIN)")
         cls.tmp = tempfile.TemporaryDirectory()
         cls.dir = Path(cls.tmp.name)
-        cls.runs = xor_study.run_seeds(BIN, CONFIG, SEEDS, cls.dir)
+        cls.runs = xor_study.run_seeds(BIN, cls.config, SEEDS, cls.dir)
         cls.study = xor_study.Study(cls.runs)
 
     @classmethod
     def tearDownClass(cls):
         cls.tmp.cleanup()
+
+
+class XorStudyTest(SeedRuns):
 
     def test_learns_xor_on_at_least_3_of_seeds_1_to_5(self):
         learned = self.study.successes(self.study.costate)
@@ -133,23 +139,11 @@ INERTIA_CONFIG = ROOT / "examples" / "inertia_xor.toml"
 INERTIA_REQUIRED = 3  # 14 of seeds 1..20 learn in the study (README, "Inertia"), scaled to 5
 
 
-class InertiaXorTest(unittest.TestCase):
+class InertiaXorTest(SeedRuns):
     """The same network and schedule with massive weights and neurons (issue 13,
     examples/inertia_xor.toml): it learns, its velocities start at rest, and `tools/plot weights`
     draws its weights against the overdamped flow's."""
-
-    @classmethod
-    def setUpClass(cls):
-        if not BIN.exists():
-            raise unittest.SkipTest(f"no learnflow executable at {BIN} (set LEARNFLOW_BIN)")
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.dir = Path(cls.tmp.name)
-        cls.runs = xor_study.run_seeds(BIN, INERTIA_CONFIG, SEEDS, cls.dir)
-        cls.study = xor_study.Study(cls.runs)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
+    config = INERTIA_CONFIG
 
     def test_learns_xor_on_at_least_3_of_seeds_1_to_5(self):
         learned = self.study.successes(self.study.costate)
