@@ -91,6 +91,36 @@ BackpropParams parse_backprop(const ConfigSection& s) {
   return p;
 }
 
+HolonomicParams parse_holonomic(const ConfigSection& s) {
+  HolonomicParams p;
+  p.m_x = s.non_negative("m_x", p.m_x);
+  p.m_w = s.positive("m_w", p.m_w);
+  p.theta = s.non_negative("theta", p.theta);
+  p.alpha = s.positive("alpha", p.alpha);
+  p.sign = s.choice<HolonomicSign>("sign", "mechanics", {{"mechanics", HolonomicSign::mechanics},
+                                                         {"minimum", HolonomicSign::minimum}});
+  p.dissipation = s.choice<HolonomicDissipation>(
+      "dissipation", "kinetic",
+      {{"kinetic", HolonomicDissipation::kinetic}, {"whole", HolonomicDissipation::whole}});
+  p.stabilize = s.choice<HolonomicStabilization>(
+      "stabilize", "project",
+      {{"project", HolonomicStabilization::project}, {"baumgarte", HolonomicStabilization::baumgarte},
+       {"none", HolonomicStabilization::none}});
+  p.patterns = s.choice<HolonomicPatterns>(
+      "patterns", "stream", {{"stream", HolonomicPatterns::stream}, {"batch", HolonomicPatterns::batch}});
+  const std::string input_switch = s.string("input_switch", "impact");
+  if (input_switch == "ramp") {
+    s.fail("input_switch", "input_switch \"ramp\" (C² ramps at the input switches) is not "
+                           "implemented yet: use \"impact\"");
+  }
+  if (input_switch != "impact") {
+    s.fail("input_switch", "unknown input_switch '" + input_switch + "' (choose one of: impact)");
+  }
+  p.plastic_bias = s.boolean("plastic_bias", p.plastic_bias);
+  p.loss = parse_loss(s);
+  return p;
+}
+
 }  // namespace
 
 ModelParams parse_model_params(const ConfigSection& s) {
@@ -106,6 +136,8 @@ ModelParams parse_model_params(const ConfigSection& s) {
     params = parse_gaitprop(s);
   } else if (type == "backprop") {
     params = parse_backprop(s);
+  } else if (type == "holonomic") {
+    params = parse_holonomic(s);
   } else {
     std::string names;
     for (const auto& info : model_infos()) names += (names.empty() ? "" : ", ") + std::string(info.name);
