@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -117,6 +118,16 @@ HolonomicModel::HolonomicModel(const Network& network, const HolonomicParams& pa
       }
     }
   }
+  if (params.input_switch == HolonomicInputSwitch::ramp) {
+    const auto& bounds = drive.signal().boundaries();
+    for (std::size_t k = 1; k + 1 < bounds.size(); ++k) {
+      if (bounds[k + 1] - bounds[k] <= params.ramp_width) {
+        throw ConfigError("model.ramp_width", "", fmt::format(
+            "model.ramp_width: the input ramps must end within their segment, but the segment "
+            "[{}, {}] is not longer than ramp_width = {}", bounds[k], bounds[k + 1], params.ramp_width));
+      }
+    }
+  }
   sign_ = params.sign == HolonomicSign::mechanics ? 1.0 : -1.0;
   const Eigen::Index cols = n_ + n_in_;
   auto column = [&](std::size_t p) { return x_.is_input(p) ? n_ + input_offset_[p] : x_.offset(p); };
@@ -141,6 +152,7 @@ HolonomicModel::HolonomicModel(const Network& network, const HolonomicParams& pa
   x_all_ = Eigen::MatrixXd::Zero(cols, B);
   xdot_all_ = Eigen::MatrixXd::Zero(cols, B);
   u_acc_ = Eigen::MatrixXd::Zero(n_in_, B);
+  ramp_from_ = Eigen::MatrixXd::Zero(n_in_, B);
   for (Eigen::MatrixXd* m : {&a_, &sigma_, &d1_, &d2_, &adot_, &g_, &gdot_, &gt_, &q_, &force_,
                              &rhs_, &lambda_x_, &xddot_, &tmp_}) {
     *m = Eigen::MatrixXd::Zero(n_, B);
@@ -215,6 +227,22 @@ void HolonomicModel::gather(const State& s, double t) const {
         const double omega = 2.0 * std::numbers::pi * spec.frequency[static_cast<std::size_t>(i)];
         u_acc_.row(i) = -omega * omega * (x_all_.row(n_ + i).array() - spec.offset[static_cast<std::size_t>(i)]);
       }
+    }
+    const std::size_t k = drive_->segment();
+    const double start = drive_->signal().boundaries()[k], width = params_.ramp_width;
+    if (params_.input_switch == HolonomicInputSwitch::ramp && k > 0 && t < start + width) {
+      // u = u_old + S(z) Δ, z = (t − start)/width, S = z³(10 − 15z + 6z²): S, S', S'' vanish at
+      // z = 0 and S', S'' at z = 1, so u is C² across the switch and the ramp's end.
+      drive_->signal().value(k - 1, start, ramp_from_);
+      const double z = std::clamp((t - start) / width, 0.0, 1.0);
+      const double shape = z * z * z * (10.0 - 15.0 * z + 6.0 * z * z);
+      const double rate = 30.0 * z * z * (1.0 - z) * (1.0 - z) / width;
+      const double curvature = 60.0 * z * (1.0 - z) * (1.0 - 2.0 * z) / (width * width);
+      auto u = x_all_.bottomRows(n_in_);
+      u -= ramp_from_;  // Δ
+      xdot_all_.bottomRows(n_in_) += rate * u;
+      u_acc_ += curvature * u;
+      u = ramp_from_ + shape * u;
     }
   }
   phi_ = params_.dissipation == HolonomicDissipation::kinetic ? std::exp(-params_.theta * t) : 1.0;

@@ -39,7 +39,12 @@
 // forward pass of the current W (exactly G = 0, a sweep in topological order) and the velocities
 // are projected, mass-weighted, onto Ġ = 0: [ẋ; Ẇ] −= M⁻¹ G_qᵀ μ, M_λ μ = Ġ (one more LLT).
 // At every input switch (enter_segment) the same projection is an inelastic impact: x jumps to
-// the new forward pass and the velocities lose their component off the new tangent space.
+// the new forward pass and the velocities lose their component off the new tangent space
+// (input_switch = "impact"). input_switch = "ramp" instead moves the input from the previous
+// segment's value to the new one along u_old + S(z)(u_new − u_old), z = (t − t_k)/ramp_width,
+// S = z³(10 − 15z + 6z²), within the first ramp_width of the segment: u is C², x and ẋ are
+// continuous at the switch, and the impact there changes nothing (up to round-off). The ramp is a
+// function of the time and the schedule only (no event state).
 // Energy (§4 H6): Ẽ = T + s φ V, T = ½ m_x |ẋ|² + ½ m_W |Ẇ|², obeys
 //     dẼ/dt = −2θT − λ̃·(G_q q̇) + s φ̇ V = −2θT + λ̃·G_t + s φ̇ V on the manifold
 // (φ̇ = −θφ for "kinetic", 0 for "whole"; targets are constant within a segment). The block
@@ -140,6 +145,7 @@ class HolonomicModel final : public Model {
   mutable Eigen::VectorXd b_, bdot_;                 // n
   mutable Eigen::MatrixXd x_all_, xdot_all_;         // (n + n_in) × B
   mutable Eigen::MatrixXd u_acc_;                    // ü, n_in × B
+  mutable Eigen::MatrixXd ramp_from_;                // input_switch = "ramp": the previous input
   mutable Eigen::MatrixXd a_, sigma_, d1_, d2_, adot_, g_, gdot_, gt_, q_, force_, rhs_, lambda_x_,
       xddot_, tmp_, y_, e_out_, x_out_;
   mutable Eigen::MatrixXd weight_force_;             // n × (n + n_in)

@@ -103,6 +103,10 @@ enum class HolonomicPatterns {
   stream,  // the schedule's input in force (one pattern at a time)
   batch,   // every vector of the input sequence at once, as the columns x_κ sharing W
 };
+enum class HolonomicInputSwitch {
+  impact,  // x jumps to the new forward pass, the velocities are projected (inelastic impact)
+  ramp,    // u(t) moves from the old to the new value along a C² ramp of width ramp_width
+};
 struct HolonomicParams {
   double m_x = 1.0;    // mass of every non-input neuron (time units²), >= 0; 0: the reduced mode
   double m_w = 1.0;    // mass of every plastic weight and bias (time units²), > 0
@@ -112,6 +116,8 @@ struct HolonomicParams {
   HolonomicDissipation dissipation = HolonomicDissipation::kinetic;
   HolonomicStabilization stabilize = HolonomicStabilization::project;
   HolonomicPatterns patterns = HolonomicPatterns::stream;
+  HolonomicInputSwitch input_switch = HolonomicInputSwitch::impact;
+  double ramp_width = 0.1;   // width of the input ramps (time units), > 0; input_switch = "ramp"
   bool plastic_bias = true;  // biases of populations with plastic inputs are coordinates too
   Loss loss = Loss::squared;
 };

@@ -108,14 +108,9 @@ HolonomicParams parse_holonomic(const ConfigSection& s) {
        {"none", HolonomicStabilization::none}});
   p.patterns = s.choice<HolonomicPatterns>(
       "patterns", "stream", {{"stream", HolonomicPatterns::stream}, {"batch", HolonomicPatterns::batch}});
-  const std::string input_switch = s.string("input_switch", "impact");
-  if (input_switch == "ramp") {
-    s.fail("input_switch", "input_switch \"ramp\" (C² ramps at the input switches) is not "
-                           "implemented yet: use \"impact\"");
-  }
-  if (input_switch != "impact") {
-    s.fail("input_switch", "unknown input_switch '" + input_switch + "' (choose one of: impact)");
-  }
+  p.input_switch = s.choice<HolonomicInputSwitch>(
+      "input_switch", "impact", {{"impact", HolonomicInputSwitch::impact}, {"ramp", HolonomicInputSwitch::ramp}});
+  p.ramp_width = s.positive("ramp_width", p.ramp_width);
   p.plastic_bias = s.boolean("plastic_bias", p.plastic_bias);
   p.loss = parse_loss(s);
   return p;

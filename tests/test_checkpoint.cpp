@@ -247,6 +247,7 @@ TEST_CASE("a run resumed after every step equals the uninterrupted run: models w
     holonomic.replace(begin, end - begin, "[model]\ntype = \"holonomic\"\nm_x = 0.3\nm_w = 2.0\ntheta = 0.2\n");
     check_resumed_every_step(holonomic, {});
     check_resumed_every_step(holonomic, {"model.m_x=0.0"});
+    check_resumed_every_step(holonomic, {"model.input_switch=\"ramp\"", "model.ramp_width=0.5"});
   }
   SUBCASE("gaitprop, discrete updates") {
     check_resumed_every_step(gaitprop_phases, {"model.mode=\"discrete\""});

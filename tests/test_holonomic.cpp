@@ -480,3 +480,102 @@ TEST_CASE("holonomic: the talk's chain (examples/holonomic_chain.toml): T λ = �
   CHECK(check.samples == 81);
   CHECK(check.worst <= 1e-15);
 }
+
+TEST_CASE("holonomic, patterns = \"batch\": the talk's XOR with 4 patterns at once") {
+  // examples/holonomic_xor.toml: 4 columns x_κ sharing W; M_λ (12×12) has a 4×4 Gram block per
+  // neuron, G̈ = 0 still holds (H1 with 4 patterns), and seed 1 learns XOR.
+  const Experiment ex = load_experiment(std::string(LEARNFLOW_SOURCE_DIR) + "/examples/holonomic_xor.toml",
+                                        {"integrator.t_end=400.0", "output.sample_dt=50.0"});
+  Simulation sim(ex);
+  const auto& m = holonomic(sim);
+  REQUIRE(m.patterns() == 4);
+  State s = start(sim, true, 11);
+  State ds(s.size()), plus(s.size()), minus(s.size());
+  const double h = 1e-5;
+  sim.model->rhs(s, ds, 0.0);
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    plus[i] = s[i] + h * ds[i];
+    minus[i] = s[i] - h * ds[i];
+  }
+  const double gddot =
+      ((m.evaluate(plus, h).constraint_rate - m.evaluate(minus, -h).constraint_rate) / (2 * h)).cwiseAbs().maxCoeff();
+  const auto e = m.evaluate(s, 0.0);
+  // Neuron 0 (hidden) of patterns 1 and 3 are coupled through the shared weights (the Gram block),
+  // neurons of different populations of different patterns are not.
+  const Eigen::Index n = 3;
+  MESSAGE(fmt::format("4 patterns: max |G̈| = {:.2e}; coupling of hidden 0 in patterns 1, 3: {:.3f}", gddot,
+                      e.lambda_matrix(0 + n * 1, 0 + n * 3)));
+  CHECK(gddot <= 1e-8);
+  CHECK(e.lambda_matrix(0 + n * 1, 0 + n * 3) != 0.0);
+  CHECK(e.lambda_matrix(0 + n * 1, 2 + n * 3) == 0.0);
+  CHECK((e.lambda_matrix - e.lambda_matrix.transpose()).cwiseAbs().maxCoeff() == 0.0);
+
+  Simulation run(ex);
+  MetricRecorder rec(*run.model);
+  State final_state;
+  REQUIRE(run.run(ex.integrator, Simulation::sample_times_of(ex), rec, final_state).outcome == Outcome::success);
+  const std::size_t acc = rec.index("accuracy"), loss = rec.index("loss");
+  MESSAGE(fmt::format("XOR, seed 1: loss {:.4f} → {:.2e}, accuracy {} at t = 400", rec.values.front()[loss],
+                      rec.values.back()[loss], rec.values.back()[acc]));
+  CHECK(rec.values.back()[acc] == 1.0);
+  CHECK(rec.values.back()[loss] < 0.01);
+  CHECK(max_metric(rec, "residual/constraint") <= 1e-12);
+}
+
+TEST_CASE("holonomic, input_switch = \"ramp\": a C² input ramp leaves nothing to the impact") {
+  // Two patterns in turn (present 2, ramps of 0.5). At the switch t = 2 the state is continuous:
+  // the impact projection of enter_segment changes x, ẋ, W, Ẇ only by the constraint drift the
+  // integration left (stabilize = "none": O(rtol); with "impact": by O(1)), and the energy
+  // balance holds across the ramps.
+  const std::string input = "kind = \"sequence\"\npresent = 2.0\nvalues = [[0.0, 1.0], [1.0, 0.0]]\n"
+                            "targets = [[0.2], [0.9]]";
+  for (const char* mode : {"ramp", "impact"}) {
+    CAPTURE(mode);
+    Net net;
+    net.input = input;
+    net.rtol = 1e-10;
+    net.atol = 1e-12;
+    net.t_end = 6.0;
+    net.model_extra = fmt::format("input_switch = \"{}\"\nramp_width = 0.5\nstabilize = \"none\"", mode);
+    std::string toml = fmt::format(fmt::runtime(net_toml), net.m_x, net.m_w, net.theta, net.model_extra,
+                                   net.input, net.rtol, net.atol, net.t_end, net.sample_dt);
+    toml.replace(toml.find("target = [0.8]"), 14, "");
+    const Experiment ex = experiment_from_toml(toml);
+    Simulation sim(ex);
+    MetricRecorder rec(*sim.model);
+    State final_state;
+    IntegratorSpec first = sim.experiment.integrator;
+    first.t_end = 2.0;
+    // Up to the switch (the first segment only), then the switch's events by hand.
+    Simulation part(ex);
+    State s;
+    Recorder r;
+    std::vector<double> times{0.0, 2.0};
+    REQUIRE(part.run(first, times, r, s).outcome == Outcome::success);
+    State after = s;
+    part.drive.enter_segment(1, 2.0);
+    part.model->leave_segment(after, 2.0);
+    part.model->enter_segment(after, 2.0);
+    double jump = 0.0;
+    for (const Block& b : part.model->layout().blocks()) {
+      if (b.kind == "lambda" || b.kind == "energy") continue;
+      for (Eigen::Index i = b.offset; i < b.offset + b.size; ++i) {
+        jump = std::max(jump, std::abs(after[static_cast<std::size_t>(i)] - s[static_cast<std::size_t>(i)]));
+      }
+    }
+    REQUIRE(sim.run(sim.experiment.integrator, Simulation::sample_times_of(sim.experiment), rec,
+                    final_state).outcome == Outcome::success);
+    const std::size_t ie = rec.index("energy");
+    double scale = 0.0;
+    for (const auto& v : rec.values) scale = std::max(scale, std::abs(v[ie] - rec.values.front()[ie]));
+    const double balance = max_metric(rec, "power_balance");
+    MESSAGE(fmt::format("{}: largest change at the switch {:.2e}; energy balance {:.2e} (relative {:.2e})",
+                        mode, jump, balance, balance / scale));
+    if (std::string(mode) == "ramp") {
+      CHECK(jump <= 10 * net.rtol);  // the drift of G, Ġ the integration left (no stabilisation)
+    } else {
+      CHECK(jump > 1e-2);
+    }
+    CHECK(balance <= 10 * net.rtol * scale);
+  }
+}

@@ -77,6 +77,7 @@ TEST_CASE("no model's RHS allocates (STYLE rule 1)") {
       {"examples/gaitprop_patterns.toml", {}},
       {"examples/holonomic_chain.toml", {}},
       {"examples/holonomic_chain.toml", {"model.m_x=0.5", "model.dissipation=\"kinetic\""}},
+      {"examples/holonomic_chain.toml", {"model.m_x=0.5", "model.input_switch=\"ramp\"", "model.ramp_width=4.0"}},
       {"examples/holonomic_xor.toml", {}},
       {"examples/holonomic_xor.toml", {"model.stabilize=\"baumgarte\"", "model.patterns=\"stream\""}},
       {"examples/gaitprop_patterns.toml", {"model.mode=\"discrete\""}},

@@ -285,8 +285,12 @@ present = 1.0
         self.refused(text.replace("seed = 1", "seed = 1\nactivation = \"relu\""),
                      "network.activation: model 'holonomic' needs σ'' in its reactions",
                      "population 'layer1' uses 'relu'")
-        self.refused(text + "input_switch = \"ramp\"\n", "model.input_switch: input_switch \"ramp\"",
-                     "not implemented yet")
+        self.refused(text + "input_switch = \"jump\"\n", "model.input_switch: unknown input_switch 'jump'")
+        ramped = (graph("h", "uh").replace("present = 1.0", "present = 0.5")
+                  + "\n[model]\ntype = \"holonomic\"\ninput_switch = \"ramp\"\nramp_width = 0.4\n")
+        self.accepted(ramped)
+        self.refused(ramped.replace("ramp_width = 0.4", "ramp_width = 0.5"),
+                     "model.ramp_width: the input ramps must end within their segment")
         cyclic = (graph("h", "uh") + "\n[[network.projection]]\nfrom = \"h\"\nto = \"h\"\nname = \"hh\"\n"
                   + "\n[model]\ntype = \"holonomic\"\n")
         self.refused(cyclic, "network: model 'holonomic' needs a directed acyclic graph",
