@@ -202,7 +202,7 @@ TEST_CASE("holonomic H3: constraint residual ≤ 10·rtol without projection, at
   }
 }
 
-TEST_CASE("holonomic H4: m_x → 0 converges linearly to the project's backprop; m_x = 0 is backprop") {
+TEST_CASE("holonomic H4: m_x → 0 converges linearly to the project's backprop and m_x = 0 is backprop") {
   std::vector<double> errors;
   for (const double m_x : {1e-1, 1e-3, 1e-5, 0.0}) {
     Net net;
@@ -419,7 +419,7 @@ TEST_CASE("holonomic H10: the strong-dissipation limit is the costate model's fi
   CHECK(gaps[0] / gaps[1] == doctest::Approx(10.0).epsilon(0.1));  // O(m_W)
 }
 
-TEST_CASE("holonomic: input switches are impacts that keep |Ġ| at round-off; 1 and 2 threads agree") {
+TEST_CASE("holonomic: input switches are impacts that keep |Ġ| at round-off and 1 and 2 threads agree") {
   Net net;
   net.input = "kind = \"sequence\"\npresent = 1.5\nvalues = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]\n"
               "targets = [[0.0], [1.0], [1.0], [0.0]]";
