@@ -75,6 +75,11 @@ TEST_CASE("no model's RHS allocates (STYLE rule 1)") {
        {"model.decoders=\"exact\"", "model.decoder_noise=0.0", "model.decoder_rate=0",
         "model.update=\"flow\""}},
       {"examples/gaitprop_patterns.toml", {}},
+      {"examples/holonomic_chain.toml", {}},
+      {"examples/holonomic_chain.toml", {"model.m_x=0.5", "model.dissipation=\"kinetic\""}},
+      {"examples/holonomic_chain.toml", {"model.m_x=0.5", "model.input_switch=\"ramp\"", "model.ramp_width=4.0"}},
+      {"examples/holonomic_xor.toml", {}},
+      {"examples/holonomic_xor.toml", {"model.stabilize=\"baumgarte\"", "model.patterns=\"stream\""}},
       {"examples/gaitprop_patterns.toml", {"model.mode=\"discrete\""}},
       // Training runs: batches of 30 (64 for Fashion-MNIST), the RHS on n×B activities.
       {"examples/digits_costate.toml", {}},
