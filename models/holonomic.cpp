@@ -166,6 +166,66 @@ HolonomicModel::HolonomicModel(const Network& network, const HolonomicParams& pa
   solve_ = Eigen::VectorXd::Zero(n_ * B);
   llt_ = Eigen::LLT<Eigen::MatrixXd>(n_ * B);
   scratch_ds_.resize(static_cast<std::size_t>(layout_.size()));
+
+  // solver = "block" and "cg": the weight blocks among non-inputs and the columns feeding each
+  // population (one entry per (to, from) pair: two projections between the same pair share one).
+  pre_columns_.resize(pops.size());
+  for (const Projection& q : network.projections) {
+    if (x_.is_input(q.to)) continue;
+    const Eigen::Index c0 = column(q.from), cols = pops[q.from].size;
+    auto& pre = pre_columns_[q.to];
+    if (std::find(pre.begin(), pre.end(), std::pair{c0, cols}) != pre.end()) continue;
+    pre.emplace_back(c0, cols);
+    if (x_.is_input(q.from)) continue;
+    couplings_.push_back({x_.offset(q.to), c0, pops[q.to].size, cols, q.to, q.from});
+  }
+  if (params.solver == HolonomicSolver::block) {
+    // A layered network: the non-input populations form one chain, each fed (among non-inputs)
+    // by the previous one only; then M_λ is block-tridiagonal over the chain.
+    std::vector<int> predecessors(pops.size(), 0), successors(pops.size(), 0);
+    std::vector<std::size_t> next(pops.size(), pops.size());
+    for (const Coupling& c : couplings_) {
+      ++predecessors[c.to];
+      ++successors[c.from];
+      next[c.from] = c.to;
+    }
+    std::size_t head = pops.size();
+    for (std::size_t p = 0; p < pops.size(); ++p) {
+      if (x_.is_input(p)) continue;
+      const bool branches = predecessors[p] > 1 || successors[p] > 1;
+      if (branches || (predecessors[p] == 0 && head < pops.size())) {
+        throw ConfigError("model.solver", "", fmt::format(
+            "model.solver: \"block\" needs a layered network (the non-input populations in one "
+            "chain, each fed only by the previous one, as network.layers builds), but population "
+            "'{}' {}; use solver = \"dense\" or \"cg\"", pops[p].name,
+            branches ? "has more than one non-input predecessor or successor"
+                     : "starts a second chain (it has no non-input predecessor)"));
+      }
+      if (predecessors[p] == 0) head = p;
+    }
+    for (std::size_t p = head; p < pops.size(); p = next[p]) {
+      const Eigen::Index size = pops[p].size * B;
+      if (!layers_.empty()) {
+        block_coupling_.push_back(Eigen::MatrixXd::Zero(layers_.back().second * B, size));
+        block_dw_.push_back(Eigen::MatrixXd::Zero(pops[p].size, layers_.back().second));
+      } else {
+        block_coupling_.emplace_back();
+        block_dw_.emplace_back();
+      }
+      layers_.emplace_back(x_.offset(p), pops[p].size);
+      block_diagonal_.push_back(Eigen::MatrixXd::Zero(size, size));
+      block_llt_.emplace_back(size);
+      block_vector_.push_back(Eigen::VectorXd::Zero(size));
+    }
+  }
+  if (params.solver != HolonomicSolver::dense) gram_w_ = Eigen::MatrixXd::Zero(n_, B * B);
+  if (params.solver == HolonomicSolver::cg) {
+    for (Eigen::MatrixXd* m :
+         {&cg_diagonal_, &cg_b_, &cg_x_, &cg_r_, &cg_z_, &cg_p_, &cg_q_, &cg_u_, &cg_h_}) {
+      *m = Eigen::MatrixXd::Zero(n_, B);
+    }
+    cg_row_norm_ = Eigen::VectorXd::Zero(n_);
+  }
 }
 
 void HolonomicModel::initial_state(State& s) const {
@@ -314,6 +374,178 @@ void HolonomicModel::assemble_lambda_matrix() const {
   }
 }
 
+void HolonomicModel::gram_blocks() const {
+  // Neuron j's B×B block of G_W G_Wᵀ/m_W over its presynaptic columns only (O(n · fan-in · B²)).
+  const Eigen::Index B = patterns_;
+  const double inv_mw = 1.0 / params_.m_w;
+  const auto& pops = network_->populations;
+  for (const std::size_t p : order_) {
+    for (Eigen::Index j = x_.offset(p); j < x_.offset(p) + pops[p].size; ++j) {
+      for (Eigen::Index k = 0; k < B; ++k) {
+        for (Eigen::Index l = 0; l <= k; ++l) {
+          double sum = bias_mask_[j];
+          for (const auto& [c0, cols] : pre_columns_[p]) {
+            for (Eigen::Index c = c0; c < c0 + cols; ++c) {
+              sum += plastic_mask_(j, c) * x_all_(c, k) * x_all_(c, l);
+            }
+          }
+          gram_w_(j, k + B * l) = gram_w_(j, l + B * k) = inv_mw * d1_(j, k) * d1_(j, l) * sum;
+        }
+      }
+    }
+  }
+}
+
+void HolonomicModel::factor_lambda_matrix() const {
+  switch (params_.solver) {
+    case HolonomicSolver::dense:
+      assemble_lambda_matrix();
+      llt_.compute(m_lambda_);
+      return;
+    case HolonomicSolver::cg: {
+      // The Jacobi diagonal: (G_x G_xᵀ)_jj = 1 + σ'_j² Σ_k w_jk² (k non-input; w_jj = 0 on a DAG).
+      gram_blocks();
+      cg_row_norm_.setZero();
+      for (const Coupling& c : couplings_) {
+        cg_row_norm_.segment(c.row, c.rows) +=
+            w_.block(c.row, c.col, c.rows, c.cols).rowwise().squaredNorm();
+      }
+      const Eigen::Index B = patterns_;
+      for (Eigen::Index k = 0; k < B; ++k) {
+        cg_diagonal_.col(k) = gram_w_.col(k + B * k);
+        cg_diagonal_.col(k).array() += (1.0 + d1_.col(k).cwiseAbs2().cwiseProduct(cg_row_norm_).array()) / params_.m_x;
+      }
+      return;
+    }
+    case HolonomicSolver::block: break;
+  }
+  // Block Cholesky over the layers: S_0 = A_0, S_ℓ = A_ℓ − E_ℓᵀ E_ℓ with E_ℓ = L_{ℓ−1}⁻¹ C_ℓᵀ.
+  gram_blocks();
+  const Eigen::Index B = patterns_;
+  const double inv_mx = 1.0 / params_.m_x;
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const auto [off, n] = layers_[l];
+    Eigen::MatrixXd& a = block_diagonal_[l];
+    a.setZero();
+    if (l > 0) block_coupling_[l].setZero();  // E_ℓ of the previous solve is dense across patterns
+    for (Eigen::Index k = 0; k < B; ++k) {
+      auto diagonal = a.block(n * k, n * k, n, n);
+      diagonal.diagonal().setConstant(inv_mx);
+      if (l == 0) continue;
+      const auto [prev_off, prev_n] = layers_[l - 1];
+      Eigen::MatrixXd& dw = block_dw_[l];
+      dw.noalias() = d1_.col(k).segment(off, n).asDiagonal() * w_.block(off, prev_off, n, prev_n);
+      diagonal.noalias() += inv_mx * (dw * dw.transpose());
+      block_coupling_[l].block(prev_n * k, n * k, prev_n, n) = -inv_mx * dw.transpose();
+    }
+    for (Eigen::Index i = 0; i < n; ++i) {
+      for (Eigen::Index k = 0; k < B; ++k) {
+        for (Eigen::Index m = 0; m < B; ++m) a(i + n * k, i + n * m) += gram_w_(off + i, k + B * m);
+      }
+    }
+    if (l > 0) {
+      block_llt_[l - 1].matrixL().solveInPlace(block_coupling_[l]);
+      a.noalias() -= block_coupling_[l].transpose() * block_coupling_[l];
+    }
+    block_llt_[l].compute(a);
+  }
+}
+
+void HolonomicModel::solve_lambda() const {
+  switch (params_.solver) {
+    case HolonomicSolver::dense: llt_.solveInPlace(solve_); return;
+    case HolonomicSolver::cg: cg_solve(); return;
+    case HolonomicSolver::block: break;
+  }
+  // 𝓛 y = r (forward, L_ℓ y_ℓ = r_ℓ − E_ℓᵀ y_{ℓ−1}), then 𝓛ᵀ z = y (L_ℓᵀ z_ℓ = y_ℓ − E_{ℓ+1} z_{ℓ+1}).
+  const Eigen::Index B = patterns_;
+  Eigen::Map<Eigen::MatrixXd> sol(solve_.data(), n_, B);
+  const std::size_t L = layers_.size();
+  for (std::size_t l = 0; l < L; ++l) {
+    const auto [off, n] = layers_[l];
+    Eigen::VectorXd& y = block_vector_[l];
+    Eigen::Map<Eigen::MatrixXd>(y.data(), n, B) = sol.middleRows(off, n);
+    if (l > 0) y.noalias() -= block_coupling_[l].transpose() * block_vector_[l - 1];
+    block_llt_[l].matrixL().solveInPlace(y);
+  }
+  for (std::size_t l = L; l-- > 0;) {
+    const auto [off, n] = layers_[l];
+    Eigen::VectorXd& y = block_vector_[l];
+    if (l + 1 < L) y.noalias() -= block_coupling_[l + 1] * block_vector_[l + 1];
+    block_llt_[l].matrixU().solveInPlace(y);
+    sol.middleRows(off, n) = Eigen::Map<const Eigen::MatrixXd>(y.data(), n, B);
+  }
+}
+
+void HolonomicModel::lambda_product(const Eigen::MatrixXd& v, Eigen::MatrixXd& out) const {
+  // out = (G_x G_xᵀ/m_x + G_W G_Wᵀ/m_W) v, G_xᵀ v = v − W̃ᵀ(σ' ⊙ v), G_x u = u − σ' ⊙ (W̃ u),
+  // through the weight blocks between populations only.
+  cg_h_ = d1_.cwiseProduct(v);
+  cg_u_ = v;
+  for (const Coupling& c : couplings_) {
+    cg_u_.middleRows(c.col, c.cols).noalias() -=
+        w_.block(c.row, c.col, c.rows, c.cols).transpose() * cg_h_.middleRows(c.row, c.rows);
+  }
+  cg_h_.setZero();
+  for (const Coupling& c : couplings_) {
+    cg_h_.middleRows(c.row, c.rows).noalias() +=
+        w_.block(c.row, c.col, c.rows, c.cols) * cg_u_.middleRows(c.col, c.cols);
+  }
+  out = (cg_u_ - d1_.cwiseProduct(cg_h_)) / params_.m_x;
+  const Eigen::Index B = patterns_;
+  for (Eigen::Index k = 0; k < B; ++k) {
+    for (Eigen::Index m = 0; m < B; ++m) out.col(k) += gram_w_.col(k + B * m).cwiseProduct(v.col(m));
+  }
+}
+
+void HolonomicModel::cg_solve() const {
+  // Preconditioned CG from λ̃ = 0 (Jacobi: z = r ./ diag M_λ) on the n×B unknowns in solve_. The
+  // recursively updated residual keeps falling below what round-off allows, so convergence is
+  // confirmed on the true residual b − M_λ λ̃; if that misses, CG restarts from it (residual
+  // replacement) until the iteration limit.
+  const Eigen::Index B = patterns_;
+  Eigen::Map<Eigen::MatrixXd> sol(solve_.data(), n_, B);
+  cg_b_ = sol;
+  cg_x_.setZero();
+  cg_r_ = cg_b_;
+  const double target = params_.cg_tolerance * cg_b_.norm();
+  const long limit = 10 * static_cast<long>(n_ * B) + 100;
+  cg_iterations_ = 0;
+  bool converged = cg_r_.norm() <= target;
+  long it = 0;
+  while (!converged && it < limit) {
+    cg_z_ = cg_r_.cwiseQuotient(cg_diagonal_);
+    cg_p_ = cg_z_;
+    double rz = cg_r_.cwiseProduct(cg_z_).sum();
+    while (it < limit) {
+      ++it;
+      lambda_product(cg_p_, cg_q_);
+      const double pq = cg_p_.cwiseProduct(cg_q_).sum();
+      if (!(pq > 0.0)) {  // a breakdown (p = 0 or round-off): restart from the true residual
+        break;
+      }
+      const double step = rz / pq;
+      cg_x_ += step * cg_p_;
+      cg_r_ -= step * cg_q_;
+      if (cg_r_.norm() <= target) break;
+      cg_z_ = cg_r_.cwiseQuotient(cg_diagonal_);
+      const double rz_next = cg_r_.cwiseProduct(cg_z_).sum();
+      cg_p_ = cg_z_ + (rz_next / rz) * cg_p_;
+      rz = rz_next;
+    }
+    lambda_product(cg_x_, cg_q_);
+    cg_r_ = cg_b_ - cg_q_;
+    converged = cg_r_.norm() <= target;
+  }
+  if (!converged) {  // the run stops at the non-finite state (err_nf_state, exit status 3)
+    cg_iterations_ = -1;
+    sol.setConstant(undefined);
+    return;
+  }
+  cg_iterations_ = it;
+  sol = cg_x_;
+}
+
 void HolonomicModel::backward_sweep() const {
   const auto& pops = network_->populations;
   lambda_x_.setZero();
@@ -379,10 +611,9 @@ void HolonomicModel::compute(const State& s, double t, bool derived) const {
       const double alpha = params_.alpha;
       rhs_ += (2.0 * alpha) * gdot_ + (alpha * alpha) * g_;
     }
-    assemble_lambda_matrix();
-    llt_.compute(m_lambda_);
+    factor_lambda_matrix();
     solve_ = Eigen::Map<const Eigen::VectorXd>(rhs_.data(), rhs_.size());
-    llt_.solveInPlace(solve_);
+    solve_lambda();
     lambda_x_ = Eigen::Map<const Eigen::MatrixXd>(solve_.data(), n_, patterns_);
     // m_x ẍ = f − G_xᵀ λ̃ − θ m_x ẋ,  G_xᵀ λ̃ = λ̃ − W_nnᵀ (σ' ⊙ λ̃)
     tmp_ = d1_.cwiseProduct(lambda_x_);
@@ -481,10 +712,10 @@ double HolonomicModel::potential_now() const {
 double HolonomicModel::energy_now() const { return kinetic_now() + sign_ * phi_ * potential_now(); }
 
 void HolonomicModel::project_velocities() const {
-  // μ from M_λ μ = Ġ (llt_ holds the factor at the current configuration), then
+  // μ from M_λ μ = Ġ (factor_lambda_matrix ran at the current configuration), then
   // Δẋ = −G_xᵀμ/m_x = −(μ − W_nnᵀ(σ'⊙μ))/m_x,  ΔẆ = −G_Wᵀμ/m_W = (σ'⊙μ) x_allᵀ/m_W.
   solve_ = Eigen::Map<const Eigen::VectorXd>(gdot_.data(), gdot_.size());
-  llt_.solveInPlace(solve_);
+  solve_lambda();
   const Eigen::Map<const Eigen::MatrixXd> mu(solve_.data(), n_, patterns_);
   tmp_ = d1_.cwiseProduct(mu);
   rhs_.noalias() = w_.leftCols(n_).transpose() * tmp_;
@@ -507,8 +738,7 @@ bool HolonomicModel::project(State& s, double t) const {
     adot_.noalias() += wdot_ * x_all_;
     adot_.colwise() += bdot_;
     gdot_ = xdot_all_.topRows(n_) - d1_.cwiseProduct(adot_);
-    assemble_lambda_matrix();
-    llt_.compute(m_lambda_);
+    factor_lambda_matrix();
     project_velocities();
     write_coordinates(s);
     jump = energy_now() - before;
@@ -535,8 +765,7 @@ void HolonomicModel::enter_segment(State& s, double t) const {
     adot_.noalias() += wdot_ * x_all_;
     adot_.colwise() += bdot_;
     gdot_ = xdot_all_.topRows(n_) - d1_.cwiseProduct(adot_);
-    assemble_lambda_matrix();
-    llt_.compute(m_lambda_);
+    factor_lambda_matrix();
     project_velocities();
   }
   write_coordinates(s);

@@ -22,9 +22,21 @@
 //     Q = −σ''(a) ⊙ ȧ² − σ'(a) ⊙ (2 Ẇ ẋ_all + W_in ü),  ȧ = W ẋ_all + Ẇ x_all + ḃ,  G_t = −σ' ⊙ W_in u̇
 // (ẋ_all: ẋ with u̇ on the input rows; the bracket only with stabilize = "baumgarte"). G_W G_Wᵀ is
 // diagonal for one pattern (σ'(a_j)²(‖x_pre‖² + 1)) and has a B×B Gram block per neuron for B
-// patterns. The matrix is assembled densely and factored by Eigen's LLT: O((nB)³) per RHS for n
-// non-input neurons, fine up to nB ≈ 300 (a 2-2-1 XOR: 3×4 = 12); a block-tridiagonal or CG
-// solve is the way to larger nets (not done).
+// patterns. solver = "dense" (default) assembles the matrix and factors it by Eigen's LLT:
+// O((nB)³) per RHS for n non-input neurons, fine up to nB ≈ 300 (a 2-2-1 XOR: 3×4 = 12).
+// solver = "block" (a layered network: the non-input populations form one chain ℓ = 0..L−1, each
+// receiving from the previous one, inputs anywhere) orders the unknowns layer by layer, all the
+// patterns of a layer in one block of n_ℓB rows (pattern-major inside, like the n×B storage):
+// G_x G_xᵀ couples only consecutive layers and one pattern, G_W G_Wᵀ only one neuron's patterns,
+// so M_λ is block-tridiagonal with A_ℓ = ⊕_κ (I + D_ℓκ W_ℓ W_ℓᵀ D_ℓκ)/m_x + Gram_ℓ/m_W and
+// C_ℓ = ⊕_κ (−D_ℓκ W_ℓ)/m_x (W_ℓ: layer ℓ−1 → ℓ), factored by the block Cholesky recursion
+// L_ℓ L_ℓᵀ = A_ℓ − E_ℓᵀ E_ℓ, E_ℓ = L_{ℓ−1}⁻¹ C_ℓᵀ: O(Σ (n_ℓB)³ + Σ (n_ℓB)² n_{ℓ−1}B) per RHS.
+// solver = "cg": conjugate gradients with the Jacobi preconditioner, matrix-free (G_xᵀ and G_x
+// through the weight blocks between populations, G_W G_Wᵀ as the per-neuron B×B Gram blocks), from
+// λ̃ = 0 at every solve (no state outside the state vector: resume stays bit-identical) to
+// ‖r − M_λ λ̃‖ ≤ cg_tolerance ‖r‖; past 10nB + 100 iterations λ̃ becomes NaN, the step's state is
+// non-finite and the run stops with err_nf_state (exit status 3). Convergence is checked on the
+// true residual (CG restarts from it when the recursive one went below round-off).
 // Sign convention: with s = +1, λ̃ → the project's backprop error −∂V/∂x (DESIGN §4) as m_x → 0:
 // G_xᵀ λ̃ = φ e is back-substitution, and the weight force (σ'⊙λ̃) xᵀ = −φ ∂V/∂W (descent); the
 // talk's chain writes it T δ = −V_x with T = G_xᵀ, δ = λ̃.
@@ -51,6 +63,7 @@
 // energy/budget integrates it and books the jumps of Ẽ at projections, impacts and target
 // switches, so /metrics/power_balance = Ẽ − budget stays at the integration error.
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Cholesky>
@@ -89,6 +102,8 @@ class HolonomicModel final : public Model {
   std::vector<WeightView> weights(const State& s) const { return learned_.weights(layout_, s); }
   std::vector<Eigen::VectorXd> biases(const State& s) const { return learned_.biases(layout_, s); }
   Eigen::Index patterns() const noexcept { return x_.examples(); }
+  // solver = "cg": the iterations of the latest solve (−1: it did not converge; 0: no cg solve yet).
+  long cg_iterations() const noexcept { return cg_iterations_; }
 
   // What one evaluation of the equations gives at (s, t), for tests and metrics (n×B matrices
   // indexed like neurons(): rows offset(p) … of population p).
@@ -111,7 +126,12 @@ class HolonomicModel final : public Model {
   void forward_pass() const;          // x_ ← σ(a) in topological order, from W and u
   void forward_rates() const;         // ẋ ← σ'(a) ⊙ ȧ in topological order, from Ẇ, u̇
   void activations() const;           // a, σ(a), σ'(a), σ''(a) from the gathered x
-  void assemble_lambda_matrix() const;
+  void assemble_lambda_matrix() const;  // M_λ densely (solver "dense", and for the metric)
+  void factor_lambda_matrix() const;    // the solver's preparation of M_λ at the gathered state
+  void solve_lambda() const;            // solve_ ← M_λ⁻¹ solve_ (after factor_lambda_matrix)
+  void gram_blocks() const;             // gram_ of "block" and "cg": G_W G_Wᵀ/m_W per neuron
+  void lambda_product(const Eigen::MatrixXd& v, Eigen::MatrixXd& out) const;  // out = M_λ v (cg)
+  void cg_solve() const;
   void backward_sweep() const;        // λ̃ ← G_x⁻ᵀ (φ f) (reduced mode)
   void project_velocities() const;    // [ẋ; Ẇ] −= M⁻¹G_qᵀμ, M_λ μ = Ġ (uses the factor of M_λ)
   void write_coordinates(State& s) const;  // x, ẋ, Ẇ, ḃ scratch → state
@@ -155,6 +175,29 @@ class HolonomicModel final : public Model {
   mutable double phi_ = 1.0;
   mutable bool has_target_ = false;
   mutable State scratch_ds_;
+
+  // solver = "block" and "cg". A weight block between two non-input populations: rows
+  // [row, row + rows) of w_, columns [col, col + cols) (one per (to, from) pair).
+  struct Coupling {
+    Eigen::Index row, col, rows, cols;
+    std::size_t to, from;  // the populations
+  };
+  std::vector<Coupling> couplings_;
+  // Columns of w_ feeding each non-input population, per (to, from) pair: (first column, count).
+  std::vector<std::vector<std::pair<Eigen::Index, Eigen::Index>>> pre_columns_;
+  // G_W G_Wᵀ/m_W: row j holds neuron j's B×B block d_jκ d_jκ' (⟨x_pre,κ, x_pre,κ'⟩ + [bias])/m_W
+  // column-major (entry κ + Bκ').
+  mutable Eigen::MatrixXd gram_w_;
+  // "block": the layers (offset and size in the neuron index) and per layer ℓ the diagonal block
+  // A_ℓ (then the Schur complement S_ℓ), E_ℓ = L_{ℓ−1}⁻¹ C_ℓᵀ, D_ℓ W_ℓ, the factor and a vector.
+  std::vector<std::pair<Eigen::Index, Eigen::Index>> layers_;
+  mutable std::vector<Eigen::MatrixXd> block_diagonal_, block_coupling_, block_dw_;
+  mutable std::vector<Eigen::LLT<Eigen::MatrixXd>> block_llt_;
+  mutable std::vector<Eigen::VectorXd> block_vector_;
+  // "cg": the Jacobi diagonal, the iterates (n×B), Σ_k w_jk² over the non-input columns.
+  mutable Eigen::MatrixXd cg_diagonal_, cg_b_, cg_x_, cg_r_, cg_z_, cg_p_, cg_q_, cg_u_, cg_h_;
+  mutable Eigen::VectorXd cg_row_norm_;
+  mutable long cg_iterations_ = 0;
 };
 
 }  // namespace lf

@@ -103,6 +103,11 @@ enum class HolonomicPatterns {
   stream,  // the schedule's input in force (one pattern at a time)
   batch,   // every vector of the input sequence at once, as the columns x_κ sharing W
 };
+enum class HolonomicSolver {
+  dense,  // assemble M_λ and factor it with Eigen's LLT: O((nB)³) per solve
+  block,  // block-tridiagonal Cholesky over the layers of a layered network (the note §1.4)
+  cg,     // matrix-free conjugate gradients with a Jacobi preconditioner, to cg_tolerance
+};
 enum class HolonomicInputSwitch {
   impact,  // x jumps to the new forward pass, the velocities are projected (inelastic impact)
   ramp,    // u(t) moves from the old to the new value along a C² ramp of width ramp_width
@@ -120,6 +125,8 @@ struct HolonomicParams {
   double ramp_width = 0.1;   // width of the input ramps (time units), > 0; input_switch = "ramp"
   bool plastic_bias = true;  // biases of populations with plastic inputs are coordinates too
   Loss loss = Loss::squared;
+  HolonomicSolver solver = HolonomicSolver::dense;  // how M_λ λ̃ = r is solved
+  double cg_tolerance = 1e-12;  // relative residual ‖r − M_λ λ̃‖/‖r‖ of solver = "cg", > 0
 };
 
 using ModelParams = std::variant<LeakyParams, CostateParams, DtpParams, GaitpropParams, BackpropParams,

@@ -113,6 +113,10 @@ HolonomicParams parse_holonomic(const ConfigSection& s) {
   p.ramp_width = s.positive("ramp_width", p.ramp_width);
   p.plastic_bias = s.boolean("plastic_bias", p.plastic_bias);
   p.loss = parse_loss(s);
+  p.solver = s.choice<HolonomicSolver>(
+      "solver", "dense",
+      {{"dense", HolonomicSolver::dense}, {"block", HolonomicSolver::block}, {"cg", HolonomicSolver::cg}});
+  p.cg_tolerance = s.positive("cg_tolerance", p.cg_tolerance);
   return p;
 }
 

@@ -6,6 +6,8 @@
 // costate model's fixed-point flow (H10); threads, input switches and the talk's chain.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <random>
 
@@ -13,6 +15,7 @@
 
 #include "models/costate.hpp"
 #include "models/holonomic.hpp"
+#include "sim/core/errors.hpp"
 #include "tests/helpers.hpp"
 
 using namespace lf;
@@ -577,5 +580,289 @@ TEST_CASE("holonomic, input_switch = \"ramp\": a C² input ramp leaves nothing t
       CHECK(jump > 1e-2);
     }
     CHECK(balance <= 10 * net.rtol * scale);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The solvers of M_λ λ̃ = r (model.solver): "block" (block-tridiagonal Cholesky over the layers)
+// and "cg" (matrix-free Jacobi-preconditioned conjugate gradients) against "dense" (LLT).
+namespace {
+
+// A layered tanh net (the layers shorthand: a chain), every weight and bias plastic.
+const char* layered_toml = R"(
+[network]
+layers = [3, 5, 4, 2]
+activation = "tanh"
+plastic = true
+seed = 5
+init = {{ weights = "normal", scale = 0.9, bias = "normal", bias_scale = 0.4 }}
+[model]
+type = "holonomic"
+m_x = 0.7
+m_w = 1.3
+theta = 0.2
+solver = "{}"
+{}
+[input]
+{}
+[integrator]
+rtol = 1e-9
+atol = 1e-11
+t_end = {}
+[output]
+sample_dt = 0.25
+)";
+const char* layered_sine = "kind = \"sine\"\namplitude = [0.8, 0.5, 0.6]\nfrequency = [0.13, 0.21, 0.3]\n"
+                           "offset = [0.2, -0.1, 0.3]\nphase = [0.3, 1.1, 2.0]\ntarget = [0.3, -0.2]";
+const char* layered_batch = "kind = \"sequence\"\npresent = 1.0\nvalues = [[0.5, -0.3, 0.9], [-0.7, 0.2, 0.1], "
+                            "[0.3, 0.8, -0.6]]\ntargets = [[0.3, -0.2], [-0.4, 0.5], [0.1, 0.6]]";
+
+Experiment layered(const char* solver, bool batch, const std::string& extra = "", double t_end = 2.0) {
+  return experiment_from_toml(fmt::format(fmt::runtime(layered_toml), solver,
+                                          extra + (batch ? "\npatterns = \"batch\"" : ""),
+                                          batch ? layered_batch : layered_sine, t_end));
+}
+
+double relative(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) { return (a - b).norm() / b.norm(); }
+
+double relative(const State& a, const State& b) {
+  double diff = 0.0, norm = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, std::abs(a[i] - b[i]));
+    norm = std::max(norm, std::abs(b[i]));
+  }
+  return diff / norm;
+}
+
+// Max |G̈| by central differences of Ġ along the flow at (s, t) (as H1).
+double gddot_at(const Simulation& sim, const State& s, double t) {
+  const auto& m = holonomic(sim);
+  State ds(s.size()), plus(s.size()), minus(s.size());
+  const double h = 1e-5;
+  sim.model->rhs(s, ds, t);
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    plus[i] = s[i] + h * ds[i];
+    minus[i] = s[i] - h * ds[i];
+  }
+  return ((m.evaluate(plus, t + h).constraint_rate - m.evaluate(minus, t - h).constraint_rate) / (2 * h))
+      .cwiseAbs()
+      .maxCoeff();
+}
+
+}  // namespace
+
+TEST_CASE("holonomic solvers: block and cg give dense's λ̃, RHS and projection on a layered net") {
+  // Same state (dense's start with random velocities), three solvers. Block is a direct solve: it
+  // differs from LLT by round-off, ≤ 1e-10 relative. CG stops at ‖r − Mλ̃‖ ≤ tol ‖r‖, so its λ̃ is
+  // off by at most cond(M_λ)·tol relative (default tol = 1e-12).
+  for (const bool batch : {false, true}) {
+    CAPTURE(batch);
+    Simulation dense(layered("dense", batch));
+    const State s = start(dense, true, 13);
+    const double t = 0.3;
+    const auto reference = holonomic(dense).evaluate(s, t);
+    State ds_dense(s.size());
+    dense.model->rhs(s, ds_dense, t);
+    const Eigen::VectorXd eig =
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(reference.lambda_matrix, Eigen::EigenvaluesOnly).eigenvalues();
+    const double condition = eig.maxCoeff() / eig.minCoeff();
+    // A state off the manifold (x and velocities perturbed) for the projections.
+    State off = s;
+    for (std::size_t i = 0; i < off.size(); ++i) off[i] += 1e-2 * std::sin(1.3 * static_cast<double>(i));
+    State projected_dense = off;
+    dense.model->project(projected_dense, t);
+    for (const char* solver : {"block", "cg"}) {
+      CAPTURE(solver);
+      Simulation sim(layered(solver, batch));
+      const auto& m = holonomic(sim);
+      const auto e = m.evaluate(s, t);
+      State ds(s.size());
+      sim.model->rhs(s, ds, t);
+      State projected = off;
+      sim.model->project(projected, t);
+      const double lambda_error = relative(e.lambda, reference.lambda);
+      const double rhs_error = relative(ds, ds_dense), projection_error = relative(projected, projected_dense);
+      MESSAGE(fmt::format("{} patterns, {}: λ̃ {:.2e}, RHS {:.2e}, projection {:.2e} relative to dense "
+                          "(cond M_λ = {:.1f}{})", m.patterns(), solver, lambda_error, rhs_error,
+                          projection_error, condition,
+                          std::string(solver) == "cg" ? fmt::format(", {} iterations", m.cg_iterations()) : ""));
+      const double bound = std::string(solver) == "cg" ? std::max(1e-10, condition * 1e-12) : 1e-10;
+      CHECK(lambda_error <= bound);
+      CHECK(rhs_error <= bound);
+      CHECK(projection_error <= bound);
+      CHECK((e.lambda_matrix - reference.lambda_matrix).cwiseAbs().maxCoeff() == 0.0);  // the metric's M_λ
+      CHECK(reference.lambda.norm() > 0.1);
+    }
+  }
+}
+
+TEST_CASE("holonomic H1 with the block and cg solvers: G̈ = 0 on a layered net, 1 and 3 patterns") {
+  for (const bool batch : {false, true}) {
+    for (const char* solver : {"block", "cg"}) {
+      CAPTURE(batch);
+      CAPTURE(solver);
+      Simulation sim(layered(solver, batch));
+      const State s = start(sim, true, 17);
+      const double gddot = gddot_at(sim, s, 0.0);
+      MESSAGE(fmt::format("{}, {} pattern(s): max |G̈| = {:.2e}", solver, holonomic(sim).patterns(), gddot));
+      CHECK(gddot <= 1e-8);
+      CHECK(holonomic(sim).evaluate(s, 0.0).constraint_rate.cwiseAbs().maxCoeff() > 0.1);
+    }
+  }
+}
+
+TEST_CASE("holonomic solvers: runs with block and cg follow dense's, 1 and 2 threads give the same bits") {
+  // With projection after every step, the trajectories agree to the integration tolerance (the
+  // step sizes may differ by round-off in the error estimates).
+  const Experiment ex_dense = layered("dense", false);
+  Simulation dense(ex_dense);
+  MetricRecorder rec_dense(*dense.model);
+  State end_dense;
+  REQUIRE(dense.run(ex_dense.integrator, Simulation::sample_times_of(ex_dense), rec_dense, end_dense).outcome ==
+          Outcome::success);
+  for (const char* solver : {"block", "cg"}) {
+    CAPTURE(solver);
+    const Experiment ex = layered(solver, false);
+    Simulation sim(ex);
+    MetricRecorder rec(*sim.model);
+    State end;
+    REQUIRE(sim.run(ex.integrator, Simulation::sample_times_of(ex), rec, end).outcome == Outcome::success);
+    const double difference = relative(end, end_dense);
+    MESSAGE(fmt::format("{}: final state {:.2e} relative to dense; max|G| {:.2e}, max|Ġ| {:.2e}", solver,
+                        difference, max_metric(rec, "residual/constraint"),
+                        max_metric(rec, "residual/constraint_rate")));
+    CHECK(difference <= 1e-7);
+    CHECK(max_metric(rec, "residual/constraint") <= 1e-12);
+    CHECK(max_metric(rec, "residual/constraint_rate") <= 1e-10);
+    const auto one = sample_states_with_threads(ex, 1);
+    const auto two = sample_states_with_threads(ex, 2);
+    REQUIRE(one.size() == two.size());
+    for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);
+  }
+}
+
+TEST_CASE("holonomic solvers: block refuses a non-layered graph, a bad solver names model.solver") {
+  // A skip projection h1 → out: M_λ couples layers two apart, not block-tridiagonal.
+  const std::string skip = R"(
+[network]
+activation = "tanh"
+[[network.population]]
+name = "in"
+size = 2
+role = "input"
+[[network.population]]
+name = "h1"
+size = 3
+[[network.population]]
+name = "h2"
+size = 3
+[[network.population]]
+name = "out"
+size = 1
+role = "output"
+[[network.projection]]
+from = "in"
+to = "h1"
+plastic = true
+[[network.projection]]
+from = "h1"
+to = "h2"
+plastic = true
+[[network.projection]]
+from = "h2"
+to = "out"
+plastic = true
+[[network.projection]]
+from = "h1"
+to = "out"
+plastic = true
+[model]
+type = "holonomic"
+solver = "{}"
+[input]
+value = [0.5, -0.5]
+target = [0.3]
+[integrator]
+t_end = 1.0
+)";
+  try {
+    Simulation sim(experiment_from_toml(fmt::format(fmt::runtime(skip), "block")));
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    MESSAGE(std::string(e.what()));
+    CHECK(e.key() == "model.solver");
+    CHECK(std::string(e.what()).find("'h1' has more than one non-input predecessor or successor") != std::string::npos);
+  }
+  Simulation dense(experiment_from_toml(fmt::format(fmt::runtime(skip), "dense")));
+  Simulation cg(experiment_from_toml(fmt::format(fmt::runtime(skip), "cg")));
+  const State s = start(dense, true, 3);
+  CHECK(relative(holonomic(cg).evaluate(s, 0.0).lambda, holonomic(dense).evaluate(s, 0.0).lambda) <= 1e-10);
+  try {
+    (void)experiment_from_toml(fmt::format(fmt::runtime(skip), "lu"));
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    CHECK(e.key() == "model.solver");
+  }
+  try {
+    (void)layered("cg", false, "cg_tolerance = 0.0");
+    FAIL("no error");
+  } catch (const ConfigError& e) {
+    CHECK(e.key() == "model.cg_tolerance");
+  }
+}
+
+TEST_CASE("holonomic solvers: cg that does not converge stops the run with a non-finite state") {
+  // cg_tolerance = 1e-300 is out of reach (the recursive residual gets there, the true one stays
+  // at round-off): after 10nB + 100 iterations λ̃ is NaN and the driver reports err_nf_state
+  // (exit status 3), not a wrong result.
+  const Experiment ex = layered("cg", false, "cg_tolerance = 1e-300", 1.0);
+  Simulation sim(ex);
+  const auto& m = holonomic(sim);
+  const State s = start(sim, true, 5);
+  State ds(s.size());
+  sim.model->rhs(s, ds, 0.0);
+  CHECK(m.cg_iterations() == -1);
+  CHECK(!std::isfinite(m.evaluate(s, 0.0).lambda.sum()));
+  Simulation run(ex);
+  Recorder rec;
+  State end;
+  const IntegrationResult r = run.run(rec, end);
+  MESSAGE(fmt::format("{}: {}", outcome_name(r.outcome), r.message));
+  CHECK(r.outcome == Outcome::err_nf_state);
+}
+
+TEST_CASE("holonomic solvers: time per RHS of dense, block, cg on layers [4, 64, 64, 64, 2]" * doctest::skip()) {
+  // Run by hand (--no-skip): the README's table. Medians of 7 repetitions of 20 RHS calls.
+  const std::string toml = R"(
+[network]
+layers = [4, 64, 64, 64, 2]
+activation = "tanh"
+plastic = true
+seed = 2
+init = { weights = "normal", scale = 1.0, bias = "normal", bias_scale = 0.3 }
+[model]
+type = "holonomic"
+m_x = 1.0
+m_w = 1.0
+[input]
+value = [0.5, -0.3, 0.8, 0.1]
+target = [0.2, -0.4]
+[integrator]
+t_end = 1.0
+)";
+  for (const char* solver : {"dense", "block", "cg"}) {
+    Simulation sim(experiment_from_toml(toml, {fmt::format("model.solver=\"{}\"", solver)}));
+    const State s = start(sim, true, 1);
+    State ds(s.size());
+    std::vector<double> times;
+    for (int rep = 0; rep < 7; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int call = 0; call < 20; ++call) sim.model->rhs(s, ds, 0.0);
+      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 20);
+    }
+    std::sort(times.begin(), times.end());
+    MESSAGE(fmt::format("{}: median {:.3g} ms per RHS{}", solver, 1e3 * times[3],
+                        std::string(solver) == "cg"
+                            ? fmt::format(" ({} iterations)", holonomic(sim).cg_iterations()) : ""));
   }
 }

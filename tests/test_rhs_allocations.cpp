@@ -80,6 +80,10 @@ TEST_CASE("no model's RHS allocates (STYLE rule 1)") {
       {"examples/holonomic_chain.toml", {"model.m_x=0.5", "model.input_switch=\"ramp\"", "model.ramp_width=4.0"}},
       {"examples/holonomic_xor.toml", {}},
       {"examples/holonomic_xor.toml", {"model.stabilize=\"baumgarte\"", "model.patterns=\"stream\""}},
+      {"examples/holonomic_chain.toml", {"model.m_x=0.5", "model.solver=\"block\""}},
+      {"examples/holonomic_chain.toml", {"model.m_x=0.5", "model.solver=\"cg\""}},
+      {"examples/holonomic_xor.toml", {"model.solver=\"block\""}},
+      {"examples/holonomic_xor.toml", {"model.solver=\"cg\""}},
       {"examples/gaitprop_patterns.toml", {"model.mode=\"discrete\""}},
       // Training runs: batches of 30 (64 for Fashion-MNIST), the RHS on n×B activities.
       {"examples/digits_costate.toml", {}},
