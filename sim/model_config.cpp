@@ -84,6 +84,17 @@ BackpropParams parse_backprop(const ConfigSection& s) {
   return p;
 }
 
+EqpropParams parse_eqprop(const ConfigSection& s) {
+  EqpropParams p;
+  p.beta = s.positive("beta", p.beta);
+  p.symmetric = s.boolean("symmetric", p.symmetric);
+  p.eta = s.non_negative("eta", p.eta);
+  p.update = s.choice<EqpropUpdate>("update", "discrete", {{"discrete", EqpropUpdate::discrete},
+                                                           {"flow", EqpropUpdate::flow}});
+  p.tau = s.positive("tau", p.tau);
+  return p;
+}
+
 }  // namespace
 
 ModelParams parse_model_params(const ConfigSection& s) {
@@ -99,6 +110,8 @@ ModelParams parse_model_params(const ConfigSection& s) {
     params = parse_gaitprop(s);
   } else if (type == "backprop") {
     params = parse_backprop(s);
+  } else if (type == "eqprop") {
+    params = parse_eqprop(s);
   } else {
     std::string names;
     for (const auto& info : model_infos()) names += (names.empty() ? "" : ", ") + std::string(info.name);
