@@ -92,6 +92,14 @@ EqpropParams parse_eqprop(const ConfigSection& s) {
   p.update = s.choice<EqpropUpdate>("update", "discrete", {{"discrete", EqpropUpdate::discrete},
                                                            {"flow", EqpropUpdate::flow}});
   p.tau = s.positive("tau", p.tau);
+  if (p.symmetric && p.beta >= 1.0) {
+    // F = E − βC at −β: ∂²F/∂u_out² = 1 − β (+ bounded terms of ρ), so for β >= 1 F is unbounded
+    // below in u_out (smooth ρ: the −β relaxation runs off to infinity; hard_sigmoid: it sticks
+    // at the box) and the symmetric estimate is meaningless.
+    s.fail("beta", fmt::format("must be < 1 with symmetric = true (the relaxation at -beta "
+                               "minimises E - beta C, which is unbounded below in the outputs for "
+                               "beta >= 1), got {}", p.beta));
+  }
   return p;
 }
 
