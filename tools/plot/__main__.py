@@ -17,12 +17,13 @@ import matplotlib
 matplotlib.use("Agg")  # render off-screen: no display needed
 
 from errors import PlotError
+import energy
 import metrics
 import relaxation
 import waves
 
 # Modules providing register(subcommands); add new subcommand modules here.
-COMMAND_MODULES = (waves, metrics, relaxation)
+COMMAND_MODULES = (waves, metrics, relaxation, energy)
 
 
 def main(argv=None):
