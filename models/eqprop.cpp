@@ -618,7 +618,7 @@ bool EqpropModel::predict(const State& s, const Eigen::Ref<const Eigen::MatrixXd
                           Eigen::Ref<Eigen::MatrixXd> outputs) const {
   // The free phase settled from u = 0 at the parameters of s.
   const Eigen::MatrixXd u = relax(parameters_of(s), inputs, Eigen::MatrixXd::Zero(neurons(), inputs.cols()),
-                                  0.0, nullptr, 1e-7, 1e-6, 1000.0 * params_.tau);
+                                  0.0, nullptr, 1e-5, 1e-4, 200.0 * params_.tau);
   const auto& pops = network_->populations;
   for (std::size_t q = 0; q < pops.size(); ++q) {
     const Eigen::Index out = index_.output_offset(q);
