@@ -11,6 +11,7 @@
 #include <boost/numeric/odeint/stepper/generation.hpp>
 #include <boost/numeric/odeint/stepper/runge_kutta_dopri5.hpp>
 #include <cmath>
+#include <functional>
 
 #include "models/eqprop.hpp"
 #include "sim/core/errors.hpp"
@@ -53,18 +54,9 @@ const EqpropModel& eqprop(const Simulation& sim) {
   return *m;
 }
 
-// Every parameter of the state (the W and b blocks), flat: their offsets in the state.
-std::vector<std::size_t> parameter_offsets(const StateLayout& layout) {
-  std::vector<std::size_t> at;
-  for (const Block& b : layout.blocks()) {
-    if (b.kind != "W" && b.kind != "b") continue;
-    for (Eigen::Index i = 0; i < b.size; ++i) at.push_back(static_cast<std::size_t>(b.offset + i));
-  }
-  return at;
-}
-
-// A Direction flattened in the order of parameter_offsets (connections, then biases by population).
-Eigen::VectorXd flatten(const EqpropModel& m, const Network& net, const EqpropModel::Direction& d) {
+// A Direction flattened in the layout's order of the parameter blocks (connections, then biases
+// by population).
+Eigen::VectorXd flatten(const Network& net, const EqpropModel::Direction& d) {
   std::vector<double> v;
   for (const auto& w : d.weights) v.insert(v.end(), w.data(), w.data() + w.size());
   Eigen::Index at = 0;
@@ -73,11 +65,45 @@ Eigen::VectorXd flatten(const EqpropModel& m, const Network& net, const EqpropMo
     v.insert(v.end(), d.biases.data() + at, d.biases.data() + at + p.size);
     at += p.size;
   }
-  (void)m;
   return Eigen::Map<const Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()));
 }
 
+// The parameters as finite differences see them: each a set of state offsets moved together, and
+// its position in the flattened Direction. A weight of a lateral (self) connection is the pair
+// W_ij = W_ji (the energy's parameter): both entries move; the diagonal (W_ii = 0) is no parameter.
+struct Parameter {
+  std::vector<std::size_t> offsets;
+  Eigen::Index flat;
+};
+
+std::vector<Parameter> parameters_of(const EqpropModel& m) {
+  std::vector<Parameter> out;
+  Eigen::Index flat = 0;
+  std::size_t connection = 0;
+  for (const Block& b : m.layout().blocks()) {
+    if (b.kind != "W" && b.kind != "b") continue;
+    const bool self = b.kind == "W" && m.connections()[connection++].self;
+    for (Eigen::Index i = 0; i < b.size; ++i, ++flat) {
+      const auto at = static_cast<std::size_t>(b.offset + i);
+      if (!self) {
+        out.push_back({{at}, flat});
+        continue;
+      }
+      const Eigen::Index n = b.shape[1], r = i / n, c = i % n;
+      if (r != c) out.push_back({{at, static_cast<std::size_t>(b.offset + c * n + r)}, flat});
+    }
+  }
+  return out;
+}
+
+Eigen::VectorXd select(const Eigen::VectorXd& flat, const std::vector<Parameter>& params) {
+  Eigen::VectorXd v(static_cast<Eigen::Index>(params.size()));
+  for (std::size_t i = 0; i < params.size(); ++i) v[static_cast<Eigen::Index>(i)] = flat[params[i].flat];
+  return v;
+}
+
 struct Oracle {
+  std::vector<Parameter> params;
   Eigen::VectorXd fd;     // −dC/dθ by central differences of C(u⁰(θ))
   Eigen::VectorXd exact;  // recurrent backprop
   Eigen::MatrixXd u0;
@@ -89,19 +115,18 @@ struct Oracle {
 Oracle gradient_oracle(const Simulation& sim, State s, double h) {
   const EqpropModel& m = eqprop(sim);
   const Eigen::MatrixXd x = sim.drive.at(0.0);
-  Eigen::MatrixXd y(2, 1);
-  y << 0.8, 0.2;
+  const Eigen::MatrixXd y = sim.drive.target();
   const Eigen::MatrixXd zero = Eigen::MatrixXd::Zero(m.neurons(), 1);
   Oracle o;
+  o.params = parameters_of(m);
   o.u0 = m.relax(m.parameters_of(s), x, zero, 0.0, nullptr, 1e-13, 1e-12, 2000.0);
-  o.exact = flatten(m, sim.network, m.exact_direction(m.parameters_of(s), x, o.u0, y));
-  const std::vector<std::size_t> at = parameter_offsets(m.layout());
-  o.fd.resize(static_cast<Eigen::Index>(at.size()));
-  for (std::size_t i = 0; i < at.size(); ++i) {
+  o.exact = select(flatten(sim.network, m.exact_direction(m.parameters_of(s), x, o.u0, y)), o.params);
+  o.fd.resize(static_cast<Eigen::Index>(o.params.size()));
+  for (std::size_t i = 0; i < o.params.size(); ++i) {
     double c[2];
     for (int side = 0; side < 2; ++side) {
       State t = s;
-      t[at[i]] += side == 0 ? h : -h;
+      for (const std::size_t at : o.params[i].offsets) t[at] += side == 0 ? h : -h;
       const Eigen::MatrixXd u = m.relax(m.parameters_of(t), x, o.u0, 0.0, nullptr, 1e-13, 1e-12, 2000.0);
       c[side] = m.cost(u, y)(0);
     }
@@ -111,28 +136,31 @@ Oracle gradient_oracle(const Simulation& sim, State s, double h) {
 }
 
 // The EP estimates at β (one-sided: ρρ(u^β) − ρρ(u⁰) over β; symmetric: over 2β from ∓β).
-Eigen::VectorXd ep_estimate(const Simulation& sim, const State& s, const Eigen::MatrixXd& u0,
-                            double beta, bool symmetric) {
+Eigen::VectorXd ep_estimate(const Simulation& sim, const State& s, const Oracle& o, double beta,
+                            bool symmetric) {
   const EqpropModel& m = eqprop(sim);
   const Eigen::MatrixXd x = sim.drive.at(0.0);
-  Eigen::MatrixXd y(2, 1);
-  y << 0.8, 0.2;
+  const Eigen::MatrixXd y = sim.drive.target();
   const auto p = m.parameters_of(s);
-  const Eigen::MatrixXd plus = m.relax(p, x, u0, beta, &y, 1e-13, 1e-12, 2000.0);
-  const Eigen::MatrixXd minus = symmetric ? m.relax(p, x, u0, -beta, &y, 1e-13, 1e-12, 2000.0) : u0;
-  return flatten(m, sim.network, m.ep_direction(x, plus, minus, symmetric ? 2.0 * beta : beta));
+  const Eigen::MatrixXd plus = m.relax(p, x, o.u0, beta, &y, 1e-13, 1e-12, 2000.0);
+  const Eigen::MatrixXd minus = symmetric ? m.relax(p, x, o.u0, -beta, &y, 1e-13, 1e-12, 2000.0) : o.u0;
+  return select(flatten(sim.network, m.ep_direction(x, plus, minus, symmetric ? 2.0 * beta : beta)), o.params);
 }
 
 // The errors of the estimates at β, β/2, β/4 against the finite differences fall by 2 (one-sided)
 // or 4 (symmetric) per halving: the leading error term of u^β in β is O(β) resp. O(β²) (the
 // symmetric difference cancels the even terms). Ratios within 15% of 2 and 4: the next term is
 // O(β) relative to the leading one, β ≤ 0.2 here; the finite differences' error (~1e-7) is below
-// 1e-3 of the smallest estimate error.
-void check_orders(const std::string& activation, const std::string& init, double beta0) {
-  const Experiment ex = experiment_from_toml(small_network(activation, init, beta0));
+// 1e-3 of the smallest estimate error. `prepare` may change the initial state.
+void check_orders(const std::string& label, const std::string& toml, double beta0,
+                  const std::function<void(const Simulation&, State&)>& prepare = {}) {
+  const Experiment ex = experiment_from_toml(toml);
   Simulation sim(ex);
+  sim.drive.enter_segment(0, 0.0);
+  REQUIRE(sim.drive.has_target());
   State s(static_cast<std::size_t>(sim.model->layout().size()));
   sim.model->initial_state(s);
+  if (prepare) prepare(sim, s);
   const Oracle o = gradient_oracle(sim, s, 1e-5);
   // Recurrent backprop is the exact gradient (the alignment metric's reference).
   CHECK((o.exact - o.fd).norm() <= 1e-6 * o.fd.norm());
@@ -141,8 +169,8 @@ void check_orders(const std::string& activation, const std::string& init, double
     double errors[3];
     for (int i = 0; i < 3; ++i) {
       const double beta = beta0 / std::pow(2.0, i);
-      errors[i] = (ep_estimate(sim, s, o.u0, beta, symmetric) - o.fd).norm();
-      MESSAGE(fmt::format("{} {} β = {}: |EP − grad| = {:.3e} (|grad| = {:.3e})", activation,
+      errors[i] = (ep_estimate(sim, s, o, beta, symmetric) - o.fd).norm();
+      MESSAGE(fmt::format("{} {} β = {}: |EP − grad| = {:.3e} (|grad| = {:.3e})", label,
                           symmetric ? "symmetric" : "one-sided", beta, errors[i], o.fd.norm()));
       CHECK(errors[i] > 1e3 * 1e-7);
     }
@@ -155,38 +183,68 @@ void check_orders(const std::string& activation, const std::string& init, double
 }  // namespace
 
 TEST_CASE("eqprop: the EP update converges to the gradient of C at the free fixed point, O(β) and O(β²)") {
-  SUBCASE("logistic") {
-    check_orders("logistic", R"({ weights = "normal", scale = 1.5, bias = "normal", bias_scale = 0.5 })", 0.2);
+  SUBCASE("logistic, layered") {
+    check_orders("logistic", small_network("logistic", R"({ weights = "normal", scale = 1.5, bias = "normal", bias_scale = 0.5 })", 0.2), 0.2);
+  }
+  SUBCASE("tanh, a general graph: a symmetric pair and a lateral connection") {
+    // in → h one-way, h ↔ out one connection (W/h_out, out_h its transpose), h → h lateral.
+    const std::string graph = R"(
+[network]
+activation = "tanh"
+seed = 6
+init = { weights = "normal", scale = 1.2, bias = "normal", bias_scale = 0.3 }
+[[network.population]]
+name = "in"
+size = 2
+role = "input"
+[[network.population]]
+name = "h"
+size = 3
+[[network.population]]
+name = "out"
+size = 2
+role = "output"
+[[network.projection]]
+from = "in"
+to = "h"
+[[network.projection]]
+from = "h"
+to = "out"
+symmetric = true
+[[network.projection]]
+from = "h"
+to = "h"
+symmetric = true
+[[network.projection]]
+from = "out"
+to = "h"
+symmetric = true
+[model]
+type = "eqprop"
+[input]
+value = [0.6, -0.3]
+target = [0.5, -0.4]
+phases = [{ name = "free", duration = 20.0 }, { name = "nudged", duration = 10.0 }]
+[integrator]
+t_end = 30.0
+)";
+    check_orders("tanh graph", graph, 0.2);
   }
   SUBCASE("hard_sigmoid, every neuron away from its kinks") {
-    // Small weights and biases near ½: every pre-activation a stays inside (0, 1) for the free
-    // and nudged states and for the finite differences (checked), where hard_sigmoid is linear.
-    const std::string init = R"({ weights = "normal", scale = 0.3, bias = "zeros" })";
-    const Experiment ex = experiment_from_toml(small_network("hard_sigmoid", init, 0.2));
-    Simulation sim(ex);
-    State s(static_cast<std::size_t>(sim.model->layout().size()));
-    sim.model->initial_state(s);
-    for (const Block& b : sim.model->layout().blocks()) {
-      if (b.kind == "b") std::fill_n(s.begin() + b.offset, b.size, 0.3);
-    }
-    const EqpropModel& m = eqprop(sim);
-    const Eigen::MatrixXd x = sim.drive.at(0.0);
-    const Eigen::MatrixXd u0 = m.relax(m.parameters_of(s), x, Eigen::MatrixXd::Zero(m.neurons(), 1),
-                                       0.0, nullptr, 1e-13, 1e-12, 2000.0);
-    REQUIRE(u0.minCoeff() > 0.1);
-    REQUIRE(u0.maxCoeff() < 0.9);
-    const Oracle o = gradient_oracle(sim, s, 1e-5);
-    CHECK((o.exact - o.fd).norm() <= 1e-6 * o.fd.norm());
-    for (const bool symmetric : {false, true}) {
-      CAPTURE(symmetric);
-      double errors[3];
-      for (int i = 0; i < 3; ++i) {
-        errors[i] = (ep_estimate(sim, s, o.u0, 0.2 / std::pow(2.0, i), symmetric) - o.fd).norm();
-      }
-      const double order = symmetric ? 4.0 : 2.0;
-      CHECK(errors[0] / errors[1] == doctest::Approx(order).epsilon(0.15));
-      CHECK(errors[1] / errors[2] == doctest::Approx(order).epsilon(0.15));
-    }
+    // Small weights and biases 0.3: every pre-activation a stays inside (0, 1) for the free and
+    // nudged states and for the finite differences (checked), where hard_sigmoid is linear.
+    check_orders("hard_sigmoid", small_network("hard_sigmoid", R"({ weights = "normal", scale = 0.3, bias = "zeros" })", 0.2), 0.2,
+                 [](const Simulation& sim, State& s) {
+                   for (const Block& b : sim.model->layout().blocks()) {
+                     if (b.kind == "b") std::fill_n(s.begin() + b.offset, b.size, 0.3);
+                   }
+                   const EqpropModel& m = eqprop(sim);
+                   const Eigen::MatrixXd u0 = m.relax(m.parameters_of(s), sim.drive.at(0.0),
+                                                      Eigen::MatrixXd::Zero(m.neurons(), 1), 0.0,
+                                                      nullptr, 1e-13, 1e-12, 2000.0);
+                   REQUIRE(u0.minCoeff() > 0.1);
+                   REQUIRE(u0.maxCoeff() < 0.9);
+                 });
   }
 }
 
