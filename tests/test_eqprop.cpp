@@ -454,6 +454,17 @@ TEST_CASE("eqprop: 1 and 2 threads give the same bits") {
   for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);
 }
 
+TEST_CASE("eqprop: a training run (minibatches of the digits) gives the same bits on 1 and 2 threads") {
+  const Experiment ex = load_experiment(std::string(LEARNFLOW_SOURCE_DIR) + "/examples/eqprop_digits.toml",
+                                        {"train.epochs=1", "data.test_fraction=0.9", "train.batch=8",
+                                         "model.update=\"flow\""});
+  const auto one = sample_states_with_threads(ex, 1);
+  const auto two = sample_states_with_threads(ex, 2);
+  REQUIRE(one.size() == two.size());
+  REQUIRE(one.size() > 10);
+  for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);
+}
+
 TEST_CASE("eqprop config errors name the key") {
   auto error_of = [](const std::string& toml) -> std::string {
     try {
