@@ -29,6 +29,18 @@ CostateModel::CostateModel(const Network& network, const CostateParams& params, 
   for (const auto& chunk : x_.chunks()) {
     if (learned_.bias_block(chunk.population)) bias_chunks_.push_back(chunk);
   }
+  // Inertia: a velocity block beside every learned block, in the same shape.
+  const auto velocity = [&](const std::optional<BlockId>& id, const char* kind) -> std::optional<BlockId> {
+    if (params.m_w == 0.0 || !id) return std::nullopt;
+    const Block& b = layout_.block(*id);
+    return layout_.add(kind, b.member, b.shape);
+  };
+  for (std::size_t k = 0; k < network.projections.size(); ++k) {
+    weight_velocity_.push_back(velocity(learned_.weight_block(k), "Wdot"));
+  }
+  for (std::size_t p = 0; p < network.populations.size(); ++p) {
+    bias_velocity_.push_back(velocity(learned_.bias_block(p), "bdot"));
+  }
   const InputSpec& input = drive.signal().spec();
   if (input.kind == InputKind::sequence && !input.targets.empty()) {
     accuracy_patterns_ = input.sequence.size();
@@ -43,6 +55,7 @@ CostateModel::CostateModel(const Network& network, const CostateParams& params, 
   error_ = Eigen::MatrixXd::Zero(x_.neurons(), examples);
   output_x_.resize(x_.outputs(), examples);
   output_e_.resize(x_.outputs(), examples);
+  if (params.m_x > 0.0) activation_rate_.resize(x_.neurons(), examples);
   metric_ds_.resize(static_cast<std::size_t>(layout_.size()));
 }
 
@@ -80,6 +93,7 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
   const double c = params_.c;
   const double inv_tau_x = 1.0 / params_.tau_x, inv_tau_lambda = 1.0 / params_.tau_lambda;
   const double inv_gamma = 1.0 / params_.gamma, decay = params_.kappa / params_.gamma;
+  const double m_w = params_.m_w, m_x = params_.m_x;
   const Eigen::Index examples = x_.examples();
   // Rows of population p in the neuron scratch matrices (neurons × B).
   auto rows = [&](Eigen::MatrixXd& scratch, std::size_t p) {
@@ -103,7 +117,31 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
     delta_.middleRows(off, len) =
         d.cwiseProduct(layout_.examples(s, lambda_.block(p)).middleRows(r0, len));
   };
-  // Costates: λ̇ = (−c λ + Σ Wᵀ δ_to + e)/τ_λ, by chunks of the population's own rows.
+  // m_x > 0: the neurons' acceleration ẍ = (−c ẋ + σ'(a) ⊙ ȧ)/τ_x over the chunk's rows, with
+  // ȧ = ḃ + Σ_{q→p} (Ẇ_q x_from + W_q ẋ_from) read from ds (Ẇ, ḃ, ẋ already computed) and
+  // ẋ_from = u̇ for inputs; added as m_x ẍ to the costate's right-hand side `dl`.
+  // u̇, read here: the Drive is not thread-safe (a sine recomputes it in place).
+  const Eigen::MatrixXd* du = m_x > 0.0 ? &drive_->rate_at(t) : nullptr;
+  auto add_inertial_force = [&](std::size_t p, Eigen::Index r0, Eigen::Index len, auto& dl) {
+    const Eigen::Index off = x_.offset(p) + r0;
+    auto adot = activation_rate_.middleRows(off, len);
+    if (const auto& id = learned_.bias_block(p)) {
+      adot.colwise() = layout_.vector(ds, *id).segment(r0, len);
+    } else {
+      adot.setZero();
+    }
+    for (const std::size_t k : x_.incoming(p)) {
+      const Projection& q = network_->projections[k];
+      if (const auto& id = learned_.weight_block(k)) {
+        add_rows_times(WeightView{&q, ds.data() + layout_.block(*id).offset}, r0, len,
+                       x_.activity(layout_, s, u, q.from), adot);
+      }
+      add_rows_times(weight_view(s, k), r0, len, x_.activity(layout_, ds, *du, q.from), adot);
+    }
+    const auto xdot = layout_.examples(ds, x_.block(p)).middleRows(r0, len);
+    dl += (m_x * inv_tau_x) * (derivative_.middleRows(off, len).cwiseProduct(adot) - c * xdot);
+  };
+  // Costates: λ̇ = (−c λ + Σ Wᵀ δ_to + e [+ m_x ẍ])/τ_λ, by chunks of the population's own rows.
   auto costate_chunk = [&](std::size_t i) {
     const std::size_t p = chunks[i].population;
     const Eigen::Index r0 = chunks[i].row_begin, len = chunks[i].size();
@@ -113,38 +151,67 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
       add_columns_transposed_times(weight_view(s, k), r0, len,
                                    rows(delta_, network_->projections[k].to), dl);
     }
+    if (m_x > 0.0) add_inertial_force(p, r0, len, dl);
     dl = inv_tau_lambda * (dl - c * layout_.examples(s, lambda_.block(p)).middleRows(r0, len));
   };
-  // Weight flow: γ Ẇ = mean over the batch of δ_to x_fromᵀ, − κ W, on plastic projections.
+  // Weight flow: γ Ẇ = mean over the batch of δ_to x_fromᵀ, − κ W, on plastic projections; with
+  // a mass, Ẇ is the velocity block and m_W V̇ = mean δ_to x_fromᵀ − κ W − γ V.
   auto weight_chunk = [&](std::size_t i) {
     const WeightChunk& wc = weight_chunks_[i];
     const Projection& q = network_->projections[wc.projection];
     const Block& block = layout_.block(*learned_.weight_block(wc.projection));
+    const Eigen::Index begin = row_offset(q, wc.row_begin), n = row_offset(q, wc.row_end) - begin;
+    if (m_w == 0.0) {
+      outer_rows(weight_view(s, wc.projection), wc.row_begin, wc.row_end - wc.row_begin,
+                 rows(delta_, q.to), x_.activity(layout_, s, u, q.from), inv_gamma, decay,
+                 ds.data() + block.offset + begin);
+      return;
+    }
+    const Block& vblock = layout_.block(*weight_velocity_[wc.projection]);
+    Eigen::Map<Eigen::VectorXd> dv(ds.data() + vblock.offset + begin, n);
+    const Eigen::Map<const Eigen::VectorXd> v(s.data() + vblock.offset + begin, n);
     outer_rows(weight_view(s, wc.projection), wc.row_begin, wc.row_end - wc.row_begin,
-               rows(delta_, q.to), x_.activity(layout_, s, u, q.from), inv_gamma, decay,
-               ds.data() + block.offset + row_offset(q, wc.row_begin));
+               rows(delta_, q.to), x_.activity(layout_, s, u, q.from), 1.0 / m_w,
+               params_.kappa / m_w, dv.data());
+    dv -= (params_.gamma / m_w) * v;
+    Eigen::Map<Eigen::VectorXd>(ds.data() + block.offset + begin, n) = v;
   };
-  // Bias flow: γ ḃ = mean over the batch of δ, − κ b.
+  // Bias flow: γ ḃ = mean over the batch of δ, − κ b (with a mass, as the weights').
   auto bias_chunk = [&](std::size_t i) {
     const std::size_t p = bias_chunks_[i].population;
     const Eigen::Index r0 = bias_chunks_[i].row_begin, len = bias_chunks_[i].size();
     auto db = layout_.vector(ds, *learned_.bias_block(p)).segment(r0, len);
     const auto b = layout_.vector(s, *learned_.bias_block(p)).segment(r0, len);
     const auto delta = delta_.middleRows(x_.offset(p) + r0, len);
-    if (examples == 1) {
-      db = inv_gamma * delta.col(0) - decay * b;
-    } else {
-      db = (inv_gamma / static_cast<double>(examples)) * delta.rowwise().sum() - decay * b;
+    const double scale = m_w == 0.0 ? inv_gamma : 1.0 / m_w;
+    const double shrink = m_w == 0.0 ? decay : params_.kappa / m_w;
+    auto force = [&](auto& out) {
+      if (examples == 1) {
+        out = scale * delta.col(0) - shrink * b;
+      } else {
+        out = (scale / static_cast<double>(examples)) * delta.rowwise().sum() - shrink * b;
+      }
+    };
+    if (m_w == 0.0) {
+      force(db);
+      return;
     }
+    auto dv = layout_.vector(ds, *bias_velocity_[p]).segment(r0, len);
+    const auto v = layout_.vector(s, *bias_velocity_[p]).segment(r0, len);
+    force(dv);
+    dv -= (params_.gamma / m_w) * v;
+    db = v;
   };
 
   // Small networks avoid OpenMP constructs entirely (an inactive region still costs a futex).
+  // With m_x > 0 the costates need every ẋ, Ẇ and ḃ: they come after the flows.
+  const bool costates_last = m_x > 0.0;
   if (!parallel_) {
     for (std::size_t i = 0; i < chunks.size(); ++i) forward_chunk(i);
     output_error(s);
-    for (std::size_t i = 0; i < chunks.size(); ++i) costate_chunk(i);
     for (std::size_t i = 0; i < weight_chunks_.size(); ++i) weight_chunk(i);
     for (std::size_t i = 0; i < bias_chunks_.size(); ++i) bias_chunk(i);
+    for (std::size_t i = 0; i < chunks.size(); ++i) costate_chunk(i);
     return;
   }
   // Chunks are handed out one at a time: their work differs by layer (see for_each_chunk).
@@ -154,12 +221,18 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
     for (std::size_t i = 0; i < chunks.size(); ++i) forward_chunk(i);
 #pragma omp single
     output_error(s);  // needs every x; its barrier makes every δ visible to the phases below
+    if (!costates_last) {
 #pragma omp for schedule(dynamic, 1) nowait
-    for (std::size_t i = 0; i < chunks.size(); ++i) costate_chunk(i);
+      for (std::size_t i = 0; i < chunks.size(); ++i) costate_chunk(i);
+    }
 #pragma omp for schedule(dynamic, 1) nowait
     for (std::size_t i = 0; i < weight_chunks_.size(); ++i) weight_chunk(i);
 #pragma omp for schedule(dynamic, 1)
     for (std::size_t i = 0; i < bias_chunks_.size(); ++i) bias_chunk(i);
+    if (costates_last) {
+#pragma omp for schedule(dynamic, 1)
+      for (std::size_t i = 0; i < chunks.size(); ++i) costate_chunk(i);
+    }
   }
 }
 

@@ -23,14 +23,17 @@ enum class CostateMode {
   adjoint,    // x forward over [t0, T], then the Pontryagin costate backward from λ(T) = 0
 };
 
-// costate (Betti & Gori): τ_x ẋ = −c x + σ(a);  τ_λ λ̇ = −c λ + Wᵀ(σ'(a) ⊙ λ) + e;
-// γ ẇ_jk = λ_j σ'(a_j) x_k − κ w_jk on plastic projections; γ ḃ_j = λ_j σ'(a_j) − κ b_j.
+// costate (Betti & Gori): τ_x ẋ = −c x + σ(a);  τ_λ λ̇ = −c λ + Wᵀ(σ'(a) ⊙ λ) + e + m_x ẍ;
+// m_W ẅ_jk + γ ẇ_jk = λ_j σ'(a_j) x_k − κ w_jk on plastic projections (biases likewise);
+// m_W = m_x = 0 (the defaults): the overdamped flow γ ẇ_jk = λ_j σ'(a_j) x_k − κ w_jk.
 struct CostateParams {
   double c = 1.0;           // leak of x and λ (dimensionless), > 0
   double tau_x = 1.0;       // time constant of x (time units), > 0
   double tau_lambda = 1.0;  // time constant of λ (time units), > 0
   double gamma = 1.0;       // inverse learning rate of the weight flow (time units), > 0
   double kappa = 0.0;       // weight decay κ (dimensionless), >= 0
+  double m_w = 0.0;         // mass m_W of the weights and biases (time units²), >= 0; diffusion only
+  double m_x = 0.0;         // mass m_x of the neurons in the costate (time units²), >= 0; diffusion only
   bool plastic_bias = true; // biases of populations with plastic inputs flow too
   Loss loss = Loss::squared;
   CostateMode mode = CostateMode::diffusion;

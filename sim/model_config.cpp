@@ -30,6 +30,13 @@ CostateParams parse_costate(const ConfigSection& s) {
   p.loss = parse_loss(s);
   p.mode = s.choice<CostateMode>("mode", "diffusion", {{"diffusion", CostateMode::diffusion},
                                                        {"adjoint", CostateMode::adjoint}});
+  // Inertia (models/costate.hpp): the masses of the weights and of the neurons.
+  p.m_w = s.non_negative("m_w", p.m_w);
+  p.m_x = s.non_negative("m_x", p.m_x);
+  if (p.mode == CostateMode::adjoint) {
+    if (p.m_w > 0.0) s.fail("m_w", "the exact adjoint has no inertia: set m_w = 0 or mode = \"diffusion\"");
+    if (p.m_x > 0.0) s.fail("m_x", "the exact adjoint has no inertia: set m_x = 0 or mode = \"diffusion\"");
+  }
   return p;
 }
 

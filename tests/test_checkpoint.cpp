@@ -259,6 +259,9 @@ TEST_CASE("a run resumed after every step equals the uninterrupted run, for ever
 
 TEST_CASE("a run resumed after every step equals the uninterrupted run: models with event state") {
   SUBCASE("gaitprop (frozen forward pass)") { check_resumed_every_step(gaitprop_phases, {}); }
+  SUBCASE("costate with inertia (velocity blocks)") {
+    check_resumed_every_step(xor_costate, {"model.m_w=0.5", "model.m_x=0.2"});
+  }
   SUBCASE("gaitprop, discrete updates") {
     check_resumed_every_step(gaitprop_phases, {"model.mode=\"discrete\""});
   }

@@ -61,11 +61,32 @@ sample_dt = 80.0
 }  // namespace
 
 TEST_CASE("costate fixed point on a DAG: λ is the backprop error, the flow is −(1/γ)∂V/∂W") {
-  const Experiment ex = experiment_from_toml(dag_toml);
+  // With the neurons' mass m_x > 0 (issue 13) the costate carries m_x ẍ, zero at rest: the
+  // settled λ is backprop's all the same, while the transient differs.
+  std::vector<std::string> overrides;
+  SUBCASE("massless") {}
+  SUBCASE("m_x = 0.5") { overrides = {"model.m_x=0.5"}; }
+  CAPTURE(overrides.size());
+  const Experiment ex = experiment_from_toml(dag_toml, overrides);
   Simulation sim(ex);
   Recorder rec;
   State s;
   REQUIRE(sim.run(rec, s).outcome == Outcome::success);
+  if (!overrides.empty()) {
+    // At t = 2 (before settling) λ differs from the massless run's.
+    Experiment early = experiment_from_toml(dag_toml, {"integrator.t_end=2", "output.sample_dt=2"});
+    Experiment early_mx = experiment_from_toml(dag_toml, {"integrator.t_end=2", "output.sample_dt=2",
+                                                          "model.m_x=0.5"});
+    Simulation a(early), b(early_mx);
+    Recorder ra, rb;
+    State sa, sb;
+    REQUIRE(a.run(ra, sa).outcome == Outcome::success);
+    REQUIRE(b.run(rb, sb).outcome == Outcome::success);
+    const auto& m = dynamic_cast<const CostateModel&>(*a.model);
+    const auto la = m.layout().vector(sa, m.costates().block(1));
+    const auto lb = m.layout().vector(sb, m.costates().block(1));
+    CHECK(max_abs_diff(la, lb) > 1e-3);
+  }
   const auto& model = dynamic_cast<const CostateModel&>(*sim.model);
   const Network& net = sim.network;
   const Eigen::Map<const Eigen::VectorXd> u(ex.input.value.data(), 4);
@@ -340,7 +361,7 @@ atol = 1e-11
 TEST_CASE("costate results are bit-identical with 1 and 2 threads") {
   std::string target;
   for (int i = 0; i < 128; ++i) target += fmt::format("{}{}", i == 0 ? "" : ", ", 0.5 * std::cos(0.3 * i));
-  const Experiment ex = experiment_from_toml(fmt::format(R"(
+  const std::string toml = fmt::format(R"(
 [network]
 layers = [128, 128, 128]
 activation = "tanh"
@@ -361,11 +382,16 @@ target = [{}]
 t_end = 3.0
 [output]
 sample_dt = 0.5
-)", target));
-  const auto one = sample_states_with_threads(ex, 1);
-  const auto two = sample_states_with_threads(ex, 2);
-  REQUIRE(one.size() == 7);
-  REQUIRE(one.size() == two.size());
-  for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);  // exact equality
-  CHECK(one.back() != one.front());  // the weights and states moved
+)", target);
+  // Also with inertia (issue 13): the costates then run after the flows.
+  for (const std::vector<std::string>& masses :
+       {std::vector<std::string>{}, std::vector<std::string>{"model.m_w=0.5", "model.m_x=0.3"}}) {
+    const Experiment ex = experiment_from_toml(toml, masses);
+    const auto one = sample_states_with_threads(ex, 1);
+    const auto two = sample_states_with_threads(ex, 2);
+    REQUIRE(one.size() == 7);
+    REQUIRE(one.size() == two.size());
+    for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);  // exact equality
+    CHECK(one.back() != one.front());  // the weights and states moved
+  }
 }

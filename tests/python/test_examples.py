@@ -24,6 +24,7 @@ SHORT_T_END = {
     "backward_wave.toml": None,
     "dtp_relaxation.toml": 130.0,
     "xor_costate.toml": 400.0,
+    "inertia_xor.toml": 400.0,
     "gaitprop_patterns.toml": 60.0,
     "digits_costate.toml": ["train.epochs=1", "data.test_fraction=0.9"],
     "digits_backprop.toml": ["train.epochs=1", "data.test_fraction=0.9"],

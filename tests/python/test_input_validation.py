@@ -327,6 +327,21 @@ t_end = 7.0
         self.refused(text.replace('"hard_sigmoid"', '"relu"'), "network.population[1].activation: "
                                                               "model 'eqprop' needs a bounded activation")
 
+    # ---- issue 13: the masses of the costate model
+
+    def test_masses_must_be_non_negative_and_diffusion_only(self):
+        text = LAYERED + "\n[model]\ntype = \"costate\"\nm_w = 0.5\nm_x = 0.2\n"
+        self.accepted(text)
+        self.refused(text.replace("m_w = 0.5", "m_w = -0.5"),
+                     "CONFIG:16: model.m_w: must be >= 0, got -0.5")
+        self.refused(text.replace("m_x = 0.2", "m_x = -1"), "CONFIG:17: model.m_x: must be >= 0, got -1")
+        self.refused(text, "model.m_w: the exact adjoint has no inertia: set m_w = 0 or mode = "
+                           "\"diffusion\"", overrides=['model.mode="adjoint"'])
+        self.refused(text.replace("m_w = 0.5", "m_w = 0"), "model.m_x: the exact adjoint has no "
+                     "inertia", overrides=['model.mode="adjoint"'])
+        self.accepted(text.replace("m_w = 0.5", "m_w = 0").replace("m_x = 0.2", "m_x = 0"),
+                      'model.mode="adjoint"')
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

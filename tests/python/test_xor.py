@@ -17,6 +17,7 @@ Run: LEARNFLOW_BIN=build/learnflow /usr/bin/python3 tests/python/test_xor.py -v
 """
 
 import os
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -36,19 +37,25 @@ SEEDS = range(1, 6)  # the first five seeds, not chosen
 REQUIRED = 3         # ≥ 12 of 20 in the full study, scaled to 5 seeds
 
 
-class XorStudyTest(unittest.TestCase):
+class SeedRuns(unittest.TestCase):
+    """Runs `config` on SEEDS once for the class (cls.runs, cls.study)."""
+    config = CONFIG
+
     @classmethod
     def setUpClass(cls):
         if not BIN.exists():
             raise unittest.SkipTest(f"no learnflow executable at {BIN} (set LEARNFLOW_BIN)")
         cls.tmp = tempfile.TemporaryDirectory()
         cls.dir = Path(cls.tmp.name)
-        cls.runs = xor_study.run_seeds(BIN, CONFIG, SEEDS, cls.dir)
+        cls.runs = xor_study.run_seeds(BIN, cls.config, SEEDS, cls.dir)
         cls.study = xor_study.Study(cls.runs)
 
     @classmethod
     def tearDownClass(cls):
         cls.tmp.cleanup()
+
+
+class XorStudyTest(SeedRuns):
 
     def test_learns_xor_on_at_least_3_of_seeds_1_to_5(self):
         learned = self.study.successes(self.study.costate)
@@ -126,6 +133,42 @@ class XorStudyTest(unittest.TestCase):
         # weights' drift O(P/γ).
         for coarse, fine in zip(errors, errors[1:]):
             self.assertAlmostEqual(fine / coarse, 0.5, delta=0.05, msg=f"errors {errors}")
+
+
+INERTIA_CONFIG = ROOT / "examples" / "inertia_xor.toml"
+INERTIA_REQUIRED = 3  # 14 of seeds 1..20 learn in the study (README, "Inertia"), scaled to 5
+
+
+class InertiaXorTest(SeedRuns):
+    """The same network and schedule with massive weights and neurons (issue 13,
+    examples/inertia_xor.toml): it learns, its velocities start at rest, and `tools/plot weights`
+    draws its weights against the overdamped flow's."""
+    config = INERTIA_CONFIG
+
+    def test_learns_xor_on_at_least_3_of_seeds_1_to_5(self):
+        learned = self.study.successes(self.study.costate)
+        self.assertGreaterEqual(learned, INERTIA_REQUIRED,
+                                f"learned times {self.study.costate} on seeds {list(SEEDS)}")
+
+    def test_velocities_start_at_rest_and_move(self):
+        for run in self.runs:
+            with h5py.File(run.path, "r") as f:
+                for kind in ("Wdot", "bdot"):
+                    for name, dataset in f[f"state/{kind}"].items():
+                        v = dataset[()]
+                        np.testing.assert_array_equal(v[0], 0.0, f"seed {run.seed}: {kind}/{name}")
+                        self.assertGreater(np.abs(v).max(), 0.0, f"seed {run.seed}: {kind}/{name}")
+                self.assertEqual(set(f["state/Wdot"]), set(f["state/W"]))
+
+    def test_weights_plot_against_the_overdamped_flow(self):
+        other = self.dir / "overdamped.h5"
+        xor_study.run_learnflow(BIN, CONFIG, 2, other, ["integrator.t_end=800"])
+        figure = self.dir / "weights.png"
+        result = subprocess.run([sys.executable, str(ROOT / "tools" / "plot"), "weights",
+                                 self.runs[1].path, "--compare", other, "-o", figure],
+                                capture_output=True, text=True, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertGreater(figure.stat().st_size, 10000)
 
 
 if __name__ == "__main__":

@@ -147,6 +147,9 @@ class RunFile:
     def __exit__(self, *exc):
         self._file.close()
 
+    def close(self):
+        self._file.close()
+
     def attr(self, name, default=None):
         """A root attribute (strings decoded), or default if absent."""
         value = self._file.attrs.get(name)
@@ -197,6 +200,13 @@ class RunFile:
         recorded = self._file.get(f"state/{kind}", {})
         return [Activity(name, recorded[name], self.time)
                 for name in self.population_names if name in recorded]
+
+    def blocks(self, kind):
+        """Every recorded block /state/<kind>/<member> (weights W, velocities Wdot, biases b, ...:
+        members are projections or populations), in natural order of the member names."""
+        recorded = self._file.get(f"state/{kind}", {})
+        return [Activity(name, recorded[name], self.time)
+                for name in sorted(recorded, key=natural_key)]
 
     def stored_waves(self, kind):
         """{population: arrival per input segment (NaN: undefined)} from /waves/<kind>, in
