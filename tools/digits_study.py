@@ -44,7 +44,7 @@ STUDIES = (
      ["network.layers=[64, 32, 10]", 'network.activation="hard_sigmoid"',
       'network.output_activation="hard_sigmoid"',
       'network.init={ weights = "normal", scale = 1.0, bias = "normal", bias_scale = 0.1 }',
-      'model.loss="squared"', "model.eta=0.2", "train.batch=20", "train.epochs=5"],
+      'model.loss="squared"', "model.eta=0.2", "train.batch=20", "train.epochs=20"],
      "64-32-10 hard_sigmoid, squared"),
 )
 
