@@ -367,13 +367,16 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
           f_prev.swap(f_end);
         }
       }
+      // Samples are projected like the states of the steps (Model::project; a copy, so that the
+      // step's dense output keeps its end point).
       while (next_sample < times.size() && times[next_sample] <= t_stop) {
         if (times[next_sample] == t) {
-          job.observer.sample(policy.state(), t);
+          interpolated = policy.state();
         } else {
           policy.interpolate(times[next_sample], interpolated);
-          job.observer.sample(interpolated, times[next_sample]);
         }
+        job.model.project(interpolated, times[next_sample]);
+        job.observer.sample(interpolated, times[next_sample]);
         ++next_sample;
       }
       if (t_stop < t) {
@@ -381,6 +384,15 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
         state_at(t_stop, interpolated);
         policy.state() = interpolated;
         t = t_stop;
+      }
+      // A constrained model moves the accepted state back onto its manifold (Model::project),
+      // after the step's samples (the dense output needed the step's own end point). A changed
+      // state restarts the stepper at t as at a segment start: dopri5 re-evaluates its FSAL
+      // derivative (one RHS evaluation per step), so the next step, a checkpoint taken below and
+      // the run resumed from it all start from the projected state and its derivative.
+      if (job.model.project(policy.state(), t)) {
+        policy.restart(sys, t);
+        if (tol > 0 && !converged) r_prev = phase_residual(job.model, policy.state(), t, f_prev);
       }
       job.observer.step(policy.state(), t, h, stats);
       if (adaptive && natural_dt < spec.dt_min && dt < spec.dt_min) {

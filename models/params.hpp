@@ -96,8 +96,47 @@ struct EqpropParams {
   double tau = 1.0;         // time constant τ of the states u (time units), > 0
 };
 
+// holonomic (the talk's Lagrangian learning with holonomic constraints; models/holonomic.hpp):
+// neurons and weights are particles of masses m_x, m_W; x_j = σ(a_j) is a constraint whose
+// reaction λ_j comes from an instantaneous SPD linear system.
+enum class HolonomicSign {
+  mechanics,  // L = ϖT − V (stationary action): the force is −∇V, a heavy ball that descends
+  minimum,    // the slides' minimised ∫ϖT + V: the force is +∇V, unstable forward in time
+};
+enum class HolonomicDissipation {
+  kinetic,  // ϖ = e^{θt} on the kinetic term only (the slides): the force decays like e^{−θt}
+  whole,    // ϖ on the whole Lagrangian: friction θ, no annealing
+};
+enum class HolonomicStabilization {
+  project,    // after every accepted step: forward pass, then a mass-weighted velocity projection
+  baumgarte,  // G̈ + 2α Ġ + α² G = 0 in the λ system
+  none,       // G̈ = 0 only (index-reduced DAE: G and Ġ drift at the integration error)
+};
+enum class HolonomicPatterns {
+  stream,  // the schedule's input in force (one pattern at a time)
+  batch,   // every vector of the input sequence at once, as the columns x_κ sharing W
+};
+enum class HolonomicInputSwitch {
+  impact,  // x jumps to the new forward pass, the velocities are projected (inelastic impact)
+  ramp,    // u(t) moves from the old to the new value along a C² ramp of width ramp_width
+};
+struct HolonomicParams {
+  double m_x = 1.0;    // mass of every non-input neuron (time units²), >= 0; 0: the reduced mode
+  double m_w = 1.0;    // mass of every plastic weight and bias (time units²), > 0
+  double theta = 0.0;  // dissipation rate θ of ϖ(t) = e^{θt} (1/time), >= 0
+  double alpha = 5.0;  // Baumgarte rate α (1/time), > 0; stabilize = "baumgarte" only
+  HolonomicSign sign = HolonomicSign::mechanics;
+  HolonomicDissipation dissipation = HolonomicDissipation::kinetic;
+  HolonomicStabilization stabilize = HolonomicStabilization::project;
+  HolonomicPatterns patterns = HolonomicPatterns::stream;
+  HolonomicInputSwitch input_switch = HolonomicInputSwitch::impact;
+  double ramp_width = 0.1;   // width of the input ramps (time units), > 0; input_switch = "ramp"
+  bool plastic_bias = true;  // biases of populations with plastic inputs are coordinates too
+  Loss loss = Loss::squared;
+};
+
 using ModelParams = std::variant<LeakyParams, CostateParams, DtpParams, GaitpropParams, BackpropParams,
-                                 EqpropParams>;
+                                 EqpropParams, HolonomicParams>;
 
 // The model's registered name ("leaky", "costate", …).
 std::string model_type(const ModelParams& params);

@@ -10,6 +10,7 @@
 #include "models/dtp.hpp"
 #include "models/eqprop.hpp"
 #include "models/gaitprop.hpp"
+#include "models/holonomic.hpp"
 #include "models/leaky.hpp"
 
 namespace lf {
@@ -22,6 +23,7 @@ constexpr std::array<ModelInfo, 6> infos = {{
     {"gaitprop", "GAIT-prop: incremental targets through exact layer inverses, backprop for orthogonal W"},
     {"backprop", "discrete minibatch SGD with exact backprop: the baseline of the continuous models"},
     {"eqprop", "equilibrium propagation: energy relaxation in free and nudged phases, contrastive update"},
+    {"holonomic", "Lagrangian learning: massive neurons and weights, reactions lambda of x = sigma(a) (DAGs)"},
 }};
 
 }  // namespace
@@ -35,6 +37,7 @@ std::string model_type(const ModelParams& params) {
     if constexpr (std::is_same_v<P, GaitpropParams>) return "gaitprop";
     if constexpr (std::is_same_v<P, BackpropParams>) return "backprop";
     if constexpr (std::is_same_v<P, EqpropParams>) return "eqprop";
+    if constexpr (std::is_same_v<P, HolonomicParams>) return "holonomic";
   }, params);
 }
 
@@ -54,6 +57,7 @@ std::unique_ptr<Model> make_model(const ModelParams& params, const Network& netw
     if constexpr (std::is_same_v<P, GaitpropParams>) return std::make_unique<GaitpropModel>(network, p, drive);
     if constexpr (std::is_same_v<P, BackpropParams>) return std::make_unique<BackpropSgdModel>(network, p, drive);
     if constexpr (std::is_same_v<P, EqpropParams>) return std::make_unique<EqpropModel>(network, p, drive);
+    if constexpr (std::is_same_v<P, HolonomicParams>) return std::make_unique<HolonomicModel>(network, p, drive);
   }, params);
 }
 

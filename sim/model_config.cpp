@@ -110,6 +110,31 @@ EqpropParams parse_eqprop(const ConfigSection& s) {
   return p;
 }
 
+HolonomicParams parse_holonomic(const ConfigSection& s) {
+  HolonomicParams p;
+  p.m_x = s.non_negative("m_x", p.m_x);
+  p.m_w = s.positive("m_w", p.m_w);
+  p.theta = s.non_negative("theta", p.theta);
+  p.alpha = s.positive("alpha", p.alpha);
+  p.sign = s.choice<HolonomicSign>("sign", "mechanics", {{"mechanics", HolonomicSign::mechanics},
+                                                         {"minimum", HolonomicSign::minimum}});
+  p.dissipation = s.choice<HolonomicDissipation>(
+      "dissipation", "kinetic",
+      {{"kinetic", HolonomicDissipation::kinetic}, {"whole", HolonomicDissipation::whole}});
+  p.stabilize = s.choice<HolonomicStabilization>(
+      "stabilize", "project",
+      {{"project", HolonomicStabilization::project}, {"baumgarte", HolonomicStabilization::baumgarte},
+       {"none", HolonomicStabilization::none}});
+  p.patterns = s.choice<HolonomicPatterns>(
+      "patterns", "stream", {{"stream", HolonomicPatterns::stream}, {"batch", HolonomicPatterns::batch}});
+  p.input_switch = s.choice<HolonomicInputSwitch>(
+      "input_switch", "impact", {{"impact", HolonomicInputSwitch::impact}, {"ramp", HolonomicInputSwitch::ramp}});
+  p.ramp_width = s.positive("ramp_width", p.ramp_width);
+  p.plastic_bias = s.boolean("plastic_bias", p.plastic_bias);
+  p.loss = parse_loss(s);
+  return p;
+}
+
 }  // namespace
 
 ModelParams parse_model_params(const ConfigSection& s) {
@@ -127,6 +152,8 @@ ModelParams parse_model_params(const ConfigSection& s) {
     params = parse_backprop(s);
   } else if (type == "eqprop") {
     params = parse_eqprop(s);
+  } else if (type == "holonomic") {
+    params = parse_holonomic(s);
   } else {
     std::string names;
     for (const auto& info : model_infos()) names += (names.empty() ? "" : ", ") + std::string(info.name);

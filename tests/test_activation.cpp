@@ -133,3 +133,25 @@ TEST_CASE("activations: every tanh kernel gives the baseline's bits") {
   }
   MESSAGE("tanh kernels on this CPU: " << kernels.size() << " (last: " << kernels.back().name << ")");
 }
+
+TEST_CASE("activations: σ'' against central differences of σ' (the C² activations)") {
+  // Central differences of σ' with step h: error h²σ''''/6 + ε|σ'|/h, about 1e-10 at h = 1e-5.
+  Eigen::MatrixXd a(6, 2);
+  a << -3.0, -0.7, -1e-3, 0.2, 0.9, 2.5, -1.5, 0.05, 0.4, -2.2, 1.7, 3.3;
+  const double h = 1e-5;
+  for (const std::string_view name : activation_names()) {
+    CAPTURE(name);
+    Activation f{};
+    REQUIRE(parse_activation(name, f));
+    if (!twice_differentiable(f)) {
+      CHECK((name == "relu" || name == "leaky_relu"));
+      continue;
+    }
+    Eigen::MatrixXd d2(6, 2), plus(6, 2), minus(6, 2);
+    activate_second_derivative(f, a, d2);
+    activate_derivative(f, (a.array() + h).matrix(), plus);
+    activate_derivative(f, (a.array() - h).matrix(), minus);
+    const Eigen::MatrixXd fd = (plus - minus) / (2 * h);
+    CHECK((d2 - fd).cwiseAbs().maxCoeff() <= 1e-9);
+  }
+}

@@ -262,6 +262,14 @@ TEST_CASE("a run resumed after every step equals the uninterrupted run: models w
   SUBCASE("costate with inertia (velocity blocks)") {
     check_resumed_every_step(xor_costate, {"model.m_w=0.5", "model.m_x=0.2"});
   }
+  SUBCASE("holonomic (a projection after every step, impacts at the switches)") {
+    std::string holonomic = xor_costate;
+    const auto begin = holonomic.find("[model]"), end = holonomic.find("[input]");
+    holonomic.replace(begin, end - begin, "[model]\ntype = \"holonomic\"\nm_x = 0.3\nm_w = 2.0\ntheta = 0.2\n");
+    check_resumed_every_step(holonomic, {});
+    check_resumed_every_step(holonomic, {"model.m_x=0.0"});
+    check_resumed_every_step(holonomic, {"model.input_switch=\"ramp\"", "model.ramp_width=0.5"});
+  }
   SUBCASE("gaitprop, discrete updates") {
     check_resumed_every_step(gaitprop_phases, {"model.mode=\"discrete\""});
   }

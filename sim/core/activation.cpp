@@ -240,6 +240,33 @@ void activate_with_derivative(Activation f, Eigen::Ref<const Eigen::MatrixXd> a,
   }
 }
 
+void activate_second_derivative(Activation f, Eigen::Ref<const Eigen::MatrixXd> a,
+                                Eigen::Ref<Eigen::MatrixXd> out) {
+  for (Eigen::Index b = 0; b < a.cols(); ++b) {
+    auto o = out.col(b);
+    const auto x = a.col(b);
+    switch (f.kind) {
+      case Activation::tanh:  // σ'' = −2 σ (1 − σ²)
+        tanh_vectorised(x.data(), o.data(), x.size());
+        o = o.unaryExpr([](double s) { return -2.0 * s * (1.0 - s * s); });
+        break;
+      case Activation::logistic:  // σ'' = σ (1 − σ)(1 − 2σ)
+        o = x.unaryExpr([](double v) { const double s = logistic(v); return s * (1.0 - s) * (1.0 - 2.0 * s); });
+        break;
+      case Activation::softplus:  // σ' = logistic, σ'' = logistic (1 − logistic)
+        o = x.unaryExpr([](double v) { const double s = logistic(v); return s * (1.0 - s); });
+        break;
+      case Activation::asinh:  // σ'' = −a / (1 + a²)^{3/2}
+        o = x.unaryExpr([](double v) { return -v / std::pow(1.0 + v * v, 1.5); });
+        break;
+      case Activation::relu:
+      case Activation::leaky_relu:
+      case Activation::linear:
+      case Activation::hard_sigmoid: o.setZero(); break;  // zero away from the kinks
+    }
+  }
+}
+
 bool invertible(Activation f) {
   return f.kind != Activation::relu && f.kind != Activation::hard_sigmoid;
 }

@@ -38,6 +38,15 @@ void activate(Activation f, Eigen::Ref<const Eigen::MatrixXd> a, Eigen::Ref<Eige
 // out = σ'(a), elementwise.
 void activate_derivative(Activation f, Eigen::Ref<const Eigen::MatrixXd> a,
                          Eigen::Ref<Eigen::MatrixXd> out);
+// out = σ''(a), elementwise (the holonomic model's constraint curvature). relu and leaky_relu
+// are not C² (σ'' is a Dirac mass at 0): 0 is returned away from the kink, and models that need
+// σ'' reject them (C2 below).
+void activate_second_derivative(Activation f, Eigen::Ref<const Eigen::MatrixXd> a,
+                                Eigen::Ref<Eigen::MatrixXd> out);
+// Whether σ is twice continuously differentiable (all but relu and leaky_relu).
+constexpr bool twice_differentiable(Activation f) {
+  return f.kind != Activation::relu && f.kind != Activation::leaky_relu;
+}
 // sigma = σ(a) and derivative = σ'(a) together (`a` may alias `sigma`), with the same bits as the
 // two calls above; tanh and logistic take σ' from σ (1 − σ², σ(1 − σ)) instead of evaluating
 // σ twice.

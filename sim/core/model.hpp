@@ -53,6 +53,15 @@ class Model {
       if (b.per_example()) std::fill_n(s.begin() + b.offset, b.size, 0.0);
     }
   }
+  // Stabilisation of a constrained model (holonomic): moves s onto the model's constraint
+  // manifold at time t and refreshes the blocks that are functions of the state (reactions).
+  // Called by the integration loop after every accepted step, after that step's samples; the
+  // loop then restarts the stepper at t when this returns true (the dynamical coordinates
+  // changed: dopri5's FSAL derivative is re-evaluated), as after enter_segment. Also applied to
+  // a copy of every sampled state before it is observed, so that samples are on the manifold
+  // too. Deterministic (checkpoint/resume stay bit for bit) and allocation-free. Default:
+  // nothing to project.
+  virtual bool project(State& /*s*/, double /*t*/) const { return false; }
   // A discrete event at the end of every input segment, after its last sample and before the
   // Drive moves on (so the segment's input is still in force): end-of-phase updates. Also at
   // the end of the last segment, so that a phase ending at t_end is closed like any other.

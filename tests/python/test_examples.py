@@ -34,6 +34,8 @@ SHORT_T_END = {
     "convergence_until.toml": None,  # ends early by design
     "eqprop_xor.toml": 240.0,
     "eqprop_digits.toml": ["train.epochs=1", "data.test_fraction=0.9"],
+    "holonomic_chain.toml": 20.0,
+    "holonomic_xor.toml": 100.0,
 }
 
 

@@ -342,6 +342,26 @@ t_end = 7.0
         self.accepted(text.replace("m_w = 0.5", "m_w = 0").replace("m_x = 0.2", "m_x = 0"),
                       'model.mode="adjoint"')
 
+    def test_holonomic_needs_a_dag_smooth_units_and_positive_masses(self):
+        text = LAYERED + "\n[model]\ntype = \"holonomic\"\nm_w = 0.5\nm_x = 0.2\n"
+        self.accepted(text.replace("seed = 1", "seed = 1\nactivation = \"tanh\""))
+        self.refused(text.replace("m_w = 0.5", "m_w = 0"), "CONFIG:16: model.m_w: must be > 0, got 0")
+        self.refused(text.replace("m_x = 0.2", "m_x = -1"), "CONFIG:17: model.m_x: must be >= 0, got -1")
+        self.refused(text.replace("seed = 1", "seed = 1\nactivation = \"relu\""),
+                     "network.activation: model 'holonomic' needs σ'' in its reactions",
+                     "population 'layer1' uses 'relu'")
+        self.refused(text + "input_switch = \"jump\"\n", "model.input_switch: unknown input_switch 'jump'")
+        ramped = (graph("h", "uh").replace("present = 1.0", "present = 0.5")
+                  + "\n[model]\ntype = \"holonomic\"\ninput_switch = \"ramp\"\nramp_width = 0.4\n")
+        self.accepted(ramped)
+        self.refused(ramped.replace("ramp_width = 0.4", "ramp_width = 0.5"),
+                     "model.ramp_width: the input ramps must end within their segment")
+        cyclic = (graph("h", "uh") + "\n[[network.projection]]\nfrom = \"h\"\nto = \"h\"\nname = \"hh\"\n"
+                  + "\n[model]\ntype = \"holonomic\"\n")
+        self.refused(cyclic, "network: model 'holonomic' needs a directed acyclic graph",
+                     "population 'h' lies on a cycle", "slack-variable formulation")
+        self.refused(text + "patterns = \"batch\"\n", "model.patterns: \"batch\" shows every vector")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
