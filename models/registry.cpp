@@ -16,7 +16,7 @@
 namespace lf {
 namespace {
 
-constexpr std::array<ModelInfo, 6> infos = {{
+constexpr std::array<ModelInfo, 7> infos = {{
     {"leaky", "forward waves of leaky neurons: tau dx/dt = -c x + sigma(W x + b + u)"},
     {"costate", "Betti-Gori costates: backward waves of lambda, online weight flow, exact adjoint"},
     {"dtp", "differential target propagation: relaxing targets, approximate inverses, DTP updates"},
