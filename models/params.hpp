@@ -83,6 +83,19 @@ struct BackpropParams {
   Loss loss = Loss::squared;
 };
 
+// eqprop (Scellier & Bengio 2017): see models/eqprop.hpp for the equations.
+enum class EqpropUpdate {
+  discrete,  // ΔW, Δb applied once when the nudged phase ends
+  flow,      // continual EP: Ẇ = (η/β) d/dt[ρ(u_i) ρ(u_j)] during the nudged phase
+};
+struct EqpropParams {
+  double beta = 0.5;        // nudging strength β of F = E + β C (dimensionless), > 0
+  bool symmetric = false;   // nudge at −β and +β (two relaxations side by side), update over 2β
+  double eta = 0.1;         // learning rate η per update (discrete) or per unit of ρρ change (flow), >= 0
+  EqpropUpdate update = EqpropUpdate::discrete;
+  double tau = 1.0;         // time constant τ of the states u (time units), > 0
+};
+
 // holonomic (the talk's Lagrangian learning with holonomic constraints; models/holonomic.hpp):
 // neurons and weights are particles of masses m_x, m_W; x_j = σ(a_j) is a constraint whose
 // reaction λ_j comes from an instantaneous SPD linear system.
@@ -130,7 +143,7 @@ struct HolonomicParams {
 };
 
 using ModelParams = std::variant<LeakyParams, CostateParams, DtpParams, GaitpropParams, BackpropParams,
-                                 HolonomicParams>;
+                                 EqpropParams, HolonomicParams>;
 
 // The model's registered name ("leaky", "costate", …).
 std::string model_type(const ModelParams& params);

@@ -8,6 +8,7 @@
 #include "models/backprop_sgd.hpp"
 #include "models/costate.hpp"
 #include "models/dtp.hpp"
+#include "models/eqprop.hpp"
 #include "models/gaitprop.hpp"
 #include "models/holonomic.hpp"
 #include "models/leaky.hpp"
@@ -15,12 +16,13 @@
 namespace lf {
 namespace {
 
-constexpr std::array<ModelInfo, 6> infos = {{
+constexpr std::array<ModelInfo, 7> infos = {{
     {"leaky", "forward waves of leaky neurons: tau dx/dt = -c x + sigma(W x + b + u)"},
     {"costate", "Betti-Gori costates: backward waves of lambda, online weight flow, exact adjoint"},
     {"dtp", "differential target propagation: relaxing targets, approximate inverses, DTP updates"},
     {"gaitprop", "GAIT-prop: incremental targets through exact layer inverses, backprop for orthogonal W"},
     {"backprop", "discrete minibatch SGD with exact backprop: the baseline of the continuous models"},
+    {"eqprop", "equilibrium propagation: energy relaxation in free and nudged phases, contrastive update"},
     {"holonomic", "Lagrangian learning: massive neurons and weights, reactions lambda of x = sigma(a) (DAGs)"},
 }};
 
@@ -34,6 +36,7 @@ std::string model_type(const ModelParams& params) {
     if constexpr (std::is_same_v<P, DtpParams>) return "dtp";
     if constexpr (std::is_same_v<P, GaitpropParams>) return "gaitprop";
     if constexpr (std::is_same_v<P, BackpropParams>) return "backprop";
+    if constexpr (std::is_same_v<P, EqpropParams>) return "eqprop";
     if constexpr (std::is_same_v<P, HolonomicParams>) return "holonomic";
   }, params);
 }
@@ -53,6 +56,7 @@ std::unique_ptr<Model> make_model(const ModelParams& params, const Network& netw
     if constexpr (std::is_same_v<P, DtpParams>) return std::make_unique<DtpModel>(network, p, drive);
     if constexpr (std::is_same_v<P, GaitpropParams>) return std::make_unique<GaitpropModel>(network, p, drive);
     if constexpr (std::is_same_v<P, BackpropParams>) return std::make_unique<BackpropSgdModel>(network, p, drive);
+    if constexpr (std::is_same_v<P, EqpropParams>) return std::make_unique<EqpropModel>(network, p, drive);
     if constexpr (std::is_same_v<P, HolonomicParams>) return std::make_unique<HolonomicModel>(network, p, drive);
   }, params);
 }

@@ -558,6 +558,7 @@ NetworkSpec read_network(const ConfigSection& s) {
         p.from = fmt::format("layer{}", l - 1);
         p.to = p.name;
         p.plastic = plastic;
+        p.symmetric = true;  // one undirected connection per pair of layers (eqprop)
         p.key = s.key_path("layers");
         net.projections.push_back(std::move(p));
       }
@@ -608,6 +609,7 @@ NetworkSpec read_network(const ConfigSection& s) {
         if (other.name == p.name) ps.fail("name", fmt::format("duplicate projection '{}'", p.name));
       }
       p.plastic = ps.boolean("plastic", false);
+      p.symmetric = ps.boolean("symmetric", false);
       if (ps.has("edges")) {
         p.sparse = true;
         p.edges = read_edges(ps);
@@ -615,8 +617,37 @@ NetworkSpec read_network(const ConfigSection& s) {
       } else if (ps.has("weights")) {
         p.weights_csv = ps.resolve_path(ps.string("weights"));
       }
+      if (p.symmetric && p.sparse) {
+        ps.fail("symmetric", "a symmetric projection is dense: give weights (or none), not edges");
+      }
       ps.finish();
       net.projections.push_back(std::move(p));
+    }
+    // A symmetric projection between two populations needs exactly one symmetric reverse, of
+    // the same plasticity: the pair is one undirected connection (DESIGN §2, eqprop).
+    const std::vector<ConfigSection> tables = s.sections("projection");
+    for (std::size_t k = 0; k < net.projections.size(); ++k) {
+      const ProjectionSpec& p = net.projections[k];
+      if (!p.symmetric || p.from == p.to) continue;
+      std::vector<std::size_t> reverse;
+      for (std::size_t r = 0; r < net.projections.size(); ++r) {
+        const ProjectionSpec& q = net.projections[r];
+        if (q.from == p.to && q.to == p.from) reverse.push_back(r);
+      }
+      const auto symmetric_reverse = std::count_if(reverse.begin(), reverse.end(), [&](std::size_t r) {
+        return net.projections[r].symmetric;
+      });
+      if (reverse.size() != 1 || symmetric_reverse != 1) {
+        tables[k].fail("symmetric", fmt::format(
+            "projection '{}' ({} -> {}) is symmetric, so it needs exactly one reverse projection "
+            "from '{}' to '{}' with symmetric = true (found {} reverse, {} of them symmetric)",
+            p.name, p.from, p.to, p.to, p.from, reverse.size(), symmetric_reverse));
+      }
+      if (net.projections[reverse[0]].plastic != p.plastic) {
+        tables[k].fail("plastic", fmt::format("projection '{}' and its symmetric reverse '{}' "
+                                              "share their weights: give both the same plastic",
+                                              p.name, net.projections[reverse[0]].name));
+      }
     }
     if (net.populations.empty()) s.fail("population", "at least one population is needed");
   }
@@ -897,7 +928,7 @@ void read_training(const ConfigSection& top, Experiment& ex) {
   }
   if (std::holds_alternative<LeakyParams>(ex.model)) {
     top.section("model").fail("type", "model 'leaky' does not learn: a training run needs a "
-                                      "learning model (costate, dtp, gaitprop, backprop)");
+                                      "learning model (costate, dtp, gaitprop, backprop, eqprop)");
   }
   if (const auto* costate = std::get_if<CostateParams>(&ex.model);
       costate != nullptr && costate->mode == CostateMode::adjoint) {

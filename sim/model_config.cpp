@@ -91,6 +91,25 @@ BackpropParams parse_backprop(const ConfigSection& s) {
   return p;
 }
 
+EqpropParams parse_eqprop(const ConfigSection& s) {
+  EqpropParams p;
+  p.beta = s.positive("beta", p.beta);
+  p.symmetric = s.boolean("symmetric", p.symmetric);
+  p.eta = s.non_negative("eta", p.eta);
+  p.update = s.choice<EqpropUpdate>("update", "discrete", {{"discrete", EqpropUpdate::discrete},
+                                                           {"flow", EqpropUpdate::flow}});
+  p.tau = s.positive("tau", p.tau);
+  if (p.symmetric && p.beta >= 1.0) {
+    // F = E − βC at −β: ∂²F/∂u_out² = 1 − β (+ bounded terms of ρ), so for β >= 1 F is unbounded
+    // below in u_out (smooth ρ: the −β relaxation runs off to infinity; hard_sigmoid: it sticks
+    // at the box) and the symmetric estimate is meaningless.
+    s.fail("beta", fmt::format("must be < 1 with symmetric = true (the relaxation at -beta "
+                               "minimises E - beta C, which is unbounded below in the outputs for "
+                               "beta >= 1), got {}", p.beta));
+  }
+  return p;
+}
+
 HolonomicParams parse_holonomic(const ConfigSection& s) {
   HolonomicParams p;
   p.m_x = s.non_negative("m_x", p.m_x);
@@ -135,6 +154,8 @@ ModelParams parse_model_params(const ConfigSection& s) {
     params = parse_gaitprop(s);
   } else if (type == "backprop") {
     params = parse_backprop(s);
+  } else if (type == "eqprop") {
+    params = parse_eqprop(s);
   } else if (type == "holonomic") {
     params = parse_holonomic(s);
   } else {

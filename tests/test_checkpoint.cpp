@@ -171,6 +171,27 @@ t_end = 40.0
 sample_dt = 1.0
 )";
 
+constexpr const char* eqprop_phases = R"(
+[network]
+layers = [2, 3, 1]
+activation = "hard_sigmoid"
+seed = 3
+init = { weights = "normal", scale = 1.5, bias = "normal", bias_scale = 0.5 }
+[model]
+type = "eqprop"
+beta = 0.4
+eta = 0.3
+[input]
+kind = "sequence"
+phases = [{ name = "free", duration = 3.0 }, { name = "nudged", duration = 2.0 }]
+values = [[0.0, 1.0], [1.0, 1.0]]
+targets = [[1.0], [0.0]]
+[integrator]
+t_end = 20.0
+[output]
+sample_dt = 0.5
+)";
+
 // A training run: minibatches of a shuffled data set (digits, from Debian's python3-sklearn),
 // resets between minibatches, evaluations on the held-out set after every epoch.
 constexpr const char* training = R"(
@@ -253,6 +274,11 @@ TEST_CASE("a run resumed after every step equals the uninterrupted run: models w
     check_resumed_every_step(gaitprop_phases, {"model.mode=\"discrete\""});
   }
   SUBCASE("dtp (open target phase, fitted rates)") { check_resumed_every_step(dtp_phases, {}); }
+  SUBCASE("eqprop (stored free state u⁰)") {
+    check_resumed_every_step(eqprop_phases, {});
+    check_resumed_every_step(eqprop_phases, {"model.symmetric=true", "model.update=\"flow\""});
+    check_resumed_every_step(eqprop_phases, {"network.activation=\"logistic\"", "model.symmetric=true"});
+  }
   SUBCASE("costate, adjoint mode (stored forward trajectory)") {
     check_resumed_every_step(xor_costate, {"model.mode=\"adjoint\"", "network.plastic=false"});
     // Bulirsch–Stoer: checkpoints at segment starts and ends, the last one ending the forward sweep.

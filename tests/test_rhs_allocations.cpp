@@ -85,6 +85,8 @@ TEST_CASE("no model's RHS allocates (STYLE rule 1)") {
       {"examples/holonomic_xor.toml", {"model.solver=\"block\""}},
       {"examples/holonomic_xor.toml", {"model.solver=\"cg\""}},
       {"examples/gaitprop_patterns.toml", {"model.mode=\"discrete\""}},
+      {"examples/eqprop_xor.toml", {}},
+      {"examples/eqprop_xor.toml", {"model.update=\"flow\"", "network.activation=\"logistic\""}},
       // Training runs: batches of 30 (64 for Fashion-MNIST), the RHS on n×B activities.
       {"examples/digits_costate.toml", {}},
       {"examples/digits_backprop.toml", {}},

@@ -38,6 +38,14 @@ STUDIES = (
     # DTP's forward pass h_l = W_l σ(h_{l−1}) + b_l on 64-64-64-10 with a linear output is
     # costate's network (σ applied to the input aside): the same baseline.
     ("dtp", "digits_dtp.toml", [], "64-64-64-10 tanh, cross-entropy"),
+    # EP's network is recurrent (Wᵀ feedback); its baseline is the feedforward pass of the same
+    # layers, activation, initial weights, loss, minibatches (20) and rate.
+    ("eqprop", "eqprop_digits.toml",
+     ["network.layers=[64, 32, 10]", 'network.activation="hard_sigmoid"',
+      'network.output_activation="hard_sigmoid"',
+      'network.init={ weights = "normal", scale = 1.0, bias = "normal", bias_scale = 0.1 }',
+      'model.loss="squared"', "model.eta=0.2", "train.batch=20", "train.epochs=20"],
+     "64-32-10 hard_sigmoid, squared"),
 )
 
 

@@ -9,8 +9,10 @@
 namespace lf {
 namespace {
 
-constexpr std::array<std::string_view, 7> names = {"tanh", "logistic", "relu", "leaky_relu",
-                                                   "softplus", "linear", "asinh"};
+// hard_sigmoid (Scellier & Bengio 2017): σ(a) = clip(a, 0, 1), σ'(a) = 1 on (0, 1) and 0 outside
+// (also at the kinks 0 and 1); not invertible (constant outside [0, 1]).
+constexpr std::array<std::string_view, 8> names = {"tanh", "logistic", "relu", "leaky_relu",
+                                                   "softplus", "linear", "asinh", "hard_sigmoid"};
 
 // tanh of doubles, several at a time (Eigen 3.4 has no packet tanh for double; std::tanh per
 // element took ~16% of a leaky RHS). GCC/Clang vector extensions: SSE2 or AVX2 on x86-64, NEON on
@@ -151,6 +153,7 @@ void activate_column(Activation f, Eigen::Ref<const Eigen::VectorXd> a, Eigen::R
     case Activation::softplus: out = a.unaryExpr([](double v) { return softplus(v); }); break;
     case Activation::linear: out = a; break;
     case Activation::asinh: out = a.unaryExpr([](double v) { return std::asinh(v); }); break;
+    case Activation::hard_sigmoid: out = a.array().max(0.0).min(1.0); break;
   }
 }
 
@@ -174,6 +177,9 @@ void derivative_column(Activation f, Eigen::Ref<const Eigen::VectorXd> a,
     case Activation::asinh:
       out = a.unaryExpr([](double v) { return 1.0 / std::sqrt(1.0 + v * v); });
       break;
+    case Activation::hard_sigmoid:
+      out = a.unaryExpr([](double v) { return v > 0.0 && v < 1.0 ? 1.0 : 0.0; });
+      break;
   }
 }
 
@@ -196,6 +202,7 @@ void inverse_column(Activation f, Eigen::Ref<const Eigen::VectorXd> y,
       break;
     case Activation::linear: out = y; break;
     case Activation::asinh: out = y.unaryExpr([](double v) { return std::sinh(v); }); break;
+    case Activation::hard_sigmoid: out.setConstant(nan); break;
   }
 }
 
@@ -254,12 +261,15 @@ void activate_second_derivative(Activation f, Eigen::Ref<const Eigen::MatrixXd> 
         break;
       case Activation::relu:
       case Activation::leaky_relu:
-      case Activation::linear: o.setZero(); break;
+      case Activation::linear:
+      case Activation::hard_sigmoid: o.setZero(); break;  // zero away from the kinks
     }
   }
 }
 
-bool invertible(Activation f) { return f.kind != Activation::relu; }
+bool invertible(Activation f) {
+  return f.kind != Activation::relu && f.kind != Activation::hard_sigmoid;
+}
 
 void activate_inverse(Activation f, Eigen::Ref<const Eigen::MatrixXd> y,
                       Eigen::Ref<Eigen::MatrixXd> out) {

@@ -14,7 +14,7 @@ inline constexpr double leaky_relu_slope = 0.01;
 // A population's activation: its kind and, for leaky_relu, the slope for negative arguments
 // (network.leaky_slope). Compares with a kind directly: `f == Activation::tanh`.
 struct Activation {
-  enum Kind { tanh, logistic, relu, leaky_relu, softplus, linear, asinh };
+  enum Kind { tanh, logistic, relu, leaky_relu, softplus, linear, asinh, hard_sigmoid };
   Kind kind = tanh;
   double slope = leaky_relu_slope;  // leaky_relu only: σ(a) = slope·a for a <= 0
 
@@ -54,7 +54,7 @@ void activate_with_derivative(Activation f, Eigen::Ref<const Eigen::MatrixXd> a,
                               Eigen::Ref<Eigen::MatrixXd> sigma,
                               Eigen::Ref<Eigen::MatrixXd> derivative);
 
-// Whether σ is invertible on its range (all but relu), and out = σ⁻¹(y) elementwise. For y
+// Whether σ is invertible on its range (all but relu and hard_sigmoid), and out = σ⁻¹(y) elementwise. For y
 // outside the range (|y| >= 1 for tanh, y <= 0 for softplus, …) the result is not finite.
 bool invertible(Activation f);
 void activate_inverse(Activation f, Eigen::Ref<const Eigen::MatrixXd> y,

@@ -59,6 +59,52 @@ void check_finite(const std::string& what, const std::string& file, const RowMat
   }
 }
 
+// Symmetric projections (ProjectionSpec::symmetric; the config checked that every one between two
+// populations has exactly one symmetric reverse and that none is sparse): drawn weights are
+// tied — the reverse of a pair takes the transpose of the projection declared first, and a
+// self-projection is symmetrised, (W + Wᵀ)/√2 (the same variance off the diagonal), with a zero
+// diagonal. Weights given explicitly (CSV, an init file) must already be so: else InputError
+// naming the projection's key.
+void tie_symmetric_weights(const NetworkSpec& spec, Network& net) {
+  auto given = [&](std::size_t k) {
+    return !spec.projections[k].weights_csv.empty() || spec.init.weights == "file";
+  };
+  for (std::size_t k = 0; k < net.projections.size(); ++k) {
+    Projection& q = net.projections[k];
+    if (!q.symmetric || q.sparse) continue;
+    if (q.from == q.to) {
+      if (given(k)) {
+        const double asymmetry = (q.dense - q.dense.transpose()).cwiseAbs().maxCoeff();
+        if (asymmetry != 0.0) {
+          throw ConfigError(q.key + ".symmetric", "", fmt::format(
+              "{}.symmetric: the given weights of projection '{}' are not symmetric (max |W - W^T| "
+              "= {:g})", q.key, q.name, asymmetry));
+        }
+      } else {
+        q.dense = RowMatrix((q.dense + q.dense.transpose()) / std::sqrt(2.0));
+        q.dense.diagonal().setZero();
+      }
+      continue;
+    }
+    for (std::size_t r = k + 1; r < net.projections.size(); ++r) {
+      Projection& back = net.projections[r];
+      if (!back.symmetric || back.from != q.to || back.to != q.from) continue;
+      q.reverse = static_cast<std::ptrdiff_t>(r);
+      back.reverse = static_cast<std::ptrdiff_t>(k);
+      if (given(r)) {
+        const double asymmetry = (back.dense - q.dense.transpose()).cwiseAbs().maxCoeff();
+        if (asymmetry != 0.0) {
+          throw ConfigError(back.key + ".symmetric", "", fmt::format(
+              "{}.symmetric: the given weights of projection '{}' are not the transpose of those "
+              "of its reverse '{}' (max difference {:g})", back.key, back.name, q.name, asymmetry));
+        }
+      } else {
+        back.dense = q.dense.transpose();
+      }
+    }
+  }
+}
+
 }  // namespace
 
 const char* role_name(Role r) {
@@ -100,6 +146,8 @@ Network build_network(const NetworkSpec& spec, const ParameterFile& params) {
     proj.to = net.population_index(ps.to);
     proj.plastic = ps.plastic;
     proj.sparse = ps.sparse;
+    proj.symmetric = ps.symmetric;
+    proj.key = ps.key;
     const Eigen::Index rows = net.populations[proj.to].size;
     const Eigen::Index cols = net.populations[proj.from].size;
     Random rng(derive_seed(spec.seed, k));  // one stream per projection
@@ -155,6 +203,7 @@ Network build_network(const NetworkSpec& spec, const ParameterFile& params) {
     }
     net.projections.push_back(std::move(proj));
   }
+  tie_symmetric_weights(spec, net);
 
   Random bias_rng(derive_seed(spec.seed, spec.projections.size()));
   for (const Population& pop : net.populations) {

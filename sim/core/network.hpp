@@ -52,6 +52,11 @@ struct ProjectionSpec {
   std::vector<EdgeSpec> edges;
   std::string weights_csv;       // dense weight matrix from CSV (rows = targets), optional
   std::string key;               // config key of this projection, for messages
+  // An undirected connection (energy-based models such as eqprop): with a reverse projection
+  // (to → from, also symmetric) the two share one weight array, W_reverse = Wᵀ; on a
+  // self-projection W = Wᵀ with a zero diagonal. The layered shorthand marks its projections
+  // symmetric with an implied reverse (one undirected connection per pair of layers).
+  bool symmetric = false;
 };
 
 struct NetworkSpec {
@@ -88,6 +93,9 @@ struct Projection {
   bool sparse = false;
   RowMatrix dense;         // when !sparse: to.size × from.size
   SparseRowMatrix csr;     // when sparse
+  bool symmetric = false;  // ProjectionSpec::symmetric
+  std::ptrdiff_t reverse = -1;  // a symmetric pair: the index of the other projection (else −1)
+  std::string key;         // its config key ("network.projection[2]", "network.layers"), for messages
 
   Eigen::Index rows() const { return sparse ? csr.rows() : dense.rows(); }
   Eigen::Index cols() const { return sparse ? csr.cols() : dense.cols(); }

@@ -208,7 +208,7 @@ class BadConfigTest(LearnflowTestCase):
         text = edited(LAYERED, 'activation = "tanh"', 'activation = "tanhh"')
         self.check_error(text, "activation", "network.activation: unknown activation 'tanhh' "
                                              "(choose one of: tanh, logistic, relu, leaky_relu, "
-                                             "softplus, linear, asinh)")
+                                             "softplus, linear, asinh, hard_sigmoid)")
 
     def test_unknown_stepper_with_suggestion(self):
         text = edited(LAYERED, 'stepper = "dopri5"', 'stepper = "dopri"')

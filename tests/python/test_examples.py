@@ -32,6 +32,8 @@ SHORT_T_END = {
     "digits_dtp.toml": ["train.epochs=1", "data.test_fraction=0.9"],
     "fashion_mnist_costate.toml": ["train.epochs=1", "data.limit=640"],
     "convergence_until.toml": None,  # ends early by design
+    "eqprop_xor.toml": 240.0,
+    "eqprop_digits.toml": ["train.epochs=1", "data.test_fraction=0.9"],
     "holonomic_chain.toml": 20.0,
     "holonomic_xor.toml": 100.0,
 }

@@ -262,6 +262,71 @@ present = 1.0
                            "minibatch slots, more than 1e+08")
         self.accepted(text.replace("100000000", "3"))
 
+    # ---- eqprop (issue 13): an energy needs symmetric weights, no self-connections, β > 0
+
+    EQPROP = """\
+[network]
+activation = "hard_sigmoid"
+[[network.population]]
+name = "in"
+size = 2
+role = "input"
+[[network.population]]
+name = "h"
+size = 3
+[[network.population]]
+name = "out"
+size = 1
+role = "output"
+[[network.projection]]
+from = "in"
+to = "h"
+[[network.projection]]
+from = "h"
+to = "out"
+symmetric = true
+[[network.projection]]
+from = "out"
+to = "h"
+symmetric = true
+
+[model]
+type = "eqprop"
+beta = 0.5
+
+[input]
+value = [0.5, 0.5]
+target = [1.0]
+phases = [{ name = "free", duration = 5.0 }, { name = "nudged", duration = 2.0 }]
+
+[integrator]
+t_end = 7.0
+"""
+
+    def test_eqprop_bad_networks_and_parameters(self):
+        text = self.EQPROP
+        self.accepted(text)
+        no_reverse = text.replace('to = "h"\nsymmetric = true', 'to = "h"')
+        self.refused(no_reverse, "network.projection[1].symmetric: projection 'h_out' (h -> out) is "
+                                 "symmetric, so it needs exactly one reverse projection")
+        asymmetric = no_reverse.replace('to = "out"\nsymmetric = true', 'to = "out"')
+        self.refused(asymmetric, "network.projection[1].symmetric: model 'eqprop' needs symmetric weights")
+        (self.dir / "hh.csv").write_text("0.5,0.1,0.2\n0.1,0,0.3\n0.2,0.3,0\n")
+        self_connected = text.replace("[model]", '[[network.projection]]\nfrom = "h"\nto = "h"\n'
+                                                 'symmetric = true\nweights = "hh.csv"\n\n[model]')
+        self.refused(self_connected, "network.projection[3]: model 'eqprop' needs W_ii = 0")
+        for bad, key in (("beta = 0.0", "model.beta: "), ("beta = -0.5", "model.beta: "),
+                         ("beta = 0.5\neta = -1.0", "model.eta: "),
+                         ("beta = 0.5\nupdate = \"flows\"", "model.update: "),
+                         ("beta = 1.5\nsymmetric = true", "model.beta: must be < 1 with symmetric")):
+            self.refused(text.replace("beta = 0.5", bad), key)
+        self.refused(text.replace('"nudged"', '"nudge"'), "input.phases: model 'eqprop' needs "
+                                                            "exactly the phases \"free\" and \"nudged\"")
+        self.refused(text.replace('phases = [{ name = "free", duration = 5.0 }, { name = "nudged", '
+                                  'duration = 2.0 }]\n', ""), "input.phases: model 'eqprop'")
+        self.refused(text.replace('"hard_sigmoid"', '"relu"'), "network.population[1].activation: "
+                                                              "model 'eqprop' needs a bounded activation")
+
     # ---- issue 13: the masses of the costate model
 
     def test_masses_must_be_non_negative_and_diffusion_only(self):

@@ -17,13 +17,14 @@ import matplotlib
 matplotlib.use("Agg")  # render off-screen: no display needed
 
 from errors import PlotError
+import energy
 import metrics
 import weights
 import relaxation
 import waves
 
 # Modules providing register(subcommands); add new subcommand modules here.
-COMMAND_MODULES = (waves, metrics, relaxation, weights)
+COMMAND_MODULES = (waves, metrics, relaxation, weights, energy)
 
 
 def main(argv=None):
