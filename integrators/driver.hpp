@@ -412,7 +412,8 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
     phase.end = t;
     phase.converged = converged;
     phase.residual_end = phase_residual(job.model, policy.state(), t, f_end);
-    if (piecewise_constant && phase.residual_end > 1e-9 && t > t_begin) {
+    if (piecewise_constant && !job.model.relaxations_bounded() && phase.residual_end > 1e-9 &&
+        t > t_begin) {
       // Grew over the phase; or fell by less than one e-fold and grows at its end faster than one
       // e-fold per phase duration. A residual that fell by orders of magnitude and then rises on
       // the floor the flowing weights drive (massive weights: d ln r/dt is large just after their

@@ -111,6 +111,11 @@ class EqpropModel final : public Model {
   EqpropModel(const Network& network, const EqpropParams& params, const Drive& drive);
 
   std::string_view type() const override { return "eqprop"; }
+  // Every state stays bounded (u ∈ [0, 1] for hard_sigmoid; |u| ≤ sup|ρ'|(‖W‖ sup|ρ| + |b|) + β
+  // otherwise) and each phase at fixed parameters is a gradient flow of F, bounded below: no
+  // relaxation runs away. A nudged phase's residual rises while the nudge spreads from the
+  // outputs, which the generic divergence check would flag.
+  bool relaxations_bounded() const override { return true; }
   const StateLayout& layout() const override { return layout_; }
   void initial_state(State& s) const override;
   void rhs(const State& s, State& ds, double t) const override;

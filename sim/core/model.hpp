@@ -73,6 +73,11 @@ class Model {
   virtual void save_events(Snapshot& /*out*/) const {}
   virtual void restore_events(const Snapshot& /*in*/) const {}
 
+  // True when the model's relaxations cannot run away (a gradient flow of an energy bounded
+  // below, on bounded states): its phases are then never flagged as diverged. Their residual
+  // ‖ds/dt‖ may still rise for a while as a nudge spreads through the network (eqprop).
+  virtual bool relaxations_bounded() const { return false; }
+
   // Model-specific metrics written to /metrics/<name> at every sample (names may contain '/').
   virtual std::vector<std::string> metric_names() const { return {}; }
   // out.size() == metric_names().size(). Called only at sample times, outside trial stages.
