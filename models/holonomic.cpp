@@ -164,7 +164,9 @@ HolonomicModel::HolonomicModel(const Network& network, const HolonomicParams& pa
   g_x_ = Eigen::MatrixXd::Zero(n_, n_);
   gram_ = Eigen::MatrixXd::Zero(B, B);
   solve_ = Eigen::VectorXd::Zero(n_ * B);
-  llt_ = Eigen::LLT<Eigen::MatrixXd>(n_ * B);
+  // Sizes the factor once (no allocation in the RHS). Not LLT(size): it leaves the factor's
+  // info undefined, and copying or moving it is undefined behaviour (UBSan).
+  llt_.compute(Eigen::MatrixXd::Identity(n_ * B, n_ * B));
   scratch_ds_.resize(static_cast<std::size_t>(layout_.size()));
 
   // solver = "block" and "cg": the weight blocks among non-inputs and the columns feeding each
@@ -214,7 +216,8 @@ HolonomicModel::HolonomicModel(const Network& network, const HolonomicParams& pa
       }
       layers_.emplace_back(x_.offset(p), pops[p].size);
       block_diagonal_.push_back(Eigen::MatrixXd::Zero(size, size));
-      block_llt_.emplace_back(size);
+      block_llt_.emplace_back();
+      block_llt_.back().compute(Eigen::MatrixXd::Identity(size, size));  // sized, info defined
       block_vector_.push_back(Eigen::VectorXd::Zero(size));
     }
   }
