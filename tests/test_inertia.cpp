@@ -127,7 +127,7 @@ TEST_CASE("inertia: as m_W → 0 the trajectory converges to the overdamped flow
     for (const State& st : rec.states) path.push_back(learned(model, st));
     velocity_norm = 0.0;
     for (const Block& b : model.layout().blocks()) {
-      if (b.kind == "Wdot") velocity_norm += model.layout().vector(s, model.layout().find("Wdot", b.member)).norm();
+      if (b.kind == "Wdot") velocity_norm += Eigen::Map<const Eigen::VectorXd>(s.data() + b.offset, b.size).norm();
     }
     return path;
   };
