@@ -6,12 +6,12 @@
 
 #include "integrators/algebra.hpp"
 #include "integrators/driver.hpp"
+#include "integrators/error_checker.hpp"
 
 namespace lf {
 namespace {
 
 namespace odeint = boost::numeric::odeint;
-using ErrorChecker = odeint::default_error_checker<double, ParallelAlgebra, odeint::default_operations>;
 
 template <class ErrorStepper>
 class ControlledPolicy {
@@ -19,8 +19,8 @@ class ControlledPolicy {
   static constexpr bool dense = false;
   static constexpr bool checkpoint_anywhere = true;  // no state but x
 
-  ControlledPolicy(std::size_t n, double atol, double rtol)
-      : stepper_(ErrorChecker(atol, rtol, 1.0, 0.0)), x_(n) {}
+  ControlledPolicy(std::size_t n, double atol, double rtol, ErrorNorm norm)
+      : stepper_(ErrorChecker(atol, rtol, norm)), x_(n) {}
 
   State& state() { return x_; }
   void restart(const CountingSystem&, double) {}
@@ -43,7 +43,7 @@ class ControlledPolicy {
 
 template <class ErrorStepper>
 IntegrationResult integrate_controlled(const IntegrationJob& job, int order) {
-  ControlledPolicy<ErrorStepper> policy(job.state.size(), job.spec.atol, job.spec.rtol);
+  ControlledPolicy<ErrorStepper> policy(job.state.size(), job.spec.atol, job.spec.rtol, job.spec.norm);
   return run_segments(job, policy, order, true);
 }
 

@@ -5,6 +5,7 @@
 
 #include "integrators/algebra.hpp"
 #include "integrators/driver.hpp"
+#include "integrators/error_checker.hpp"
 
 namespace lf {
 namespace {
@@ -12,7 +13,6 @@ namespace {
 namespace odeint = boost::numeric::odeint;
 using Dopri5 = odeint::runge_kutta_dopri5<State, double, State, double, ParallelAlgebra,
                                           odeint::default_operations>;
-using ErrorChecker = odeint::default_error_checker<double, ParallelAlgebra, odeint::default_operations>;
 using ControlledDopri5 = odeint::controlled_runge_kutta<Dopri5, ErrorChecker>;
 
 class Dopri5Policy {
@@ -20,9 +20,9 @@ class Dopri5Policy {
   static constexpr bool dense = true;
   static constexpr bool checkpoint_anywhere = true;  // its state at a step boundary: x, dxdt, t
 
-  Dopri5Policy(std::size_t n, double atol, double rtol)
-      // Error of component i is measured against atol + rtol |x_i| (a_x = 1, a_dxdt = 0).
-      : stepper_(ErrorChecker(atol, rtol, 1.0, 0.0)),
+  Dopri5Policy(std::size_t n, double atol, double rtol, ErrorNorm norm)
+      // Error of component i is measured against atol + rtol |x_i|, reduced by `norm`.
+      : stepper_(ErrorChecker(atol, rtol, norm)),
         x_(n), dxdt_(n), x_old_(n), dxdt_old_(n), x_trial_(n), dxdt_trial_(n) {}
 
   State& state() { return x_; }
@@ -67,7 +67,7 @@ class Dopri5Policy {
 }  // namespace
 
 IntegrationResult integrate_dopri5(const IntegrationJob& job) {
-  Dopri5Policy policy(job.state.size(), job.spec.atol, job.spec.rtol);
+  Dopri5Policy policy(job.state.size(), job.spec.atol, job.spec.rtol, job.spec.norm);
   return run_segments(job, policy, 5, true);
 }
 

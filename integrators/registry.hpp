@@ -13,10 +13,15 @@
 
 namespace lf {
 
+// How the adaptive steppers reduce the scaled error estimates of a step to one number
+// (integrators/error_checker.hpp): the max norm (default) or Hairer's RMS norm.
+enum class ErrorNorm { max, rms };
+
 struct IntegratorSpec {
   std::string stepper = "dopri5";
   double rtol = 1e-6;
   double atol = 1e-6;
+  ErrorNorm norm = ErrorNorm::max;
   double dt0 = 0.0;            // initial step; 0: chosen from the tolerances
   double dt_max = std::numeric_limits<double>::infinity();
   long max_steps = 100'000'000;

@@ -815,6 +815,7 @@ IntegratorSpec read_integrator(const ConfigSection& s, bool training) {
   }
   it.rtol = s.positive("rtol", it.rtol);
   it.atol = s.non_negative("atol", it.atol);
+  it.norm = s.choice<ErrorNorm>("norm", "max", {{"max", ErrorNorm::max}, {"rms", ErrorNorm::rms}});
   it.dt0 = s.number("dt0", it.dt0);
   if (it.dt0 < 0.0) s.fail("dt0", fmt::format("must be >= 0 (0: automatic), got {}", it.dt0));
   it.dt_max = s.positive("dt_max", it.dt_max);
@@ -836,6 +837,13 @@ IntegratorSpec read_integrator(const ConfigSection& s, bool training) {
   const StepperInfo& info = *find_stepper(it.stepper);
   if (!info.adaptive && it.dt0 == 0.0) {
     s.fail("dt0", fmt::format("the fixed-step stepper '{}' needs a step size dt0 > 0", it.stepper));
+  }
+  // Bulirsch–Stoer's error control lives inside odeint (its extrapolation orders share one
+  // max-norm checker); fixed-step steppers have none.
+  if (it.norm != ErrorNorm::max && (!info.adaptive || it.stepper == "bs")) {
+    s.fail("norm", fmt::format("the stepper '{}' has no {}; norm = \"rms\" needs dopri5, rkck54 "
+                               "or rkf78", it.stepper,
+                               info.adaptive ? "choice of error norm" : "error control"));
   }
   s.finish();
   return it;

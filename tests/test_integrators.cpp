@@ -1,7 +1,13 @@
 // Steppers against exact solutions, convergence orders, breakpoints and failure outcomes.
+#include <fmt/format.h>
+
 #include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "integrators/error_checker.hpp"
+#include "sim/core/errors.hpp"
 #include "sim/run.hpp"
 #include "tests/helpers.hpp"
 
@@ -218,4 +224,81 @@ sample_dt = 0.01
     CHECK(r.stats.steps == 7);
     CHECK(r.message.find("max_steps = 7 reached at t =") != std::string::npos);
   }
+}
+
+TEST_CASE("the error norms: max is the largest scaled error, rms Hairer's root mean square") {
+  // Scaled by atol = 1e-6 (x = 0): errors 3, 0, 0, −4 in units of the tolerance.
+  const State x_old(4, 0.0), dxdt_old(4, 0.0);
+  State err{3e-6, 0.0, 0.0, -4e-6};
+  ParallelAlgebra algebra;
+  CHECK(ErrorChecker(1e-6, 1e-3, ErrorNorm::max).error(algebra, x_old, dxdt_old, err, 0.1) ==
+        doctest::Approx(4.0).epsilon(1e-15));
+  err = {3e-6, 0.0, 0.0, -4e-6};
+  CHECK(ErrorChecker(1e-6, 1e-3, ErrorNorm::rms).error(algebra, x_old, dxdt_old, err, 0.1) ==
+        doctest::Approx(2.5).epsilon(1e-15));  // sqrt((9 + 16)/4)
+  // rtol scales by |x_old| (not by the derivative): error 1e-4 at x = 100, rtol 1e-6, atol 0.
+  State x_big{100.0}, d_big{1e9}, err_big{1e-4};
+  CHECK(ErrorChecker(0.0, 1e-6, ErrorNorm::rms).error(algebra, x_big, d_big, err_big, 0.1) ==
+        doctest::Approx(1.0).epsilon(1e-15));
+}
+
+TEST_CASE("integrator.norm = rms: one moving component among n is held to sqrt(n) times the max-norm tolerance") {
+  // The neuron h moves; the 15 neurons of z have no input and stay exactly at 0, so every stage
+  // of theirs is 0 and so is their error estimate. The rms norm of the step's error is then the
+  // max norm divided by sqrt(16) = 4: rms at (rtol, atol) takes the steps of max at 4·(rtol, atol)
+  // (to the rounding of the two formulas), and more steps than max at (rtol, atol).
+  const std::string base = neuron_toml("dopri5", 0.01, "kind = \"constant\"\nvalue = [0.6]") + R"(
+[[network.population]]
+name = "z"
+size = 15
+activation = "linear"
+)";
+  auto run = [&](const std::string& stepper, const std::string& norm, double scale) {
+    const Experiment ex = experiment_from_toml(
+        base, {"integrator.stepper=\"" + stepper + "\"", "integrator.norm=\"" + norm + "\"",
+               "output.sample_dt=1.0",  // few samples: rkck54 and rkf78 stop at each
+               fmt::format("integrator.rtol={:.17g}", 1e-7 * scale),
+               fmt::format("integrator.atol={:.17g}", 1e-9 * scale)});
+    Simulation sim(ex);
+    Recorder rec;
+    State final_state;
+    const IntegrationResult r = sim.run(rec, final_state);
+    REQUIRE(r.outcome == Outcome::success);
+    REQUIRE(final_state.size() == 16);
+    return std::make_pair(r.stats, rec);
+  };
+  for (const std::string stepper : {"dopri5", "rkck54", "rkf78"}) {
+    CAPTURE(stepper);
+    const auto [rms_stats, rms] = run(stepper, "rms", 1.0);
+    const auto [loose_stats, loose] = run(stepper, "max", 4.0);
+    const auto [max_stats, strict] = run(stepper, "max", 1.0);
+    CHECK(rms_stats.steps == loose_stats.steps);
+    CHECK(rms_stats.rejected == loose_stats.rejected);
+    REQUIRE(rms.states.size() == loose.states.size());
+    for (std::size_t k = 0; k < rms.states.size(); ++k) {
+      CHECK(std::abs(rms.states[k][0] - loose.states[k][0]) <= 1e-13);
+    }
+    CHECK(rms_stats.steps < max_stats.steps);
+    REQUIRE(rms.times.size() == 5);
+    CHECK(neuron_error(rms, 0.0) < 4e-6);  // a few times the looser tolerance
+  }
+}
+
+TEST_CASE("integrator.norm is refused where the stepper has no choice of norm") {
+  const std::string toml = neuron_toml("dopri5", 0.01, "kind = \"constant\"\nvalue = [0.6]");
+  auto error_of = [&](const std::vector<std::string>& set) -> std::string {
+    try {
+      experiment_from_toml(toml, set);
+    } catch (const InputError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK(error_of({"integrator.norm=\"rms\""}).empty());
+  CHECK(error_of({"integrator.norm=\"l2\""}).find("integrator.norm") != std::string::npos);
+  const std::string bs = error_of({"integrator.norm=\"rms\"", "integrator.stepper=\"bs\""});
+  CHECK(bs.find("integrator.norm") != std::string::npos);
+  CHECK(bs.find("'bs' has no choice of error norm") != std::string::npos);
+  CHECK(error_of({"integrator.norm=\"rms\"", "integrator.stepper=\"rk4\""}).find("no error control") !=
+        std::string::npos);
 }
