@@ -313,6 +313,15 @@ random = { n = 4, seed = 11, "model.tau_x" = { log_uniform = [0.5, 2.0] }, "mode
             self.assertEqual(index["model.c"][i], config["model"]["c"])
             self.assertEqual(index["network.activation"][i], config["network"]["activation"])
 
+    def test_example_sweep_validates(self):
+        # examples/sweeps/xor_window_gamma.toml (README: Sweeps): its 120 points, every one valid,
+        # 600 epochs each (t_end = 600·4P zipped with P).
+        points = self.listing(ROOT / "examples" / "sweeps" / "xor_window_gamma.toml")
+        self.assertEqual(len(points), 120)
+        for p in points:
+            self.assertEqual(float(p["integrator.t_end"]), 600 * 4 * float(p["input.present"]))
+            self.assertEqual(float(p["output.sample_dt"]), 4 * float(p["input.present"]))
+
     def test_size_limits_need_force(self):
         spec = sweep_file(self.dir, 'grid = { "network.seed" = [%s] }' % ", ".join(map(str, range(1001))))
         out = self.dir / "out"
