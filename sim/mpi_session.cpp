@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
 #include <string>
 
 #include "sim/core/errors.hpp"
@@ -54,6 +55,11 @@ MpiSession::MpiSession() {
 
 MpiSession::~MpiSession() {
   if (!active_) return;
+  if (std::uncaught_exceptions() > 0) {
+    // This rank failed (an error it has printed) while the others may be running points or
+    // waiting in a collective call that it will never make: end the whole job.
+    MPI_Abort(MPI_COMM_WORLD, exit_bad_input);
+  }
   MPI_Win_free(&window_->window);
   MPI_Finalize();
 }

@@ -7,6 +7,7 @@ but for wall times) and against the modification times and inodes of the files f
 the kill (not rewritten); the sweep under `mpirun -n 2` against the serial one.
 Run with /usr/bin/python3 (h5py, numpy, tomllib); LEARNFLOW_BIN names the binary.
 """
+import importlib.util
 import math
 import os
 import shutil
@@ -25,8 +26,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("LEARNFLOW_BIN", ROOT / "build" / "learnflow"))
 XOR = ROOT / "examples" / "xor_costate.toml"
-sys.path.insert(0, str(ROOT / "python"))
-from learnflow.sweep import read_index  # noqa: E402  (python/learnflow/sweep.py)
+# python/learnflow/sweep.py by its path: it needs h5py only, not the compiled module.
+_SPEC = importlib.util.spec_from_file_location("learnflow_sweep",
+                                               ROOT / "python" / "learnflow" / "sweep.py")
+sweep_module = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(sweep_module)
+read_index = sweep_module.read_index
 
 # Columns that say how and where a sweep ran, not what it computed.
 EXECUTION = {"wall_seconds", "rank", "host"}
@@ -120,8 +125,7 @@ class SweepTest(unittest.TestCase):
         self.assertEqual(float(row["model.gamma"]), index["model.gamma"][2])
         self.assertEqual(float(row["final.loss"]), index["final.loss"][2])
         # The same index as a pandas DataFrame, when pandas is installed.
-        from learnflow.sweep import open_sweep
-        table = open_sweep(out)
+        table = sweep_module.open_sweep(out)
         if not isinstance(table, dict):
             self.assertEqual(list(table.columns), list(index))
             self.assertEqual(list(table["point"]), list(index["point"]))
