@@ -166,6 +166,8 @@ void prepare_sweep(const Sweep& sweep, const SweepArgs& args) {
   }
 }
 
+int run_sweep(const Sweep& sweep, const SweepArgs& args, MpiSession& mpi);
+
 // `learnflow sweep`: every point of the sweep file, each in a process of its own, `jobs` at a
 // time, spread over the ranks under mpirun or srun; then the index (sim/sweep.hpp).
 int command_sweep(const SweepArgs& args) {
@@ -196,7 +198,19 @@ int command_sweep(const SweepArgs& args) {
   }
   if (mpi.broadcast(status) != exit_ok) return exit_bad_input;
   if (args.list) return exit_ok;
+  try {
+    return run_sweep(sweep, args, mpi);
+  } catch (const std::exception& e) {
+    // Printed here, before the other ranks are stopped: MPI_Abort ends this process too.
+    print_error(dynamic_cast<const InputError*>(&e) != nullptr
+                    ? std::string(e.what()) : fmt::format("cannot write the output: {}", e.what()));
+    mpi.abort(exit_bad_input);
+    return exit_bad_input;
+  }
+}
 
+// The sweep's points, run by this rank (all of them without MPI), then rank 0's index.
+int run_sweep(const Sweep& sweep, const SweepArgs& args, MpiSession& mpi) {
   const std::size_t n = sweep.points.size();
   SweepRunOptions options{args.dir, args.program, args.jobs, args.threads, mpi.rank()};
   if (options.jobs == 0) {

@@ -89,6 +89,10 @@ std::size_t MpiSession::next_index() {
   return static_cast<std::size_t>(previous);
 }
 
+void MpiSession::abort(int status) const {
+  if (active_) MPI_Abort(MPI_COMM_WORLD, status);
+}
+
 void MpiSession::progress() const {
   if (!active_) return;
   int flag = 0;
@@ -112,6 +116,7 @@ int MpiSession::broadcast(int value) const { return value; }
 int MpiSession::max(int value) const { return value; }
 void MpiSession::barrier() const {}
 std::size_t MpiSession::next_index() { return 0; }
+void MpiSession::abort(int) const {}
 void MpiSession::progress() const {}
 
 #endif

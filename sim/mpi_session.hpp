@@ -32,6 +32,8 @@ class MpiSession {
   void barrier() const;
   // The next value of a counter shared by all ranks, starting at 0 (fetch-and-add at rank 0).
   std::size_t next_index();
+  // Ends every rank of the job with `status` (MPI_Abort) when MPI is active; else returns.
+  void abort(int status) const;
   // Lets MPI make progress on requests from other ranks while this one waits for its points.
   void progress() const;
 

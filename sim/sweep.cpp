@@ -310,6 +310,13 @@ Sweep load_sweep(const std::string& path) {
         throw ConfigError("sweep", p.where[k], fmt::format("{}: sweep: key '{}' is swept twice",
                                                            p.where[k], p.keys[k]));
       }
+      for (const std::string& fixed : sweep.fixed) {
+        if (fixed.compare(0, fixed.find('='), p.keys[k]) == 0) {
+          throw ConfigError("sweep", p.where[k], fmt::format("{}: sweep: key '{}' is both set "
+                                                             "(sweep.set) and swept", p.where[k],
+                                                             p.keys[k]));
+        }
+      }
       sweep.keys.push_back(p.keys[k]);
       sweep.key_where.push_back(p.where[k]);
     }
