@@ -494,7 +494,15 @@ std::size_t write_sweep_index(const Sweep& sweep, const std::string& dir) {
                        : record.status > exit_interrupted_base
                            ? fmt::format("signal_{}", record.status - exit_interrupted_base)
                            : fmt::format("exit_{}", record.status);
-    if (record.status != 0) message.texts[i] = failure_message(stem + ".log");
+    if (record.status != 0) {
+      // The run file by its name alone: the index does not depend on where DIR is.
+      std::string text = failure_message(stem + ".log");
+      const std::string run_file = stem + ".h5";
+      for (std::size_t at = text.find(run_file); at != std::string::npos; at = text.find(run_file, at)) {
+        text.replace(at, run_file.size(), sweep.points[i].name + ".h5");
+      }
+      message.texts[i] = std::move(text);
+    }
     if (!std::filesystem::exists(stem + ".h5")) continue;
     try {
       const RunProgress progress = read_run_progress(stem + ".h5");

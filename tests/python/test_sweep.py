@@ -244,6 +244,7 @@ grid = { "integrator.max_steps" = [1000000, 20, 1000000] }''')
         self.assertEqual(list(index["outcome"])[0], "success")
         self.assertNotEqual(index["outcome"][1], "success")
         self.assertIn("numerical failure", index["message"][1])
+        self.assertIn(" point-0001.h5", index["message"][1])  # named without its directory
         with h5py.File(out / "point-0001.h5", "r") as f:
             self.assertEqual(index["outcome"][1], f["solver"].attrs["outcome"])
             self.assertEqual(index["solver.steps"][1], f["solver"].attrs["steps"])
