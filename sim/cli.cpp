@@ -6,20 +6,26 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <iostream>
 #include <limits>
 #include <numeric>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "integrators/registry.hpp"
 #include "models/registry.hpp"
 #include "outputs/h5file.hpp"
+#include "sim/budget.hpp"
 #include "sim/config.hpp"
 #include "sim/core/diagnostics.hpp"
 #include "sim/core/errors.hpp"
 #include "sim/core/interrupt.hpp"
+#include "sim/mpi_session.hpp"
 #include "sim/run.hpp"
+#include "sim/sweep.hpp"
 #include "sim/waves.hpp"
 
 namespace lf {
@@ -86,6 +92,160 @@ int command_run(const std::string& config, const std::vector<std::string>& overr
     eprint("learnflow: wrote {} samples to {} ({} steps, {} rejected, {} RHS "
            "evaluations, {:.3f} s, {} thread(s))\n", report.samples, report.output_path,
            st.steps, st.rejected, st.rhs_evals, st.wall_seconds, report.threads);
+  }
+  return exit_ok;
+}
+
+struct SweepArgs {
+  std::string file, dir, program;
+  int jobs = 0;      // 0: the cores (one MPI rank: 1)
+  int threads = 1;
+  bool force = false, quiet = false, list = false;
+  long point = -1;   // >= 0: run only this point, in this process
+};
+
+// Rank 0's part before any point runs: every point's experiment validated, the limits, and the
+// directory created with its manifest, or found holding this very sweep (a restart).
+void prepare_sweep(const Sweep& sweep, const SweepArgs& args) {
+  namespace fs = std::filesystem;
+  const fs::path manifest_path = fs::path(args.dir) / "sweep.manifest";
+  if (!args.force && sweep.points.size() > sweep_max_points) {
+    throw InputError(fmt::format("{}: {} points, above the limit of {} points: run it with --force",
+                                 sweep.file, sweep.points.size(), sweep_max_points));
+  }
+  const SweepCheck check = validate_sweep(sweep);
+  if (!args.force && check.bytes > sweep_max_bytes) {
+    throw InputError(fmt::format("{}: the {} points' output files are estimated at {}, above the "
+                                 "limit of {}: run it with --force", sweep.file,
+                                 sweep.points.size(), format_bytes(check.bytes),
+                                 format_bytes(sweep_max_bytes)));
+  }
+  if (args.list) {
+    for (const SweepPoint& p : sweep.points) {
+      std::string line = p.name;
+      for (std::size_t k = 0; k < sweep.keys.size(); ++k) {
+        line += fmt::format(" {}={}", sweep.keys[k], p.values[k].toml);
+      }
+      fmt::print("{}\n", line);
+    }
+    fmt::print("{} points, estimated output {}\n", sweep.points.size(), format_bytes(check.bytes));
+    return;
+  }
+  const bool restart = fs::exists(manifest_path);
+  if (!restart && fs::exists(args.dir) && !fs::is_empty(args.dir)) {
+    throw DataFileError(args.dir, 0, fmt::format("{}: the sweep directory exists and holds no "
+                                                 "sweep (no sweep.manifest): choose another -o", args.dir));
+  }
+  const std::string manifest = sweep_manifest(sweep, check);
+  if (restart) {
+    std::ifstream in(manifest_path, std::ios::binary);
+    const std::string found((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (found != manifest) {
+      // The first line that differs names the point (or the header: the sweep file, the base).
+      std::istringstream a(found), b(manifest);
+      std::string was, is;
+      std::size_t line = 0;
+      while (true) {
+        ++line;
+        const bool more_a = static_cast<bool>(std::getline(a, was));
+        const bool more_b = static_cast<bool>(std::getline(b, is));
+        if (!more_a || !more_b || was != is) break;
+      }
+      throw DataFileError(manifest_path.string(), static_cast<long>(line), fmt::format(
+          "{}:{}: {} holds another sweep than {} now describes (it has: '{}'; now: '{}'): the "
+          "sweep file or its base changed; finish it with the old files or choose "
+          "another -o", manifest_path.string(), line, args.dir, sweep.file, was, is));
+    }
+    return;
+  }
+  fs::create_directories(args.dir);
+  std::ofstream out(manifest_path, std::ios::binary);
+  out << manifest;
+  if (!out.flush()) {
+    throw DataFileError(manifest_path.string(), 0, fmt::format("{}: cannot write", manifest_path.string()));
+  }
+}
+
+int run_sweep(const Sweep& sweep, const SweepArgs& args, MpiSession& mpi);
+
+// `learnflow sweep`: every point of the sweep file, each in a process of its own, `jobs` at a
+// time, spread over the ranks under mpirun or srun; then the index (sim/sweep.hpp).
+int command_sweep(const SweepArgs& args) {
+  install_interrupt_handlers();
+  const Sweep sweep = load_sweep(args.file);
+  if (args.point >= 0) {
+    // One point, in this process: what the sweep runs in each of its children.
+    if (static_cast<std::size_t>(args.point) >= sweep.points.size()) {
+      throw InputError(fmt::format("--point {}: the sweep has {} points (0 to {})", args.point,
+                                   sweep.points.size(), sweep.points.size() - 1));
+    }
+    const auto i = static_cast<std::size_t>(args.point);
+    RunOptions options{point_path(sweep, args.dir, i, ".h5"), args.threads, false, false};
+    return command_run(sweep.base, sweep.points[i].overrides, options, args.quiet);
+  }
+  MpiSession mpi;
+  int status = exit_ok;
+  if (mpi.rank() == 0) {
+    try {
+      prepare_sweep(sweep, args);
+    } catch (const InputError& e) {
+      print_error(e.what());
+      status = exit_bad_input;
+    } catch (const std::filesystem::filesystem_error& e) {
+      print_error(e.what());
+      status = exit_bad_input;
+    }
+  }
+  if (mpi.broadcast(status) != exit_ok) return exit_bad_input;
+  if (args.list) return exit_ok;
+  try {
+    return run_sweep(sweep, args, mpi);
+  } catch (const std::exception& e) {
+    // Printed here, before the other ranks are stopped: MPI_Abort ends this process too.
+    print_error(dynamic_cast<const InputError*>(&e) != nullptr
+                    ? std::string(e.what()) : fmt::format("cannot write the output: {}", e.what()));
+    mpi.abort(exit_bad_input);
+    return exit_bad_input;
+  }
+}
+
+// The sweep's points, run by this rank (all of them without MPI), then rank 0's index.
+int run_sweep(const Sweep& sweep, const SweepArgs& args, MpiSession& mpi) {
+  const std::size_t n = sweep.points.size();
+  SweepRunOptions options{args.dir, args.program, args.jobs, args.threads, mpi.rank()};
+  if (options.jobs == 0) {
+    options.jobs = mpi.active() ? 1 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  std::size_t counter = 0;
+  const std::function<std::optional<std::size_t>()> next = [&]() -> std::optional<std::size_t> {
+    const std::size_t i = mpi.active() ? mpi.next_index() : counter++;
+    if (i < n) return i;
+    return std::nullopt;
+  };
+  if (mpi.rank() == 0 && !args.quiet) {
+    eprint("learnflow: sweep of {} points into {}, {} at a time{}\n", n, args.dir, options.jobs,
+           mpi.active() ? fmt::format(" on each of {} MPI ranks", mpi.size()) : std::string());
+  }
+  const std::size_t ran = run_sweep_points(sweep, options, next, [&] { mpi.progress(); });
+  const int signal = mpi.max(interrupt_signal());
+  mpi.barrier();
+  if (mpi.rank() != 0) return signal != 0 ? exit_interrupted_base + signal : exit_ok;
+
+  std::size_t done = 0;
+  for (std::size_t i = 0; i < n; ++i) done += std::filesystem::exists(point_path(sweep, args.dir, i, ".done"));
+  if (done < n) {
+    print_error(fmt::format("the sweep stopped with {} of {} points done; run the same command "
+                            "again to run the others", done, n));
+    return signal != 0 ? exit_interrupted_base + signal : exit_numerical;
+  }
+  const std::size_t failed = write_sweep_index(sweep, args.dir);
+  if (failed > 0) {
+    eprint("learnflow: warning: {} of {} points failed (their status, outcome and message are "
+           "in the index; their output in {}/point-NNNN.log)\n", failed, n, args.dir);
+  }
+  if (!args.quiet) {
+    eprint("learnflow: sweep done: {} points ({} run now), index in {}/index.h5 and index.csv\n",
+           n, ran, args.dir);
   }
   return exit_ok;
 }
@@ -360,6 +520,23 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::Range(0.05, 3600.0));
   watch->add_flag("--once", watch_once, "print one line and exit");
 
+  SweepArgs sweep_args;
+  CLI::App* sweep = app.add_subcommand("sweep", "run every point of a parameter sweep (README: "
+                                                "Sweeps); under mpirun or srun, over the ranks");
+  sweep->add_option("sweep_file", sweep_args.file, "sweep file (TOML): base = ..., [sweep]")->required();
+  sweep->add_option("-o,--output", sweep_args.dir, "directory of the run files and the index")->required();
+  sweep->add_option("--jobs", sweep_args.jobs, "points run at a time (default: the cores; under "
+                                               "MPI: 1 per rank)")->check(CLI::Range(1, 4096));
+  sweep->add_option("--threads", sweep_args.threads, "OpenMP threads of each point (default 1)")
+      ->check(CLI::Range(1, 1024));
+  sweep->add_flag("--force", sweep_args.force, "run a sweep above the limit of points or bytes");
+  sweep->add_flag("--quiet", sweep_args.quiet, "print nothing but errors and warnings");
+  sweep->add_flag("--list", sweep_args.list, "validate every point and list them with their "
+                                             "values; run nothing, write nothing");
+  sweep->add_option("--point", sweep_args.point, "run only point K (0-based), in this process, "
+                                                 "into DIR/point-NNNN.h5 (what the sweep runs for each point)")
+      ->check(CLI::NonNegativeNumber);
+
   CLI::App* models = app.add_subcommand("models", "list the models");
   CLI::App* integrators = app.add_subcommand("integrators", "list the steppers");
 
@@ -370,7 +547,7 @@ int run_cli(int argc, char** argv) {
     std::string names, guess;
     std::size_t best = 3;  // a plausible typo: at most 2 edits
     bool known = false;
-    for (const CLI::App* sub : {run, validate, info, watch, models, integrators}) {
+    for (const CLI::App* sub : {run, validate, info, watch, sweep, models, integrators}) {
       const std::string& name = sub->get_name();
       known = known || name == word;
       names += (names.empty() ? "" : ", ") + name;
@@ -412,6 +589,12 @@ int run_cli(int argc, char** argv) {
       return command_run(config, overrides, options, quiet);
     }
     if (*validate) return command_validate(config, overrides);
+    if (*sweep) {
+      std::error_code error;
+      sweep_args.program = std::filesystem::read_symlink("/proc/self/exe", error).string();
+      if (error) sweep_args.program = argv[0];
+      return command_sweep(sweep_args);
+    }
     if (*info) return command_info(info_file, max_segments, show_config);
     if (*watch) return command_watch(watch_file, watch_interval, watch_once);
     if (*models) {

@@ -673,7 +673,7 @@ RunReport Run::execute() {
   return report;
 }
 
-std::string validate_experiment(const Experiment& ex) {
+std::string validate_experiment(const Experiment& ex, SizeEstimate* size) {
   const Network network = build_network(ex.network);
   const InputSignal signal(ex.input, ex.integrator.t0, ex.integrator.t_end);
   const Drive drive(signal);
@@ -700,7 +700,9 @@ std::string validate_experiment(const Experiment& ex) {
                         b.per_example() && b.examples > 1 ? fmt::format(" × {} examples", b.examples)
                                                           : std::string());
   }
-  text += describe_size(check_run_size(ex, *model, network, signal)) + "\n";  // or throws
+  const SizeEstimate estimate = check_run_size(ex, *model, network, signal);  // or throws
+  if (size != nullptr) *size = estimate;
+  text += describe_size(estimate) + "\n";
   return text;
 }
 

@@ -12,6 +12,8 @@
 
 namespace lf {
 
+struct SizeEstimate;  // sim/budget.hpp
+
 struct RunOptions {
   std::string output_path;   // overrides output.file when not empty
   int threads = 0;           // OpenMP threads; 0: the OpenMP default
@@ -60,7 +62,8 @@ class Run {
 };
 
 // Checks an experiment completely (data files, network against model) without writing anything;
-// returns a description of the run: model, segments, samples, state blocks.
-std::string validate_experiment(const Experiment& experiment);
+// returns a description of the run: model, segments, samples, state blocks. `size`, when given,
+// receives the run's estimated size (the sweep driver's budget).
+std::string validate_experiment(const Experiment& experiment, SizeEstimate* size = nullptr);
 
 }  // namespace lf

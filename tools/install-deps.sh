@@ -6,11 +6,14 @@ set -euo pipefail
 build_packages=(cmake make g++ ccache pkg-config libboost-dev libeigen3-dev libhdf5-dev libfmt-dev
                 doctest-dev libtomlplusplus-dev libcli11-dev zlib1g-dev)
 python_packages=(python3 python3-h5py python3-matplotlib python3-numpy python3-scipy)
+# Sweeps over MPI ranks (mpirun -n N learnflow sweep ...); optional: without them learnflow is
+# built without MPI and sweeps use the local cores.
+mpi_packages=(openmpi-bin libopenmpi-dev)
 # The built-in data sets of [data] name = "digits" (sklearn's digits.csv.gz) and "fashion-mnist".
 data_packages=(python3-sklearn dataset-fashion-mnist)
 
 missing=()
-for pkg in "${build_packages[@]}" "${python_packages[@]}" "${data_packages[@]}"; do
+for pkg in "${build_packages[@]}" "${python_packages[@]}" "${data_packages[@]}" "${mpi_packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$pkg")
   fi

@@ -508,7 +508,7 @@ class UsageTest(LearnflowTestCase):
     def test_unknown_subcommand(self):
         self.assert_bad_input(self.learnflow("rnu", "x.toml"),
                               "unknown subcommand 'rnu' (did you mean 'run'?) (choose one of: run, "
-                              "validate, info, watch, models, integrators)")
+                              "validate, info, watch, sweep, models, integrators)")
 
     def test_unknown_option(self):
         config = self.write("experiment.toml", LAYERED)

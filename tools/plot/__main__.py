@@ -1,6 +1,7 @@
 """learnflow plotting tool.
 
     /usr/bin/python3 tools/plot SUBCOMMAND RUN.h5 [-o OUT.png|OUT.pdf]
+    /usr/bin/python3 tools/plot sweep DIR --metric M --x KEY [--y KEY2]
 
 Each subcommand lives in a module of this folder that provides register(subcommands).
 """
@@ -21,10 +22,11 @@ import energy
 import metrics
 import weights
 import relaxation
+import sweep
 import waves
 
 # Modules providing register(subcommands); add new subcommand modules here.
-COMMAND_MODULES = (waves, metrics, relaxation, weights, energy)
+COMMAND_MODULES = (waves, metrics, relaxation, weights, energy, sweep)
 
 
 def main(argv=None):
