@@ -7,7 +7,8 @@ build_packages=(cmake make g++ ccache pkg-config libboost-dev libeigen3-dev libh
                 doctest-dev libtomlplusplus-dev libcli11-dev zlib1g-dev)
 python_packages=(python3 python3-h5py python3-matplotlib python3-numpy python3-scipy)
 # The built-in data sets of [data] name = "digits" (sklearn's digits.csv.gz) and "fashion-mnist".
-data_packages=(python3-sklearn dataset-fashion-mnist)
+# python3-networkx: Zachary's karate club of examples/karate (tools/export_karate.py).
+data_packages=(python3-sklearn dataset-fashion-mnist python3-networkx)
 
 missing=()
 for pkg in "${build_packages[@]}" "${python_packages[@]}" "${data_packages[@]}"; do
