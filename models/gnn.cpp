@@ -49,9 +49,9 @@ struct GnnModel::Workspace {
   Eigen::MatrixXd by_source, by_destination;  // s × N: sums of g over outgoing / incoming edges
   Weights flow;                   // γθ̇ + κθ (+ βP) before scaling
   // The contraction penalty.
-  Eigen::MatrixXd dsum;           // s × N: Σ_{v: u∈ne(v)} α_v |σ'(a_vu)|
-  Eigen::MatrixXd column_sums;    // s × N: s_uk
-  Eigen::MatrixXd weight;         // s × N: 2 max(0, s_uk − μ)
+  Eigen::MatrixXd dsum;           // s × N: α_v Σ_{u∈ne(v)} |σ'(a_vu)|
+  Eigen::MatrixXd row_sums;       // s × N: R_vr, the row sums of |J|
+  Eigen::MatrixXd weight;         // s × N: 2 max(0, R_vr − μ)
   Eigen::MatrixXd ddsig, q;       // s × E: σ''(a_vu), the penalty's per-edge vectors
   Eigen::MatrixXd q_source, q_destination;
   Weights penalty_gradient;
@@ -60,7 +60,7 @@ struct GnnModel::Workspace {
   Workspace(Eigen::Index s, Eigen::Index p, Eigen::Index k, Eigen::Index n, Eigen::Index e)
       : source_part(s, n), target_part(s, n), pre(s, e), sig(s, e), dsig(s, e), transition(s, n),
         z(k, n), o(k, n), dout(k, n), delta(k, n), error(s, n), g(s, e), by_source(s, n),
-        by_destination(s, n), dsum(s, n), column_sums(s, n), weight(s, n), ddsig(s, e), q(s, e),
+        by_destination(s, n), dsum(s, n), row_sums(s, n), weight(s, n), ddsig(s, e), q(s, e),
         q_source(s, n), q_destination(s, n) {
     for (Weights* v : {&w, &flow, &penalty_gradient}) {
       v->A.resize(s, s);
@@ -346,22 +346,21 @@ void GnnModel::outer_flows(const Eigen::MatrixXd& by_source, const Eigen::Matrix
   }
 }
 
-// The column sums of J, the penalty P and (gradient) ∂P/∂θ at fixed x, from forward()'s σ'.
+// The row sums of |J|, the penalty P and (gradient) ∂P/∂θ at fixed x, from forward()'s σ'.
 void GnnModel::penalty_terms(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x,
                              Workspace& ws, bool gradient) const {
+  // R_vr = α_v Σ_{u∈ne(v)} |σ'(a_vu)_r| ‖A_r‖₁ = dsum_vr ‖A_r‖₁.
+  const Eigen::VectorXd row_norms = w.A.cwiseAbs().rowwise().sum();
 #pragma omp parallel for schedule(static)
-  for (Eigen::Index u = 0; u < nodes_; ++u) {
-    auto d = ws.dsum.col(u);
+  for (Eigen::Index v = 0; v < nodes_; ++v) {
+    auto d = ws.dsum.col(v);
     d.setZero();
-    for (Eigen::Index i = outgoing_.start[u]; i < outgoing_.start[u + 1]; ++i) {
-      const Eigen::Index j = in_position_[outgoing_.edge[i]];
-      d += alpha_[in_target_[j]] * ws.dsig.col(j).cwiseAbs();
-    }
+    for (Eigen::Index j = incoming_.start[v]; j < incoming_.start[v + 1]; ++j) d += ws.dsig.col(j).cwiseAbs();
+    d *= alpha_[v];
+    ws.row_sums.col(v) = d.cwiseProduct(row_norms);
   }
-  const RowMatrix abs_a = w.A.cwiseAbs();
-  ws.column_sums.noalias() = abs_a.transpose() * ws.dsum;
-  ws.weight = 2.0 * (ws.column_sums.array() - params_.contraction).max(0.0);
-  ws.penalty = 0.25 * ws.weight.squaredNorm();  // Σ max(0, s − μ)²
+  ws.weight = 2.0 * (ws.row_sums.array() - params_.contraction).max(0.0);
+  ws.penalty = 0.25 * ws.weight.squaredNorm();  // Σ max(0, R − μ)²
   if (!gradient) return;
   const Eigen::Index edge_blocks = chunks(edges_, edge_chunk);
 #pragma omp parallel for schedule(static)
@@ -369,17 +368,19 @@ void GnnModel::penalty_terms(const Weights& w, const Eigen::Ref<const Eigen::Mat
     const Eigen::Index j0 = c * edge_chunk, n = std::min(edge_chunk, edges_ - j0);
     activate_second_derivative(params_.activation, ws.pre.middleCols(j0, n), ws.ddsig.middleCols(j0, n));
   }
-  // ∂P/∂a_vu = α_v sign(σ'(a_vu)) ⊙ σ''(a_vu) ⊙ (|A| w_u): the per-edge vector q.
+  // ∂P/∂a_vu = α_v sign(σ'(a_vu)) ⊙ σ''(a_vu) ⊙ ‖A_r‖₁ ⊙ w_v: the per-edge vector q.
 #pragma omp parallel for schedule(static)
-  for (Eigen::Index j = 0; j < edges_; ++j) {
-    const Eigen::Index u = in_source_[j];
-    ws.q.col(j).noalias() = abs_a * ws.weight.col(u);
-    ws.q.col(j).array() *= alpha_[in_target_[j]] * ws.ddsig.col(j).array() * ws.dsig.col(j).array().sign();
+  for (Eigen::Index v = 0; v < nodes_; ++v) {
+    for (Eigen::Index j = incoming_.start[v]; j < incoming_.start[v + 1]; ++j) {
+      ws.q.col(j) = alpha_[v] * (ws.ddsig.col(j).array() * ws.dsig.col(j).array().sign() *
+                                 row_norms.array() * ws.weight.col(v).array()).matrix();
+    }
   }
   gather(ws.q, ws.q_source, ws.q_destination);
   outer_flows(ws.q_source, ws.q_destination, nullptr, x, ws.penalty_gradient);
-  // The direct dependence of s_uk on |A_rk|: sign(A) ⊙ (D Wᵀ), D = dsum, W = weight.
-  ws.penalty_gradient.A.noalias() += (w.A.array().sign() * (ws.dsum * ws.weight.transpose()).array()).matrix();
+  // The direct dependence of R_vr on |A_rk|: sign(A_rk) Σ_v w_vr dsum_vr.
+  const Eigen::VectorXd direct = ws.weight.cwiseProduct(ws.dsum).rowwise().sum();
+  ws.penalty_gradient.A.noalias() += (w.A.array().sign().colwise() * direct.array()).matrix();
 }
 
 void GnnModel::rhs(const State& s, State& ds, double /*t*/) const {
@@ -551,11 +552,11 @@ GnnModel::Weights GnnModel::exact_gradient(const Weights& w, const Eigen::Ref<co
   return flow;
 }
 
-Eigen::MatrixXd GnnModel::jacobian_column_sums(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const {
+Eigen::MatrixXd GnnModel::jacobian_row_sums(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const {
   Workspace ws(s_, p_, k_, nodes_, edges_);
   forward(w, x, ws);
   penalty_terms(w, x, ws, false);
-  return ws.column_sums;
+  return ws.row_sums;
 }
 
 double GnnModel::penalty(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const {
@@ -598,7 +599,7 @@ void GnnModel::metrics(const State& s, double /*t*/, std::span<double> out) cons
   out[at++] = loss(w, x);
   out[at++] = accuracy(w, x, graph().train_mask);
   out[at++] = accuracy(w, x, graph().test_mask);
-  const Eigen::MatrixXd sums = jacobian_column_sums(w, x);
+  const Eigen::MatrixXd sums = jacobian_row_sums(w, x);
   out[at++] = (sums.size() > 0 ? sums.maxCoeff() : 0.0) / params_.c;
   if (params_.contraction > 0.0) out[at++] = penalty(w, x);
   if (!params_.learn || steps_) return;

@@ -18,14 +18,13 @@
 // (With c = 1 the fixed point is Scarselli's x = F(x).)
 //
 // Contraction (Scarselli 2009, §III): the fixed point exists and is unique when x ↦ F(x)/c is a
-// contraction. J's column (u, k) has the absolute sum
-//   s_uk = Σ_{v: u∈ne(v)} α_v Σ_r |σ'(a_vu)_r| |A_rk|,
-// so max_uk s_uk / c (reported as the metric `contraction_factor`) is the ℓ1 operator norm of J/c:
-// below 1, the map contracts in ℓ1. With contraction = μ > 0 the weight flows also descend
-// β P, P = Σ_uk max(0, s_uk − μ)² (β = contraction_weight), Scarselli's penalty on ‖∂F/∂x‖ above μ,
-// by its partial gradient at the current states (x held fixed, as in Scarselli's Appendix where
-// the penalty is evaluated at the reached state).
-//
+// contraction. Row (v, r) of J = ∂F/∂x has the absolute sum
+//   R_vr = α_v Σ_{u∈ne(v)} |σ'(a_vu)_r| Σ_k |A_rk|      (≤ max|σ'| ‖A‖_∞ for aggregate = "mean"),
+// so max_vr R_vr / c (the metric `contraction_factor`) is the ℓ∞ operator norm of J/c: below 1,
+// the map contracts in ℓ∞. With contraction = μ > 0 the weight flows also descend β P,
+// P = Σ_vr max(0, R_vr − μ)² (β = contraction_weight), Scarselli's penalty on ‖∂F/∂x‖ above μ,
+// by its partial gradient at the current states (x held fixed, as Scarselli evaluates the
+// penalty at the reached state).
 // learn = false: the weights are frozen (their blocks stay in the state with zero rate); at the
 // end of a successful run the exact gradient dV/dθ at the fixed point of the final weights
 // (Jacobi from the final x to max-norm change 1e-13, then (cI − Jᵀ)λ = e solved by sparse LU, or by
@@ -118,8 +117,8 @@ class GnnModel final : public Model {
                        const Eigen::Ref<const Eigen::MatrixXd>& lambda) const;
   // dV/dθ at the fixed point x of weights w (−costate_flow with the exact costate).
   Weights exact_gradient(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const;
-  // The column sums s_uk of J (s × N), the penalty P at x and its partial gradient ∂P/∂θ.
-  Eigen::MatrixXd jacobian_column_sums(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const;
+  // The row sums R_vr of |J| (s × N), the penalty P at x and its partial gradient ∂P/∂θ.
+  Eigen::MatrixXd jacobian_row_sums(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const;
   double penalty(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const;
   Weights penalty_gradient(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const;
   // The total flow γθ̇ of the state s (what the RHS integrates when learn = true).

@@ -86,10 +86,10 @@ TEST_CASE("gnn: the settled ODE is the Jacobi fixed point, and its costate gives
     State s;
     REQUIRE(sim.run(recorder, s).outcome == Outcome::success);
     const GnnModel::Weights w = m.weights(s);
-    // The map x ↦ F(x)/c contracts here (ℓ1 factor below 1), so Jacobi converges to the unique
+    // The map x ↦ F(x)/c contracts here (ℓ∞ factor below 1), so Jacobi converges to the unique
     // fixed point and the ODE (eigenvalues of its linearisation ≤ −(1 − factor)) reaches it:
     // after 80 time units its distance is e^{−80(1−factor)} ≪ 1e-10.
-    const double factor = m.jacobian_column_sums(w, m.node_states(s)).maxCoeff();
+    const double factor = m.jacobian_row_sums(w, m.node_states(s)).maxCoeff();
     CHECK(factor < 0.6);
     const auto jacobi = m.fixed_point(w, Eigen::MatrixXd::Zero(3, 5), 1e-15, 100000);
     REQUIRE(jacobi.has_value());
@@ -137,8 +137,8 @@ TEST_CASE("gnn: the contraction penalty's gradient against finite differences") 
   REQUIRE(x.has_value());
   const double p = m.penalty(w, *x);
   CHECK(p > 0.0);
-  // P = Σ max(0, s_uk − μ)² from the column sums, recomputed here from a dense Jacobian by
-  // central differences of F (an independent route to s_uk).
+  // P = Σ max(0, R_vr − μ)² from the row sums of |J|, recomputed here from a dense Jacobian by
+  // central differences of F (an independent route to R).
   const Eigen::Index n = 15;
   Eigen::MatrixXd jacobian(n, n);
   for (Eigen::Index j = 0; j < n; ++j) {
@@ -147,8 +147,8 @@ TEST_CASE("gnn: the contraction penalty's gradient against finite differences") 
     minus.reshaped()[j] -= 1e-6;
     jacobian.col(j) = (m.transition(w, plus) - m.transition(w, minus)).reshaped() / 2e-6;
   }
-  const Eigen::VectorXd sums = jacobian.cwiseAbs().colwise().sum().transpose();
-  CHECK((sums - m.jacobian_column_sums(w, *x).reshaped()).cwiseAbs().maxCoeff() <= 1e-8);
+  const Eigen::VectorXd sums = jacobian.cwiseAbs().rowwise().sum();
+  CHECK((sums - m.jacobian_row_sums(w, *x).reshaped()).cwiseAbs().maxCoeff() <= 1e-8);
   CHECK(std::abs(p - (sums.array() - 0.05).max(0.0).square().sum()) <= 1e-8 * p);
 
   const Eigen::VectorXd theta = w.flat();

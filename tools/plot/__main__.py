@@ -18,13 +18,14 @@ matplotlib.use("Agg")  # render off-screen: no display needed
 
 from errors import PlotError
 import energy
+import graph
 import metrics
 import weights
 import relaxation
 import waves
 
 # Modules providing register(subcommands); add new subcommand modules here.
-COMMAND_MODULES = (waves, metrics, relaxation, weights, energy)
+COMMAND_MODULES = (waves, metrics, relaxation, weights, energy, graph)
 
 
 def main(argv=None):
