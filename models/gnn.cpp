@@ -155,8 +155,9 @@ GnnModel::GnnModel(const GnnParams& params, std::uint64_t seed, const Drive& dri
   A_ = layout_.add("W", "A", {s_, s_});
   B_ = layout_.add("W", "B", {s_, p_});
   C_ = layout_.add("W", "C", {s_, p_});
-  b_ = layout_.add("b", "transition", {s_});
+  // Blocks of one kind stay together (the residual metrics walk the layout kind by kind).
   W_out_ = layout_.add("W", "readout", {k_, s_});
+  b_ = layout_.add("b", "transition", {s_});
   b_out_ = layout_.add("b", "readout", {k_});
   if (params_.mode == GnnMode::discrete) steps_ = layout_.add("steps", "taken", {1});
   rhs_workspace_ = std::make_unique<Workspace>(s_, p_, k_, nodes_, edges_);
