@@ -136,7 +136,7 @@ class GnnRunFileTest(unittest.TestCase):
 
     def test_learning_run_metrics(self):
         out = self.dir / "learn.h5"
-        self.run_ok("run", EXAMPLE, "-o", out, "--quiet")
+        self.run_ok("run", EXAMPLE, "-o", out, "--quiet", "--set", "model.contraction=0.9")
         with h5py.File(out, "r") as f:
             m = f["metrics"]
             for name in ["loss", "train_accuracy", "test_accuracy", "contraction_factor", "penalty"] + \
