@@ -294,3 +294,24 @@ t_end = 1.0
   CHECK(message("0,1\n", fmt::format("train_mask = \"{}\"", empty)).find("m.csv: the train mask is empty") !=
         std::string::npos);
 }
+
+TEST_CASE("gnn: the discrete reference takes one Almeida-Pineda gradient step per unit of time") {
+  const SmallGraph g;
+  Simulation sim(experiment_from_toml(g.toml("mode = \"discrete\"\neta = 0.3\nkappa = 0.01\n", 3.0),
+                                      {"integrator.stepper=euler", "integrator.dt0=1.0"}));
+  const GnnModel& m = gnn(sim);
+  State start(static_cast<std::size_t>(m.layout().size()));
+  m.initial_state(start);
+  // Three steps by hand: θ ← θ − η (dV/dθ + κθ) at the Jacobi fixed point of θ.
+  GnnModel::Weights w = m.weights(start);
+  for (int k = 0; k < 3; ++k) {
+    const auto x = m.fixed_point(w, Eigen::MatrixXd::Zero(3, 5), 1e-14, 100000);
+    REQUIRE(x.has_value());
+    w.set_flat(w.flat() - 0.3 * (m.exact_gradient(w, *x).flat() + 0.01 * w.flat()));
+  }
+  Recorder recorder;
+  State s;
+  REQUIRE(sim.run(recorder, s).outcome == Outcome::success);
+  CHECK(m.layout().vector(s, m.layout().find("steps", "taken"))[0] == 3.0);
+  CHECK(relative_error(m.weights(s).flat(), w.flat()) <= 1e-10);
+}
