@@ -1,8 +1,11 @@
 #pragma once
 // Validated parameters of each model, as plain data. A model's parameters are parsed and checked
 // in models/registry.cpp and used by the model's constructor.
+#include <memory>
 #include <string>
 #include <variant>
+
+#include "sim/core/activation.hpp"
 
 namespace lf {
 
@@ -142,8 +145,45 @@ struct HolonomicParams {
   double cg_tolerance = 1e-12;  // relative residual ‖r − M_λ λ̃‖/‖r‖ of solver = "cg", > 0
 };
 
+// gnn (Gori & Scarselli's graph neural network as a diffusion; models/gnn.hpp): node states
+// relaxing through one shared transition network, costates and weight flows local in space and time.
+struct Graph;  // sim/core/graph.hpp
+enum class GnnAggregate {
+  mean,  // α_v = 1/|ne(v)|
+  sum,   // α_v = 1
+};
+enum class GnnMode {
+  flow,      // one ODE: x, λ and (learn = true) the weights flow together
+  discrete,  // the reference (Scarselli 2009): Jacobi to the fixed point, Almeida–Pineda, a
+             // gradient step of size η at every unit of time
+};
+struct GnnParams {
+  long state = 4;             // size s of every node's state x_v, > 0
+  double c = 1.0;             // leak of x and λ (dimensionless), > 0
+  double tau_x = 1.0;         // time constant of x (time units), > 0
+  double tau_lambda = 1.0;    // time constant of λ (time units), > 0
+  double gamma = 1.0;         // inverse learning rate of the weight flow (time units), > 0
+  double kappa = 0.0;         // weight decay κ (dimensionless), >= 0
+  Activation activation = Activation::tanh;            // transition σ
+  Activation output_activation = Activation::linear;   // readout σ_out
+  Loss loss = Loss::cross_entropy;
+  GnnAggregate aggregate = GnnAggregate::mean;
+  bool learn = true;          // false: frozen weights, /gradient written at the end
+  double contraction = 0.0;   // μ of the penalty Σ max(0, ‖∂F/∂x‖ column sums − μ)²; 0: none
+  double contraction_weight = 1.0;  // β multiplying the penalty in the weight flow, >= 0
+  GnnMode mode = GnnMode::flow;
+  double eta = 0.5;           // discrete mode: gradient step size per unit of time, >= 0
+  // network.init: the shared weights are drawn N(0, scale²/fan_in) ("normal"), with the same
+  // variance from a uniform law ("uniform"), or zero; biases zero or N(0, bias_scale²).
+  std::string init_weights = "normal";
+  double init_scale = 1.0;
+  std::string init_bias = "zeros";
+  double init_bias_scale = 1.0;
+  std::shared_ptr<const Graph> graph;  // the [graph] table, read by sim/graph_config.cpp
+};
+
 using ModelParams = std::variant<LeakyParams, CostateParams, DtpParams, GaitpropParams, BackpropParams,
-                                 EqpropParams, HolonomicParams>;
+                                 EqpropParams, HolonomicParams, GnnParams>;
 
 // The model's registered name ("leaky", "costate", …).
 std::string model_type(const ModelParams& params);

@@ -10,13 +10,14 @@
 #include "models/dtp.hpp"
 #include "models/eqprop.hpp"
 #include "models/gaitprop.hpp"
+#include "models/gnn.hpp"
 #include "models/holonomic.hpp"
 #include "models/leaky.hpp"
 
 namespace lf {
 namespace {
 
-constexpr std::array<ModelInfo, 7> infos = {{
+constexpr std::array<ModelInfo, 8> infos = {{
     {"leaky", "forward waves of leaky neurons: tau dx/dt = -c x + sigma(W x + b + u)"},
     {"costate", "Betti-Gori costates: backward waves of lambda, online weight flow, exact adjoint"},
     {"dtp", "differential target propagation: relaxing targets, approximate inverses, DTP updates"},
@@ -24,6 +25,7 @@ constexpr std::array<ModelInfo, 7> infos = {{
     {"backprop", "discrete minibatch SGD with exact backprop: the baseline of the continuous models"},
     {"eqprop", "equilibrium propagation: energy relaxation in free and nudged phases, contrastive update"},
     {"holonomic", "Lagrangian learning: massive neurons and weights, reactions lambda of x = sigma(a) (DAGs)"},
+    {"gnn", "Gori-Scarselli graph neural network as a diffusion: node states, costates, shared weights ([graph])"},
 }};
 
 }  // namespace
@@ -38,6 +40,7 @@ std::string model_type(const ModelParams& params) {
     if constexpr (std::is_same_v<P, BackpropParams>) return "backprop";
     if constexpr (std::is_same_v<P, EqpropParams>) return "eqprop";
     if constexpr (std::is_same_v<P, HolonomicParams>) return "holonomic";
+    if constexpr (std::is_same_v<P, GnnParams>) return "gnn";
   }, params);
 }
 
@@ -58,6 +61,7 @@ std::unique_ptr<Model> make_model(const ModelParams& params, const Network& netw
     if constexpr (std::is_same_v<P, BackpropParams>) return std::make_unique<BackpropSgdModel>(network, p, drive);
     if constexpr (std::is_same_v<P, EqpropParams>) return std::make_unique<EqpropModel>(network, p, drive);
     if constexpr (std::is_same_v<P, HolonomicParams>) return std::make_unique<HolonomicModel>(network, p, drive);
+    if constexpr (std::is_same_v<P, GnnParams>) return std::make_unique<GnnModel>(p, network.seed, drive);
   }, params);
 }
 

@@ -343,6 +343,20 @@ ExampleTable read_hdf5_examples(const std::string& path) {
   return table;
 }
 
+std::vector<double> read_hdf5_array(const std::string& path, const std::string& dataset, int rank,
+                                    const char* meaning, std::vector<unsigned long long>& shape) {
+  const h5::Handle file = open_for_reading(path);
+  try {
+    if (!h5::exists(file.get(), dataset)) {
+      throw DataFileError(path, 0, fmt::format("{}: no dataset {} ({})", path, dataset, meaning));
+    }
+    return read_numeric(file.get(), path, dataset, rank, meaning, shape);
+  } catch (const std::runtime_error& e) {
+    if (dynamic_cast<const DataFileError*>(&e) != nullptr) throw;
+    throw DataFileError(path, 0, fmt::format("{}: cannot read {}: {}", path, dataset, e.what()));
+  }
+}
+
 ParameterFile read_parameter_file(const std::string& path, const std::string& which) {
   const h5::Handle file = open_for_reading(path);
   const std::string group = which == "final" ? "/parameters/final" : "/parameters";

@@ -26,6 +26,12 @@ ParameterFile read_parameter_file(const std::string& path, const std::string& wh
 // values that are not numbers.
 ExampleTable read_hdf5_examples(const std::string& path);
 
+// The numeric dataset `dataset` of rank `rank` in the HDF5 file `path` (integers converted),
+// with its shape; `meaning` describes it for the error. Throws DataFileError naming file and
+// dataset.
+std::vector<double> read_hdf5_array(const std::string& path, const std::string& dataset, int rank,
+                                    const char* meaning, std::vector<unsigned long long>& shape);
+
 struct DatasetInfo {
   std::string path;                 // "/state/x/layer1"
   std::vector<unsigned long long> shape;

@@ -1141,6 +1141,19 @@ void TrajectoryWriter::write_array(const std::string& path,
   h5::write_dataset(impl_->file.get(), path, shape, data);
 }
 
+void TrajectoryWriter::write_arrays(const std::vector<ParameterArray>& arrays) {
+  for (const ParameterArray& a : arrays) {
+    std::vector<unsigned long long> shape;
+    for (const Eigen::Index d : a.shape) shape.push_back(static_cast<unsigned long long>(d));
+    if (a.integer) {
+      const std::vector<std::int64_t> values(a.values.begin(), a.values.end());
+      h5::write_dataset(impl_->file.get(), a.name, shape, values.data());
+    } else {
+      h5::write_dataset(impl_->file.get(), a.name, shape, a.values.data());
+    }
+  }
+}
+
 void TrajectoryWriter::write_attributes(
     const std::string& path, const std::vector<std::pair<std::string, double>>& numbers,
     const std::vector<std::pair<std::string, std::string>>& texts) {

@@ -119,6 +119,9 @@ class TrajectoryWriter {
   // A finished float64 array at `path` (groups created as needed), e.g. under /adjoint.
   void write_array(const std::string& path, const std::vector<unsigned long long>& shape,
                    const double* data);
+  // Arrays named by their full paths (Model::description, Model::results): float64, or int64
+  // when ParameterArray::integer.
+  void write_arrays(const std::vector<ParameterArray>& arrays);
   // Attributes of the group at `path` (created as needed).
   void write_attributes(const std::string& path,
                         const std::vector<std::pair<std::string, double>>& numbers,

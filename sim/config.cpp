@@ -14,6 +14,7 @@
 #include "sim/budget.hpp"
 #include "sim/core/csv.hpp"
 #include "sim/core/errors.hpp"
+#include "sim/core/graph.hpp"
 #include "sim/data.hpp"
 
 namespace lf {
@@ -1042,8 +1043,32 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
 
   const ConfigSection top(root, "", path);
   top.string("description", "");
-  ex.network = read_network(top.section("network"));
-  ex.model = parse_model_params(top.section("model"));
+  if (top.section("model").string("type", "leaky") == "gnn") {
+    // A gnn run has no populations: [network] gives only the seed and init of the shared
+    // weights, [graph] the graph (models/gnn.hpp).
+    const ConfigSection ns = top.section("network");
+    const std::int64_t seed = ns.integer("seed", 1);
+    if (seed < 0) ns.fail("seed", fmt::format("must be >= 0, got {}", seed));
+    ex.network.seed = static_cast<std::uint64_t>(seed);
+    ex.network.init = read_init(ns);
+    ns.finish();
+    ex.model = parse_model_params(top.section("model"));
+    GnnParams& gnn = std::get<GnnParams>(ex.model);
+    const ConfigSection init = ns.section("init");
+    if (ex.network.init.weights == "orthogonal" || ex.network.init.weights == "file") {
+      init.fail("weights", fmt::format("model 'gnn' draws its shared weights as normal, uniform or "
+                                       "zeros, not '{}'", ex.network.init.weights));
+    }
+    if (ex.network.init.bias == "file") init.fail("bias", "model 'gnn' draws its biases as zeros or normal");
+    gnn.init_weights = ex.network.init.weights;
+    gnn.init_scale = ex.network.init.scale;
+    gnn.init_bias = ex.network.init.bias;
+    gnn.init_bias_scale = ex.network.init.bias_scale;
+    gnn.graph = read_graph(top.section("graph"));
+  } else {
+    ex.network = read_network(top.section("network"));
+    ex.model = parse_model_params(top.section("model"));
+  }
   const bool learning_model = !std::holds_alternative<LeakyParams>(ex.model);
   for (const ProjectionSpec& p : ex.network.projections) {
     if (p.plastic && !learning_model) {

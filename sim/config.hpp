@@ -80,6 +80,10 @@ void apply_override(toml::table& root, const std::string& assignment);
 // Reads [model]: `type` and that model's parameters (sim/model_config.cpp). Throws ConfigError.
 ModelParams parse_model_params(const ConfigSection& section);
 
+// Reads [graph] of a gnn run (sim/graph_config.cpp): edges, features, labels, masks, validated.
+// Throws ConfigError or DataFileError naming the file and row.
+std::shared_ptr<const Graph> read_graph(const ConfigSection& section);
+
 // Reads, overrides and validates an experiment file. Throws InputError (ConfigError,
 // DataFileError) for any problem.
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides);

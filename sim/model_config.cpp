@@ -139,6 +139,49 @@ HolonomicParams parse_holonomic(const ConfigSection& s) {
   return p;
 }
 
+Activation parse_named_activation(const ConfigSection& s, std::string_view key, Activation fallback) {
+  if (!s.has(key)) return fallback;
+  const std::string name = s.string(key);
+  Activation a;
+  if (!parse_activation(name, a)) {
+    std::string names;
+    for (const auto n : activation_names()) names += (names.empty() ? "" : ", ") + std::string(n);
+    s.fail(key, fmt::format("unknown activation '{}' (choose one of: {})", name, names));
+  }
+  return a;
+}
+
+GnnParams parse_gnn(const ConfigSection& s) {
+  GnnParams p;
+  const std::int64_t state = s.integer("state", p.state);
+  if (state <= 0) s.fail("state", fmt::format("must be > 0, got {}", state));
+  p.state = static_cast<long>(state);
+  p.c = s.positive("c", p.c);
+  p.tau_x = s.positive("tau_x", p.tau_x);
+  p.tau_lambda = s.positive("tau_lambda", p.tau_lambda);
+  p.gamma = s.positive("gamma", p.gamma);
+  p.kappa = s.non_negative("kappa", p.kappa);
+  p.activation = parse_named_activation(s, "activation", p.activation);
+  p.output_activation = parse_named_activation(s, "output_activation", p.output_activation);
+  p.loss = s.choice<Loss>("loss", "cross_entropy",
+                          {{"squared", Loss::squared}, {"cross_entropy", Loss::cross_entropy}});
+  p.aggregate = s.choice<GnnAggregate>("aggregate", "mean",
+                                       {{"mean", GnnAggregate::mean}, {"sum", GnnAggregate::sum}});
+  p.learn = s.boolean("learn", p.learn);
+  p.contraction = s.non_negative("contraction", p.contraction);
+  p.contraction_weight = s.non_negative("contraction_weight", p.contraction_weight);
+  p.mode = s.choice<GnnMode>("mode", "flow", {{"flow", GnnMode::flow}, {"discrete", GnnMode::discrete}});
+  p.eta = s.non_negative("eta", p.eta);
+  if (p.mode == GnnMode::discrete && !p.learn) {
+    s.fail("learn", "mode = \"discrete\" is a training loop: it needs learn = true");
+  }
+  if (p.contraction > 0.0 && !twice_differentiable(p.activation)) {
+    s.fail("contraction", fmt::format("the contraction penalty's gradient needs σ'', and activation "
+                                      "'{}' is not twice differentiable", activation_name(p.activation)));
+  }
+  return p;
+}
+
 }  // namespace
 
 ModelParams parse_model_params(const ConfigSection& s) {
@@ -158,6 +201,8 @@ ModelParams parse_model_params(const ConfigSection& s) {
     params = parse_eqprop(s);
   } else if (type == "holonomic") {
     params = parse_holonomic(s);
+  } else if (type == "gnn") {
+    params = parse_gnn(s);
   } else {
     std::string names;
     for (const auto& info : model_infos()) names += (names.empty() ? "" : ", ") + std::string(info.name);

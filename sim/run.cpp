@@ -524,6 +524,11 @@ Run::Run(Experiment experiment, RunOptions options)
                               m.experiment.network.seed, omp_get_max_threads(),
                               m.experiment.config_text, kernels.name});
     m.writer->write_network(m.network);
+    {
+      State initial(static_cast<std::size_t>(m.model->layout().size()));
+      m.model->initial_state(initial);
+      m.writer->write_arrays(m.model->description(initial));
+    }
     m.writer->write_schedule(m.signal.boundaries());
     if (training) {
       const DataSpec& spec = *m.experiment.data;
@@ -617,7 +622,10 @@ RunReport Run::execute() {
   bool resumable = stopped_early(report.result.outcome);
   if (progress) progress->finish();
   m.writer->end_streaming();
-  if (success) m.writer->write_parameters("final", m.model->parameters(state));
+  if (success) {
+    m.writer->write_parameters("final", m.model->parameters(state));
+    m.writer->write_arrays(m.model->results(state));
+  }
   m.model->finish(state, report.result.t);
   for (const DatasetAttribute& a : m.model->summary()) {
     m.writer->write_dataset_attribute(a.dataset, a.name, a.values);

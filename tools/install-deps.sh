@@ -10,7 +10,8 @@ python_packages=(python3 python3-h5py python3-matplotlib python3-numpy python3-s
 # built without MPI and sweeps use the local cores.
 mpi_packages=(openmpi-bin libopenmpi-dev)
 # The built-in data sets of [data] name = "digits" (sklearn's digits.csv.gz) and "fashion-mnist".
-data_packages=(python3-sklearn dataset-fashion-mnist)
+# python3-networkx: Zachary's karate club of examples/karate (tools/export_karate.py).
+data_packages=(python3-sklearn dataset-fashion-mnist python3-networkx)
 
 missing=()
 for pkg in "${build_packages[@]}" "${python_packages[@]}" "${data_packages[@]}" "${mpi_packages[@]}"; do

@@ -26,6 +26,7 @@ struct ParameterArray {
   std::string name;                 // "W/layer1", "b/layer1", "Omega/layer2"
   std::vector<Eigen::Index> shape;  // {n} or {rows, cols}
   std::vector<double> values;
+  bool integer = false;             // integral values (indices, labels, masks), stored as int64
 };
 
 class Model {
@@ -98,6 +99,13 @@ class Model {
   // The learned parameters in state s ("W/<projection>" [rows, cols], "b/<population>" [n],
   // and model-specific ones such as "Omega/<projection>"), written to /parameters/final.
   virtual std::vector<ParameterArray> parameters(const State& /*s*/) const { return {}; }
+  // Arrays that describe the run beyond its network (gnn: the graph under /graph, the initial
+  // shared weights under /parameters), named by their full paths; written once, before the
+  // first sample, from the initial state s.
+  virtual std::vector<ParameterArray> description(const State& /*s*/) const { return {}; }
+  // Arrays computed from the final state of a run that succeeded (gnn: the exact gradient under
+  // /gradient), named by their full paths; written after the trajectory.
+  virtual std::vector<ParameterArray> results(const State& /*s*/) const { return {}; }
 
   // odeint System interface.
   void operator()(const State& s, State& ds, double t) const { rhs(s, ds, t); }

@@ -36,6 +36,7 @@ SHORT_T_END = {
     "eqprop_digits.toml": ["train.epochs=1", "data.test_fraction=0.9"],
     "holonomic_chain.toml": 20.0,
     "holonomic_xor.toml": 100.0,
+    "gnn_karate.toml": 20.0,
 }
 
 

@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # render off-screen: no display needed
 
 from errors import PlotError
 import energy
+import graph
 import metrics
 import weights
 import relaxation
@@ -26,7 +27,7 @@ import sweep
 import waves
 
 # Modules providing register(subcommands); add new subcommand modules here.
-COMMAND_MODULES = (waves, metrics, relaxation, weights, energy, sweep)
+COMMAND_MODULES = (waves, metrics, relaxation, weights, energy, sweep, graph)
 
 
 def main(argv=None):
