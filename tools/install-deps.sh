@@ -4,8 +4,11 @@
 set -euo pipefail
 
 build_packages=(cmake make g++ ccache pkg-config libboost-dev libeigen3-dev libhdf5-dev libfmt-dev
-                doctest-dev libtomlplusplus-dev libcli11-dev zlib1g-dev)
-python_packages=(python3 python3-h5py python3-matplotlib python3-numpy python3-scipy)
+                doctest-dev libtomlplusplus-dev libcli11-dev zlib1g-dev pybind11-dev)
+# python3-dev and python3-pybind11: the learnflow module (python/); python3-xarray is optional
+# (Run.to_xarray).
+python_packages=(python3 python3-dev python3-h5py python3-matplotlib python3-numpy python3-scipy
+                 python3-pybind11)
 # The built-in data sets of [data] name = "digits" (sklearn's digits.csv.gz) and "fashion-mnist".
 data_packages=(python3-sklearn dataset-fashion-mnist)
 
