@@ -64,7 +64,7 @@ void to_toml(py::handle value, const std::string& key, std::size_t depth, Put&& 
     for (const auto& [k, v] : value.cast<py::dict>()) {
       if (!py::isinstance<py::str>(k)) {
         bad_value(key.empty() ? std::string("(top level)") : key,
-                  fmt::format("the key {} is not a string", py::repr(k).cast<std::string>()));
+                  fmt::format("the key {} is not a string", std::string(py::repr(k))));
       }
       const std::string name = py::str(k);  // a str, checked above
       to_toml(v, key.empty() ? name : key + "." + name, depth + 1,

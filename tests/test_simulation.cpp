@@ -95,7 +95,7 @@ TEST_CASE("a thread count is scoped: nested, restored, and never set process-wid
   CHECK(thread_count() == outside);
   // A run with its own count leaves OpenMP's default as it was, and reports its count.
   TempDir dir;
-  Run run(experiment_from_toml(chain), RunOptions{dir.file("run.h5"), outside + 1});
+  Run run(experiment_from_toml(chain), RunOptions{(dir.path() / "run.h5").string(), outside + 1});
   const RunReport report = run.execute();
   CHECK(report.result.outcome == Outcome::success);
   CHECK(report.threads == outside + 1);
