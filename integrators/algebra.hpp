@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstddef>
 
+#include "sim/core/threads.hpp"
+
 namespace lf {
 
 struct ParallelAlgebra {
@@ -28,7 +30,7 @@ struct ParallelAlgebra {
       for (std::ptrdiff_t i = 0; i < n; ++i) f(s0[i], s[i]...);
       return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
     for (std::ptrdiff_t i = 0; i < n; ++i) op(s0[i], s[i]...);
   }
 

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "models/projection_ops.hpp"
+#include "sim/core/threads.hpp"
 
 namespace lf {
 namespace {
@@ -215,7 +216,7 @@ void CostateModel::rhs(const State& s, State& ds, double t) const {
     return;
   }
   // Chunks are handed out one at a time: their work differs by layer (see for_each_chunk).
-#pragma omp parallel
+#pragma omp parallel num_threads(thread_count())
   {
 #pragma omp for schedule(dynamic, 1)
     for (std::size_t i = 0; i < chunks.size(); ++i) forward_chunk(i);

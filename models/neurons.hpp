@@ -6,14 +6,13 @@
 // a_p = b_p + Σ_{q→p} W_q x_from(q) on a batch, and a fixed partition of neuron rows into chunks
 // for parallel work. The partition depends only on the network and the batch, never on the
 // thread count, so every row is computed by the same operations whatever the number of threads.
-#include <omp.h>
-
 #include <optional>
 #include <vector>
 
 #include "models/projection_ops.hpp"
 #include "sim/core/layout.hpp"
 #include "sim/core/network.hpp"
+#include "sim/core/threads.hpp"
 
 namespace lf {
 
@@ -123,8 +122,9 @@ inline constexpr Eigen::Index parallel_min_work = 32768;
 // its bits.
 template <class Body>
 void for_each_chunk(bool parallel, std::size_t n, Body&& body) {
-  if (parallel && omp_get_max_threads() > 1) {
-#pragma omp parallel for schedule(dynamic, 1)
+  const int threads = thread_count();
+  if (parallel && threads > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (std::size_t i = 0; i < n; ++i) body(i);
   } else {
     for (std::size_t i = 0; i < n; ++i) body(i);

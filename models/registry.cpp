@@ -46,23 +46,31 @@ std::string model_type(const ModelParams& params) {
 
 std::span<const ModelInfo> model_infos() { return infos; }
 
-std::unique_ptr<Model> make_model(const ModelParams& params, const Network& network,
-                                  const Drive& drive) {
-  return std::visit([&](const auto& p) -> std::unique_ptr<Model> {
+BuiltModel build_model(const ModelParams& params, const Network& network, const Drive& drive) {
+  return std::visit([&](const auto& p) -> BuiltModel {
     using P = std::decay_t<decltype(p)>;
-    if constexpr (std::is_same_v<P, LeakyParams>) return std::make_unique<LeakyModel>(network, p, drive);
+    if constexpr (std::is_same_v<P, LeakyParams>) return {std::make_unique<LeakyModel>(network, p, drive)};
     if constexpr (std::is_same_v<P, CostateParams>) {
       // Adjoint mode: the forward pass first; the run then sweeps backward (sim/run.cpp).
-      if (p.mode == CostateMode::adjoint) return std::make_unique<AdjointForwardModel>(network, p, drive);
-      return std::make_unique<CostateModel>(network, p, drive);
+      if (p.mode == CostateMode::adjoint) {
+        auto forward = std::make_unique<AdjointForwardModel>(network, p, drive);
+        const AdjointForwardModel* adjoint = forward.get();
+        return {std::move(forward), adjoint};
+      }
+      return {std::make_unique<CostateModel>(network, p, drive)};
     }
-    if constexpr (std::is_same_v<P, DtpParams>) return std::make_unique<DtpModel>(network, p, drive);
-    if constexpr (std::is_same_v<P, GaitpropParams>) return std::make_unique<GaitpropModel>(network, p, drive);
-    if constexpr (std::is_same_v<P, BackpropParams>) return std::make_unique<BackpropSgdModel>(network, p, drive);
-    if constexpr (std::is_same_v<P, EqpropParams>) return std::make_unique<EqpropModel>(network, p, drive);
-    if constexpr (std::is_same_v<P, HolonomicParams>) return std::make_unique<HolonomicModel>(network, p, drive);
-    if constexpr (std::is_same_v<P, GnnParams>) return std::make_unique<GnnModel>(p, network.seed, drive);
+    if constexpr (std::is_same_v<P, DtpParams>) return {std::make_unique<DtpModel>(network, p, drive)};
+    if constexpr (std::is_same_v<P, GaitpropParams>) return {std::make_unique<GaitpropModel>(network, p, drive)};
+    if constexpr (std::is_same_v<P, BackpropParams>) return {std::make_unique<BackpropSgdModel>(network, p, drive)};
+    if constexpr (std::is_same_v<P, EqpropParams>) return {std::make_unique<EqpropModel>(network, p, drive)};
+    if constexpr (std::is_same_v<P, HolonomicParams>) return {std::make_unique<HolonomicModel>(network, p, drive)};
+    if constexpr (std::is_same_v<P, GnnParams>) return {std::make_unique<GnnModel>(p, network.seed, drive)};
   }, params);
+}
+
+std::unique_ptr<Model> make_model(const ModelParams& params, const Network& network,
+                                  const Drive& drive) {
+  return build_model(params, network, drive).model;
 }
 
 }  // namespace lf

@@ -19,8 +19,21 @@ struct ModelInfo {
 
 std::span<const ModelInfo> model_infos();
 
+class AdjointForwardModel;
+
+// A model as a run needs it: the ODE system it integrates forward, and what the run must do
+// after that integration.
+struct BuiltModel {
+  std::unique_ptr<Model> model;
+  // Costate mode "adjoint": the same object as `model`, whose forward trajectory the run stores
+  // for the exact (Pontryagin) backward sweep after it (sim/adjoint_sweep.hpp); null otherwise.
+  const AdjointForwardModel* adjoint = nullptr;
+};
+
 // Builds the model; `network` and `drive` must outlive it. Throws InputError when the network
 // does not suit the model.
+BuiltModel build_model(const ModelParams& params, const Network& network, const Drive& drive);
+// build_model's model alone, for callers that only integrate forward.
 std::unique_ptr<Model> make_model(const ModelParams& params, const Network& network,
                                   const Drive& drive);
 

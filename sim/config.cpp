@@ -1003,21 +1003,33 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
   if (!in) throw DataFileError(path, 0, fmt::format("{}: cannot open the config file", path));
   std::stringstream buffer;
   buffer << in.rdbuf();
+  Experiment ex = experiment_from_text(buffer.str(), path, overrides);
+  ex.input_files.insert(ex.input_files.begin(), path);
+  return ex;
+}
+
+Experiment experiment_from_text(std::string_view text, const std::string& path,
+                                const std::vector<std::string>& overrides) {
   // toml++ parses nested keys, arrays and inline tables recursively: a header dotted 50,000
   // levels deep overflowed the stack (issue 8).
-  if (const std::size_t line = toml_nesting_violation(buffer.str(), max_toml_nesting); line != 0) {
+  if (const std::size_t line = toml_nesting_violation(text, max_toml_nesting); line != 0) {
     throw DataFileError(path, static_cast<long>(line),
                         fmt::format("{}:{}: TOML nested deeper than {} levels (dotted keys, arrays, "
                                     "inline tables)", path, line, max_toml_nesting));
   }
   toml::table root;
   try {
-    root = toml::parse(buffer.str(), std::string_view(path));
+    root = toml::parse(text, std::string_view(path));
   } catch (const toml::parse_error& e) {
     const long line = static_cast<long>(e.source().begin.line);
     throw DataFileError(path, line, fmt::format("{}:{}: TOML syntax error: {}", path, line,
                                                 e.description()));
   }
+  return experiment_from_table(std::move(root), path, overrides);
+}
+
+Experiment experiment_from_table(toml::table root, const std::string& path,
+                                 const std::vector<std::string>& overrides) {
   for (const std::string& assignment : overrides) apply_override(root, assignment);
 
   Experiment ex;
@@ -1111,7 +1123,6 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
     if (src.path && *src.path == "--set") return std::string("--set");
     return src.begin.line == 0 ? path : fmt::format("{}:{}", path, src.begin.line);
   });
-  ex.input_files.push_back(path);
   for (const std::string& file : top.files_read()) ex.input_files.push_back(file);
   return ex;
 }

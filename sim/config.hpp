@@ -87,6 +87,14 @@ std::shared_ptr<const Graph> read_graph(const ConfigSection& section);
 // Reads, overrides and validates an experiment file. Throws InputError (ConfigError,
 // DataFileError) for any problem.
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides);
+// The same from TOML text, or from a tree of values (a table built in code: its values have no
+// line, so messages name `path` alone). `path` names the config in messages and is the base of
+// the relative paths it holds ("" or a name without a folder: the working directory); it is
+// not read.
+Experiment experiment_from_text(std::string_view text, const std::string& path,
+                                const std::vector<std::string>& overrides);
+Experiment experiment_from_table(toml::table root, const std::string& path,
+                                 const std::vector<std::string>& overrides);
 
 // toml++ parses dotted keys, arrays and inline tables recursively, so deep nesting overflows
 // the stack: the file and --set values are scanned first (outside strings and comments), and

@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -30,22 +29,10 @@
 #include "sim/core/network.hpp"
 #include "sim/waves.hpp"
 #include "sim/core/interrupt.hpp"
+#include "sim/core/threads.hpp"
 #include "sim/core/snapshot.hpp"
 
 namespace lf {
-
-std::vector<double> sample_times(double t0, double t_end, double sample_dt) {
-  // Tolerance for "k·sample_dt is t0 (or t_end) up to rounding".
-  const double slack = 1e-9 * sample_dt;
-  std::vector<double> times;
-  for (auto k = static_cast<long long>(std::ceil((t0 - slack) / sample_dt));; ++k) {
-    double t = static_cast<double>(k) * sample_dt;
-    if (t > t_end + slack) break;
-    t = std::clamp(t, t0, t_end);
-    if (times.empty() || t > times.back()) times.push_back(t);
-  }
-  return times;
-}
 
 namespace {
 
@@ -362,13 +349,8 @@ void check_record_keys(const OutputSpec& output, const StateLayout& layout) {
 }  // namespace
 
 struct Run::Impl {
-  Experiment experiment;
+  Simulation sim;
   RunOptions options;
-  Network network;
-  InputSignal signal;
-  Drive drive;
-  std::unique_ptr<Model> model;
-  std::vector<double> times;
   std::unique_ptr<TrajectoryWriter> writer;
   std::optional<Snapshot> resume;  // the checkpoint a resumed run continues from
   // What a resumed run must share with the interrupted one, besides the state: the config
@@ -377,11 +359,7 @@ struct Run::Impl {
   std::string identity;
 
   Impl(Experiment ex, RunOptions opt)
-      : experiment(std::move(ex)), options(std::move(opt)), network(build_network(experiment.network)),
-        signal(experiment.input, experiment.integrator.t0, experiment.integrator.t_end),
-        drive(signal), model(make_model(experiment.model, network, drive)),
-        times(sample_times(experiment.integrator.t0, experiment.integrator.t_end,
-                           experiment.output.sample_dt)) {}
+      : sim(std::move(ex)), options(std::move(opt)) {}
 };
 
 namespace {
@@ -480,65 +458,67 @@ void check_checkpoint(const Snapshot& in, const std::string& path, Eigen::Index 
 Run::Run(Experiment experiment, RunOptions options)
     : impl_(std::make_unique<Impl>(std::move(experiment), std::move(options))) {
   Impl& m = *impl_;
-  check_record_keys(m.experiment.output, m.model->layout());
-  check_phases(*m.model, m.signal);
-  if (m.options.threads > 0) omp_set_num_threads(m.options.threads);
+  // The run's OpenMP team size, in force while it builds and while it executes: every parallel
+  // region reads it (sim/core/threads.hpp); the process-wide OpenMP settings stay as they are.
+  const ScopedThreadCount threads(m.options.threads);
+  check_record_keys(m.sim.experiment.output, m.sim.model->layout());
+  check_phases(*m.sim.model, m.sim.signal);
   const BatchKernels& kernels = batch_kernels();  // chosen once, before any parallel region
-  if (m.options.output_path.empty()) m.options.output_path = m.experiment.output.file;
-  refuse_input_as_output(m.experiment, m.options.output_path);
-  const bool training = m.experiment.input.kind == InputKind::dataset;
-  m.identity = m.experiment.result_config + fmt::format("\n# kernels: {}\n", kernels.name);
+  if (m.options.output_path.empty()) m.options.output_path = m.sim.experiment.output.file;
+  refuse_input_as_output(m.sim.experiment, m.options.output_path);
+  const bool training = m.sim.experiment.input.kind == InputKind::dataset;
+  m.identity = m.sim.experiment.result_config + fmt::format("\n# kernels: {}\n", kernels.name);
   if (training) {
-    m.identity += fmt::format("# data crc32: {} {}\n", m.experiment.input.data->train.crc32,
-                              m.experiment.input.data->test.crc32);
+    m.identity += fmt::format("# data crc32: {} {}\n", m.sim.experiment.input.data->train.crc32,
+                              m.sim.experiment.input.data->test.crc32);
   }
   if (m.options.resume) {
-    check_run_size(m.experiment, *m.model, m.network, m.signal);
+    check_run_size(m.sim.experiment, *m.sim.model, m.sim.network, m.sim.signal);
     prepare_output(m.options, m.identity, m.resume);
-    check_checkpoint(*m.resume, checkpoint_path(m.options.output_path), m.model->layout().size(),
-                     m.signal.segments(), m.times.size());
+    check_checkpoint(*m.resume, checkpoint_path(m.options.output_path), m.sim.model->layout().size(),
+                     m.sim.signal.segments(), m.sim.times.size());
     // The file holds the metadata, network, schedule and data description already.
     m.writer = std::make_unique<TrajectoryWriter>(
-        m.options.output_path, m.model->layout(), m.experiment.output,
-        metric_names(*m.model, m.experiment.output.residual), series_tables(training), &*m.resume);
+        m.options.output_path, m.sim.model->layout(), m.sim.experiment.output,
+        metric_names(*m.sim.model, m.sim.experiment.output.residual), series_tables(training), &*m.resume);
     m.writer->begin_streaming();
     return;
   }
   // Before the file exists: the initial network's scores (a training run).
   std::vector<std::pair<std::string, double>> initial_scores;
   if (training) {
-    State initial(static_cast<std::size_t>(m.model->layout().size()));
-    m.model->initial_state(initial);
-    const auto [train, test] = score_splits(*m.model, m.signal, model_loss(m.experiment.model), initial);
+    State initial(static_cast<std::size_t>(m.sim.model->layout().size()));
+    m.sim.model->initial_state(initial);
+    const auto [train, test] = score_splits(*m.sim.model, m.sim.signal, model_loss(m.sim.experiment.model), initial);
     initial_scores = {{"initial_train_loss", train.loss}, {"initial_train_accuracy", train.accuracy},
                       {"initial_test_loss", test.loss}, {"initial_test_accuracy", test.accuracy}};
   }
-  check_run_size(m.experiment, *m.model, m.network, m.signal);  // memory, output.max_bytes
+  check_run_size(m.sim.experiment, *m.sim.model, m.sim.network, m.sim.signal);  // memory, output.max_bytes
   prepare_output(m.options, m.identity, m.resume);
-  m.writer = std::make_unique<TrajectoryWriter>(m.options.output_path, m.model->layout(),
-                                                m.experiment.output,
-                                                metric_names(*m.model, m.experiment.output.residual),
+  m.writer = std::make_unique<TrajectoryWriter>(m.options.output_path, m.sim.model->layout(),
+                                                m.sim.experiment.output,
+                                                metric_names(*m.sim.model, m.sim.experiment.output.residual),
                                                 series_tables(training));
   try {
-    m.writer->write_metadata({model_type(m.experiment.model), m.experiment.integrator.stepper,
-                              m.experiment.network.seed, omp_get_max_threads(),
-                              m.experiment.config_text, kernels.name});
-    m.writer->write_network(m.network);
+    m.writer->write_metadata({model_type(m.sim.experiment.model), m.sim.experiment.integrator.stepper,
+                              m.sim.experiment.network.seed, thread_count(),
+                              m.sim.experiment.config_text, kernels.name});
+    m.writer->write_network(m.sim.network);
     {
-      State initial(static_cast<std::size_t>(m.model->layout().size()));
-      m.model->initial_state(initial);
-      m.writer->write_arrays(m.model->description(initial));
+      State initial(static_cast<std::size_t>(m.sim.model->layout().size()));
+      m.sim.model->initial_state(initial);
+      m.writer->write_arrays(m.sim.model->description(initial));
     }
-    m.writer->write_schedule(m.signal.boundaries());
+    m.writer->write_schedule(m.sim.signal.boundaries());
     if (training) {
-      const DataSpec& spec = *m.experiment.data;
-      m.writer->write_data(*m.experiment.input.data,
+      const DataSpec& spec = *m.sim.experiment.data;
+      m.writer->write_data(*m.sim.experiment.input.data,
                            {{"train_file", spec.name.empty() ? spec.train : std::string()},
                             {"test_file", spec.test}});
       m.writer->write_attributes("/metrics/epoch", initial_scores);
     }
     {
-      const auto& names = m.experiment.input.phase_names;
+      const auto& names = m.sim.experiment.input.phase_names;
       std::string joined;
       for (const auto& n : names) joined += (joined.empty() ? "" : ",") + n;
       m.writer->write_attributes("/metrics/phase", {},
@@ -559,25 +539,26 @@ Run::~Run() = default;
 
 RunReport Run::execute() {
   Impl& m = *impl_;
-  const IntegratorSpec& spec = m.experiment.integrator;
+  const ScopedThreadCount threads(m.options.threads);
+  const IntegratorSpec& spec = m.sim.experiment.integrator;
   std::optional<ProgressLine> progress;
   if (m.options.progress) progress.emplace(stderr, spec.t0, spec.t_end);
   std::optional<Evaluator> evaluator;
-  if (m.experiment.input.kind == InputKind::dataset) {
-    evaluator.emplace(*m.model, m.signal, model_loss(m.experiment.model), *m.writer,
+  if (m.sim.experiment.input.kind == InputKind::dataset) {
+    evaluator.emplace(*m.sim.model, m.sim.signal, model_loss(m.sim.experiment.model), *m.writer,
                       m.options.log_evaluations, progress);
   }
-  RunObserver observer(*m.writer, *m.model, m.experiment.output.residual, progress, m.drive,
-                       evaluator ? &*evaluator : nullptr, m.experiment.output.wave_segments,
+  RunObserver observer(*m.writer, *m.sim.model, m.sim.experiment.output.residual, progress, m.sim.drive,
+                       evaluator ? &*evaluator : nullptr, m.sim.experiment.output.wave_segments,
                        evaluator ? Evaluator::names().size() : 0);
 
   // Adjoint mode: keep the forward trajectory for the backward sweep.
-  const auto* adjoint = dynamic_cast<const AdjointForwardModel*>(m.model.get());
+  const AdjointForwardModel* adjoint = m.sim.adjoint;
   std::optional<TrajectoryStore> store;
   std::optional<ForwardRecorder> recorder;
   IntegrationObserver* forward_observer = &observer;
   if (adjoint != nullptr) {
-    store.emplace(m.signal.segments(), adjoint->neuron_count());
+    store.emplace(m.sim.signal.segments(), adjoint->neuron_count());
     recorder.emplace(observer, *adjoint, *store);
     forward_observer = &*recorder;
   }
@@ -586,13 +567,13 @@ RunReport Run::execute() {
   if (evaluator) parts.emplace_back([&](Snapshot& out) { evaluator->save(out); });
   if (recorder) parts.emplace_back([&](Snapshot& out) { recorder->save(out); });
   // An adjoint run checkpoints at the end of its forward sweep (t_end: no phase moves it).
-  const double final_t = adjoint != nullptr ? m.signal.boundaries().back()
+  const double final_t = adjoint != nullptr ? m.sim.signal.boundaries().back()
                                             : std::numeric_limits<double>::infinity();
-  Checkpointer checkpointer(*forward_observer, *m.model, *m.writer, std::move(parts), checkpoint,
-                            m.identity, m.experiment.output.checkpoint_seconds,
+  Checkpointer checkpointer(*forward_observer, *m.sim.model, *m.writer, std::move(parts), checkpoint,
+                            m.identity, m.sim.experiment.output.checkpoint_seconds,
                             final_t);
 
-  State state(static_cast<std::size_t>(m.model->layout().size()));
+  State state(static_cast<std::size_t>(m.sim.model->layout().size()));
   RunReport report;
   std::optional<LoopPosition> position;
   if (m.resume) {
@@ -600,7 +581,7 @@ RunReport Run::execute() {
     const Snapshot& in = *m.resume;
     const std::vector<double>& saved = in.get("state");
     std::copy(saved.begin(), saved.end(), state.begin());
-    m.model->restore_events(in);
+    m.sim.model->restore_events(in);
     observer.restore(in);
     if (evaluator) evaluator->restore(in);
     if (recorder) recorder->restore(in);
@@ -608,10 +589,10 @@ RunReport Run::execute() {
     report.resumed_at = position->t;
     m.resume.reset();  // its memory (a stored adjoint trajectory) is not needed any more
   } else {
-    m.model->initial_state(state);
+    m.sim.model->initial_state(state);
   }
   const auto forward_start = std::chrono::steady_clock::now();
-  report.result = integrate(*m.model, m.drive, state, spec, m.times, checkpointer,
+  report.result = integrate(*m.sim.model, m.sim.drive, state, spec, m.sim.times, checkpointer,
                             position ? &*position : nullptr);
   finish_before_stopping();
   const double forward_seconds =
@@ -623,11 +604,11 @@ RunReport Run::execute() {
   if (progress) progress->finish();
   m.writer->end_streaming();
   if (success) {
-    m.writer->write_parameters("final", m.model->parameters(state));
-    m.writer->write_arrays(m.model->results(state));
+    m.writer->write_parameters("final", m.sim.model->parameters(state));
+    m.writer->write_arrays(m.sim.model->results(state));
   }
-  m.model->finish(state, report.result.t);
-  for (const DatasetAttribute& a : m.model->summary()) {
+  m.sim.model->finish(state, report.result.t);
+  for (const DatasetAttribute& a : m.sim.model->summary()) {
     m.writer->write_dataset_attribute(a.dataset, a.name, a.values);
     if (a.name == "segment") {
       // Per entry (a phase that ended in that segment): the driver's divergence flag.
@@ -639,10 +620,10 @@ RunReport Run::execute() {
   // Wave arrivals of the measured segments (output.waves; by default none for a training run,
   // which samples once per minibatch).
   observer.write_waves();
-  if (success && m.signal.ends_on_convergence()) {
+  if (success && m.sim.signal.ends_on_convergence()) {
     std::vector<double> reached = observer.segment_starts();
     reached.push_back(report.result.t);
-    m.writer->rewrite_schedule(m.signal.boundaries(), reached);
+    m.writer->rewrite_schedule(m.sim.signal.boundaries(), reached);
   }
   m.writer->write_solver(report.result);
   report.diverged_phases = observer.diverged();
@@ -654,7 +635,7 @@ RunReport Run::execute() {
     // integrator.max_wall_seconds limits the whole invocation: the sweep gets what is left.
     IntegratorSpec backward = spec;
     backward.max_wall_seconds = std::max(0.0, spec.max_wall_seconds - forward_seconds);
-    const AdjointSweep sweep = sweep_backward(*adjoint, m.network, m.signal, backward, m.times,
+    const AdjointSweep sweep = sweep_backward(*adjoint, m.sim.network, m.sim.signal, backward, m.sim.times,
                                               *store, state);
     m.writer->reopen_file();
     report.adjoint = sweep.result;
@@ -662,7 +643,7 @@ RunReport Run::execute() {
     // last checkpoint on --resume; /adjoint is written only by a complete one.
     resumable = stopped_early(sweep.result.outcome);
     if (!resumable) {
-      write_adjoint(sweep, m.network, *m.writer);
+      write_adjoint(sweep, m.sim.network, *m.writer);
       m.writer->flush();
     }
   }
@@ -677,23 +658,22 @@ RunReport Run::execute() {
   }
   report.output_path = m.options.output_path;
   report.samples = m.writer->samples();
-  report.threads = omp_get_max_threads();
+  report.threads = thread_count();
   return report;
 }
 
 std::string validate_experiment(const Experiment& ex, SizeEstimate* size) {
-  const Network network = build_network(ex.network);
-  const InputSignal signal(ex.input, ex.integrator.t0, ex.integrator.t_end);
-  const Drive drive(signal);
-  const auto model = make_model(ex.model, network, drive);
+  const Simulation sim(ex);
+  const Network& network = sim.network;
+  const InputSignal& signal = sim.signal;
+  const auto& model = sim.model;
   check_record_keys(ex.output, model->layout());
   check_phases(*model, signal);
   std::string text = fmt::format("model {}, stepper {}, t in [{}, {}], {} input segment(s), {} "
                                  "samples\nstate: {} values\n",
                                  model->type(), ex.integrator.stepper, ex.integrator.t0,
                                  ex.integrator.t_end, signal.segments(),
-                                 sample_times(ex.integrator.t0, ex.integrator.t_end,
-                                              ex.output.sample_dt).size(),
+                                 sim.times.size(),
                                  model->layout().size());
   if (ex.input.kind == InputKind::dataset) {
     const DataSet& data = *ex.input.data;

@@ -1,7 +1,9 @@
 #pragma once
-// The object that runs an Experiment: it owns the network, input, model, integrator settings and
-// output file. Building it validates everything that can be checked before integrating (data
-// files, network against model, output path), so bad input fails before any sample is written.
+// The object that runs an Experiment: it owns the Simulation (network, input, model, sample
+// times; sim/simulation.hpp) and the output file. Building it validates everything that can be
+// checked before integrating (data files, network against model, output path), so bad input
+// fails before any sample is written. The CLI, the Python module and the tests run experiments
+// through it; an Experiment comes from a file, TOML text or a tree of values (sim/config.hpp).
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +11,7 @@
 
 #include "integrators/registry.hpp"
 #include "sim/experiment.hpp"
+#include "sim/simulation.hpp"
 
 namespace lf {
 
@@ -16,7 +19,8 @@ struct SizeEstimate;  // sim/budget.hpp
 
 struct RunOptions {
   std::string output_path;   // overrides output.file when not empty
-  int threads = 0;           // OpenMP threads; 0: the OpenMP default
+  int threads = 0;           // OpenMP threads of this run (a scoped count, sim/core/threads.hpp);
+                             // 0: the OpenMP default
   bool progress = false;     // draw the progress line on stderr
   bool log_evaluations = false;  // a line on stderr for every evaluation of a training run
   // An existing output file is refused unless `force` (then it is replaced, if it is an earlier
@@ -40,9 +44,6 @@ struct RunReport {
   std::optional<double> resumed_at;
   std::string checkpoint;
 };
-
-// Sample times: the multiples k·sample_dt within [t0, t_end] (rounding at the ends snapped).
-std::vector<double> sample_times(double t0, double t_end, double sample_dt);
 
 class Run {
  public:

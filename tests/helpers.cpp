@@ -3,12 +3,11 @@
 #include <unistd.h>
 
 #include <Eigen/LU>
-#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
 
-#include "sim/run.hpp"
+#include "sim/core/threads.hpp"
 
 namespace lf::test {
 
@@ -36,22 +35,6 @@ Experiment experiment_from_toml(const std::string& toml, const std::vector<std::
   return load_experiment(dir.file("experiment" + std::to_string(n++) + ".toml", toml), overrides);
 }
 
-Simulation::Simulation(const Experiment& ex)
-    : experiment(ex), network(build_network(ex.network)),
-      signal(ex.input, ex.integrator.t0, ex.integrator.t_end), drive(signal),
-      model(make_model(ex.model, network, drive)) {}
-
-std::vector<double> Simulation::sample_times_of(const Experiment& ex) {
-  return sample_times(ex.integrator.t0, ex.integrator.t_end, ex.output.sample_dt);
-}
-
-IntegrationResult Simulation::run(const IntegratorSpec& spec, const std::vector<double>& times,
-                                  IntegrationObserver& observer, State& final_state) {
-  final_state.assign(static_cast<std::size_t>(model->layout().size()), 0.0);
-  model->initial_state(final_state);
-  return integrate(*model, drive, final_state, spec, times, observer);
-}
-
 std::size_t MetricRecorder::index(const std::string& name) const {
   const auto names = model.metric_names();
   const auto it = std::find(names.begin(), names.end(), name);
@@ -60,13 +43,11 @@ std::size_t MetricRecorder::index(const std::string& name) const {
 }
 
 std::vector<State> sample_states_with_threads(const Experiment& ex, int threads) {
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(threads);
+  const ScopedThreadCount scope(threads);
   Simulation sim(ex);
   Recorder rec;
   State final_state;
   const Outcome outcome = sim.run(rec, final_state).outcome;
-  omp_set_num_threads(saved);
   REQUIRE(outcome == Outcome::success);
   return rec.states;
 }

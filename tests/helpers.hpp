@@ -1,6 +1,6 @@
 #pragma once
-// Shared test fixtures: experiments from inline TOML, and a simulation assembled from one
-// (network, input, model) that integrates with any stepper and records what it observes.
+// Shared test fixtures: experiments from inline TOML, and observers that record what a
+// Simulation (sim/simulation.hpp, the library's assembly of an experiment) integrates.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -14,6 +14,7 @@
 #include "sim/config.hpp"
 #include "sim/core/input.hpp"
 #include "sim/core/network.hpp"
+#include "sim/simulation.hpp"
 
 namespace lf::test {
 
@@ -63,26 +64,8 @@ struct MetricRecorder final : IntegrationObserver {
   std::size_t index(const std::string& name) const;
 };
 
-// Network + input + model of an experiment, ready to integrate.
-struct Simulation {
-  explicit Simulation(const Experiment& ex);
-  Experiment experiment;
-  Network network;
-  InputSignal signal;
-  Drive drive;
-  std::unique_ptr<Model> model;
-
-  // Integrates from the model's initial state; returns the result, state at the end in `final_state`.
-  IntegrationResult run(const IntegratorSpec& spec, const std::vector<double>& times,
-                        IntegrationObserver& observer, State& final_state);
-  IntegrationResult run(Recorder& recorder, State& final_state) {
-    return run(experiment.integrator, sample_times_of(experiment), recorder, final_state);
-  }
-  static std::vector<double> sample_times_of(const Experiment& ex);
-};
-
-// The states at the sample times of `ex`, integrated with `threads` OpenMP threads (the thread
-// count in force before is restored), for tests that 1 and N threads give the same bits.
+// The states at the sample times of `ex`, integrated with `threads` OpenMP threads (a scoped
+// count, as a run sets it), for tests that 1 and N threads give the same bits.
 std::vector<State> sample_states_with_threads(const Experiment& ex, int threads);
 
 // The closed form of a leaky layered network with linear activations under a constant input

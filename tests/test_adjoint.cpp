@@ -45,7 +45,8 @@ double loss_integral(const Experiment& ex, std::size_t k, Eigen::Index index, do
   Recorder rec;
   State s;
   REQUIRE(sim.run(rec, s).outcome == Outcome::success);
-  const auto& forward = dynamic_cast<const AdjointForwardModel&>(*sim.model);
+  REQUIRE(sim.adjoint != nullptr);
+  const AdjointForwardModel& forward = *sim.adjoint;
   return forward.layout().vector(s, forward.integral_block())[0];
 }
 
@@ -54,7 +55,8 @@ double loss_integral(const Experiment& ex, std::size_t k, Eigen::Index index, do
 TEST_CASE("adjoint mode: the gradient of the loss integral equals finite differences") {
   const Experiment ex = experiment_from_toml(adjoint_toml);
   Simulation sim(ex);
-  const auto& forward = dynamic_cast<const AdjointForwardModel&>(*sim.model);
+  REQUIRE(sim.adjoint != nullptr);
+  const AdjointForwardModel& forward = *sim.adjoint;
   TrajectoryStore store(sim.signal.segments(), forward.neuron_count());
   Recorder rec;
   ForwardRecorder recorder(rec, forward, store);

@@ -4,8 +4,11 @@
 set -euo pipefail
 
 build_packages=(cmake make g++ ccache pkg-config libboost-dev libeigen3-dev libhdf5-dev libfmt-dev
-                doctest-dev libtomlplusplus-dev libcli11-dev zlib1g-dev)
-python_packages=(python3 python3-h5py python3-matplotlib python3-numpy python3-scipy)
+                doctest-dev libtomlplusplus-dev libcli11-dev zlib1g-dev pybind11-dev)
+# python3-dev and python3-pybind11: the learnflow module (python/); python3-xarray is optional
+# (Run.to_xarray).
+python_packages=(python3 python3-dev python3-h5py python3-matplotlib python3-numpy python3-scipy
+                 python3-pybind11)
 # Sweeps over MPI ranks (mpirun -n N learnflow sweep ...); optional: without them learnflow is
 # built without MPI and sweeps use the local cores.
 mpi_packages=(openmpi-bin libopenmpi-dev)

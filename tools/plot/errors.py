@@ -1,6 +1,4 @@
-"""The error type that the plot tool reports to the user."""
+"""The error type that the plot tool reports to the user: learnflow's (python/learnflow)."""
 
-
-class PlotError(Exception):
-    """A problem with the input (missing file, not a learnflow run, nothing to plot):
-    printed as `plot: error: ...`, exit status 2."""
+import learnflow_path  # noqa: F401 (python/ on sys.path)
+from learnflow.errors import PlotError  # noqa: F401

@@ -3,21 +3,23 @@ targets of each layer converge in each target phase, at which rate compared with
 linearisation predicts, the Lipschitz constant ‖I − J_{g∘f}‖ of the iteration, and the alignment
 of the DTP1 update with backprop and Gauss–Newton.
 
-Subcommand: `relaxation` (one panel per kind of data the run file holds).
+Subcommand: `relaxation` (one panel per kind of data the run file holds). The residual panel is
+learnflow.plot.relaxation's (python/learnflow/plot.py).
 """
 
 import argparse
 
 import numpy as np
-from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+import learnflow_path  # noqa: F401 (python/ on sys.path)
 from errors import PlotError
-from figures import (add_figure_command, finite_series, log_scale, name_colors, reference_line,
-                     run_title, shade_intervals)
-from runfile import natural_key
+from figures import (add_figure_command, finite_series, name_colors, reference_line, run_title,
+                     shade_intervals)
+from learnflow.plot import (DEFAULT_PHASES, FIT_POINTS, RATE_STYLES, decay_segments,  # noqa: F401
+                            draw_residuals, legend, relaxation_rates, style_handles)
 
 # Sizes in inches, binary fractions: any sum of them times DPI is a whole number of pixels.
 WIDTH = 12.0
@@ -28,30 +30,9 @@ ALIGNMENT_HEIGHT = 2.25
 RATES_HEIGHT = 3.0  # the row of the rate panels: per target phase, and fitted vs predicted
 RATES_WIDTH_RATIOS = (3, 1)
 DPI = 100
-DEFAULT_PHASES = 6  # target phases whose fitted and predicted decays are drawn
-FIT_POINTS = 20  # points per drawn decay: exact on a linear scale as well
 # /metrics/alignment/<kind>: (line style, what the DTP1 update is compared with).
 ALIGNMENTS = {"backprop": ("-", "backprop gradient"),
               "gauss_newton": ("--", "Gauss–Newton direction")}
-# Line style of the decay drawn at each rate attribute of /metrics/relaxation/residual/<layer>.
-RATE_STYLES = {"fitted_rate": "--", "predicted_rate": ":"}
-
-
-def decay_segments(times, values, intervals, rates):
-    """[[(t, r)] * FIT_POINTS] per interval with a finite rate: the exponential decay at that
-    rate over the later half of the interval, anchored at the last positive finite sample in
-    the interval, r(t) = r(t_a) e^{−rate (t − t_a)}."""
-    segments = []
-    for (start, end), rate in zip(intervals, rates):
-        inside = np.flatnonzero((times >= start) & (times <= end) & np.isfinite(values)
-                                & (values > 0))
-        middle = 0.5 * (start + end)
-        if not np.isfinite(rate) or inside.size == 0 or times[inside[-1]] <= middle:
-            continue
-        anchor_t, anchor_r = times[inside[-1]], values[inside[-1]]
-        t = np.linspace(middle, anchor_t, FIT_POINTS)
-        segments.append(np.column_stack((t, anchor_r * np.exp(-rate * (t - anchor_t)))))
-    return segments
 
 
 def draw_relaxation(run, args):
@@ -62,7 +43,7 @@ def draw_relaxation(run, args):
         raise PlotError(f"{run.path}: no relaxation metrics (/metrics/relaxation/...; written by "
                         "model dtp)")
     residuals = finite_series(run.metrics("relaxation/residual"))
-    rates = _rates(run)
+    rates = relaxation_rates(run)
     lipschitz = finite_series(run.metrics("relaxation/lipschitz"))
     alignment = {kind: finite_series(run.metrics(f"alignment/{kind}")) for kind in ALIGNMENTS}
     phases = run.phase_intervals("target")
@@ -71,7 +52,7 @@ def draw_relaxation(run, args):
     # (height, draw(axes)) of the panels over time.
     panels = []
     if residuals:
-        panels.append((RESIDUAL_HEIGHT, lambda axes: _draw_residuals(
+        panels.append((RESIDUAL_HEIGHT, lambda axes: draw_residuals(
             axes, residuals, rates, phases, args.phases, colors)))
     if lipschitz:
         panels.append((LIPSCHITZ_HEIGHT, lambda axes: _draw_lipschitz(axes, lipschitz, colors)))
@@ -100,65 +81,6 @@ def draw_relaxation(run, args):
     return figure
 
 
-def _rates(run):
-    """{layer: {attribute: rate per target phase}} of the RATE_STYLES attributes of the layers
-    with a finite rate, all arrays of one length (NaN-padded)."""
-    found = {attribute: run.metric_attribute("relaxation/residual", attribute)
-             for attribute in RATE_STYLES}
-    count = max((len(values) for by_layer in found.values() for values in by_layer.values()),
-                default=0)
-
-    def padded(values):
-        return np.pad(values, (0, count - len(values)), constant_values=np.nan)
-
-    layers = sorted({name for by_layer in found.values() for name in by_layer}, key=natural_key)
-    rates = {name: {attribute: padded(by_layer.get(name, np.array([])))
-                    for attribute, by_layer in found.items()} for name in layers}
-    return {name: by_attribute for name, by_attribute in rates.items()
-            if any(np.isfinite(values).any() for values in by_attribute.values())}
-
-
-def _legend(axes, handles, columns=None):
-    """Legend of the handles, in one row unless columns is given."""
-    axes.legend(handles=handles, loc="best", fontsize="small", ncols=columns or len(handles))
-
-
-def _style_handles(styles):
-    """Grey legend entries, one per (line style, label)."""
-    return [Line2D([], [], color="0.3", linestyle=style, label=label) for style, label in styles]
-
-
-def _draw_residuals(axes, residuals, rates, phases, shown, colors):
-    count = len(phases) or max((len(values) for by_attribute in rates.values()
-                                for values in by_attribute.values()), default=0)
-    handles = []
-    for name, (times, values) in residuals.items():
-        # Light, so that the decays drawn over it stand out.
-        (line,) = axes.plot(times, values, color=colors.get(name), linewidth=1.2, alpha=0.5,
-                            label=name)
-        handles.append(line)
-        for attribute, style in RATE_STYLES.items():
-            segments = decay_segments(times, values, phases[:shown],
-                                      rates.get(name, {}).get(attribute, []))
-            decays = LineCollection(segments, colors=line.get_color(), linestyles=style,
-                                    linewidths=2.0)
-            decays.set_gid(f"{attribute} {name}")
-            axes.add_collection(decays, autolim=False)  # the data alone set the y limits
-    log_scale(axes, [values for _, values in residuals.values()])
-    if phases:
-        note = f"shaded: the {count} target phases"
-        if shown > 0:
-            fits = f"the first {shown}" if shown < len(phases) else "each"
-            note += (f"; in {fits}, the decay at the rate fitted (dashed) and predicted (dotted) "
-                     "over its later half")
-    else:
-        note = "target phases unknown (no [input] phases in the config)"
-    axes.set_title(r"relaxation residuals $\Vert f_l(\tau_{l-1}) - \tau_l\Vert$ per target "
-                   rf"$\tau_{{l-1}}$" f"\n{note}", fontsize="medium")
-    axes.set_ylabel("residual")
-    _legend(axes, handles + _style_handles((("--", "fitted rate"), (":", "predicted rate"))))
-
-
 def _draw_lipschitz(axes, lipschitz, colors):
     lines = [axes.plot(times, values, color=colors.get(name), linewidth=1.2, label=name)[0]
              for name, (times, values) in lipschitz.items()]
@@ -167,7 +89,7 @@ def _draw_lipschitz(axes, lipschitz, colors):
     axes.set_title(r"Lipschitz constant $\Vert I - J_{g\circ f}\Vert_2$ per target (the "
                    "relaxation converges below the dashed line at 1)", fontsize="medium")
     axes.set_ylabel(r"$\Vert I - J_{g\circ f}\Vert_2$")
-    _legend(axes, lines)
+    legend(axes, lines)
 
 
 def _draw_alignment(axes, alignment, colors):
@@ -187,7 +109,7 @@ def _draw_alignment(axes, alignment, colors):
                    + " and ".join(f"{compared} ({'solid' if style == '-' else 'dashed'})"
                                   for style, compared in styles), fontsize="medium")
     axes.set_ylabel("cosine")
-    _legend(axes, list(handles.values()) + _style_handles(styles))
+    legend(axes, list(handles.values()) + style_handles(styles))
 
 
 def _draw_rates(axes, rates, colors):
@@ -211,7 +133,7 @@ def _draw_rates(axes, rates, colors):
     marker_handles = [Line2D([], [], color="0.3", linestyle="none", marker=marker,
                              markerfacecolor="none", label=label)
                       for marker, label in (("o", "fitted"), ("x", "predicted"))]
-    _legend(axes, handles + marker_handles, columns=2)
+    legend(axes, handles + marker_handles, columns=2)
 
 
 def _draw_rate_agreement(axes, rates, colors):
