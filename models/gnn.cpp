@@ -12,6 +12,7 @@
 #include "models/backprop.hpp"
 #include "sim/core/errors.hpp"
 #include "sim/core/random.hpp"
+#include "sim/core/threads.hpp"
 
 namespace lf {
 namespace {
@@ -258,7 +259,7 @@ void GnnModel::set_node_states(State& s, const Eigen::Ref<const Eigen::MatrixXd>
 // a_vu for every edge (incoming order), σ, σ', and F(x).
 void GnnModel::forward(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x, Workspace& ws) const {
   const Eigen::Index node_blocks = chunks(nodes_, node_chunk);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index c = 0; c < node_blocks; ++c) {
     const Eigen::Index j0 = c * node_chunk, n = std::min(node_chunk, nodes_ - j0);
     ws.source_part.middleCols(j0, n).noalias() = w.A * x.middleCols(j0, n);
@@ -266,18 +267,18 @@ void GnnModel::forward(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>
     ws.target_part.middleCols(j0, n).noalias() = w.B * features_.middleCols(j0, n);
     ws.target_part.middleCols(j0, n).colwise() += w.b;
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index j = 0; j < edges_; ++j) {
     ws.pre.col(j) = ws.source_part.col(in_source_[j]) + ws.target_part.col(in_target_[j]);
   }
   const Eigen::Index edge_blocks = chunks(edges_, edge_chunk);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index c = 0; c < edge_blocks; ++c) {
     const Eigen::Index j0 = c * edge_chunk, n = std::min(edge_chunk, edges_ - j0);
     activate_with_derivative(params_.activation, ws.pre.middleCols(j0, n), ws.sig.middleCols(j0, n),
                              ws.dsig.middleCols(j0, n));
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index v = 0; v < nodes_; ++v) {
     auto f = ws.transition.col(v);
     f.setZero();
@@ -290,7 +291,7 @@ void GnnModel::forward(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>
 void GnnModel::readout_error(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x,
                              Workspace& ws) const {
   const Eigen::Index node_blocks = chunks(nodes_, node_chunk);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index c = 0; c < node_blocks; ++c) {
     const Eigen::Index j0 = c * node_chunk, n = std::min(node_chunk, nodes_ - j0);
     ws.z.middleCols(j0, n).noalias() = w.W_out * x.middleCols(j0, n);
@@ -300,14 +301,14 @@ void GnnModel::readout_error(const Weights& w, const Eigen::Ref<const Eigen::Mat
     ws.delta.middleCols(j0, n).setZero();
   }
   const auto supervised = static_cast<Eigen::Index>(supervised_.size());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index i = 0; i < supervised; ++i) {
     const Eigen::Index v = supervised_[static_cast<std::size_t>(i)];
     auto d = ws.delta.col(v);
     loss_error(params_.loss, ws.o.col(v), targets_.col(v), d);  // ε = −∂ℓ/∂o
     d.array() *= ws.dout.col(v).array();
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index c = 0; c < node_blocks; ++c) {
     const Eigen::Index j0 = c * node_chunk, n = std::min(node_chunk, nodes_ - j0);
     ws.error.middleCols(j0, n).noalias() = w.W_out.transpose() * ws.delta.middleCols(j0, n);
@@ -316,7 +317,7 @@ void GnnModel::readout_error(const Weights& w, const Eigen::Ref<const Eigen::Mat
 
 void GnnModel::gather(const Eigen::MatrixXd& g, Eigen::MatrixXd& by_source,
                       Eigen::MatrixXd& by_destination) const {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index u = 0; u < nodes_; ++u) {
     auto m = by_source.col(u);
     m.setZero();
@@ -352,7 +353,7 @@ void GnnModel::penalty_terms(const Weights& w, const Eigen::Ref<const Eigen::Mat
                              Workspace& ws, bool gradient) const {
   // R_vr = α_v Σ_{u∈ne(v)} |σ'(a_vu)_r| ‖A_r‖₁ = dsum_vr ‖A_r‖₁.
   const Eigen::VectorXd row_norms = w.A.cwiseAbs().rowwise().sum();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index v = 0; v < nodes_; ++v) {
     auto d = ws.dsum.col(v);
     d.setZero();
@@ -364,13 +365,13 @@ void GnnModel::penalty_terms(const Weights& w, const Eigen::Ref<const Eigen::Mat
   ws.penalty = 0.25 * ws.weight.squaredNorm();  // Σ max(0, R − μ)²
   if (!gradient) return;
   const Eigen::Index edge_blocks = chunks(edges_, edge_chunk);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index c = 0; c < edge_blocks; ++c) {
     const Eigen::Index j0 = c * edge_chunk, n = std::min(edge_chunk, edges_ - j0);
     activate_second_derivative(params_.activation, ws.pre.middleCols(j0, n), ws.ddsig.middleCols(j0, n));
   }
   // ∂P/∂a_vu = α_v sign(σ'(a_vu)) ⊙ σ''(a_vu) ⊙ ‖A_r‖₁ ⊙ w_v: the per-edge vector q.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index v = 0; v < nodes_; ++v) {
     for (Eigen::Index j = incoming_.start[v]; j < incoming_.start[v + 1]; ++j) {
       ws.q.col(j) = alpha_[v] * (ws.ddsig.col(j).array() * ws.dsig.col(j).array().sign() *
@@ -397,7 +398,7 @@ void GnnModel::rhs(const State& s, State& ds, double /*t*/) const {
   readout_error(ws.w, x, ws);
   BatchView dx = layout_.examples(ds, x_);
   BatchView dlambda = layout_.examples(ds, lambda_);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index v = 0; v < nodes_; ++v) {
     dx.col(v) = (ws.transition.col(v) - params_.c * x.col(v)) / params_.tau_x;
     for (Eigen::Index j = incoming_.start[v]; j < incoming_.start[v + 1]; ++j) {
@@ -406,7 +407,7 @@ void GnnModel::rhs(const State& s, State& ds, double /*t*/) const {
   }
   gather(ws.g, ws.by_source, ws.by_destination);
   const Eigen::Index node_blocks = chunks(nodes_, node_chunk);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index c = 0; c < node_blocks; ++c) {
     const Eigen::Index j0 = c * node_chunk, n = std::min(node_chunk, nodes_ - j0);
     auto dl = dlambda.middleCols(j0, n);
@@ -515,7 +516,7 @@ Eigen::MatrixXd GnnModel::exact_costate(const Weights& w, const Eigen::Ref<const
   // λ ← (Jᵀ λ + e)/c: converges when x ↦ F(x)/c contracts.
   Eigen::MatrixXd lambda = Eigen::MatrixXd::Zero(s_, nodes_), next(s_, nodes_);
   for (long i = 0; i < 100000; ++i) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
     for (Eigen::Index v = 0; v < nodes_; ++v) {
       for (Eigen::Index j = incoming_.start[v]; j < incoming_.start[v + 1]; ++j) {
         ws.g.col(j) = alpha_[v] * ws.dsig.col(j).cwiseProduct(lambda.col(v));

@@ -39,27 +39,28 @@ constexpr const char* dict_origin = "<dict>";
   throw ConfigError(key, dict_origin, fmt::format("{}: {}: {}", dict_origin, key, message));
 }
 
-// A Python value as a TOML value, handed to `put`: bool, int, float, str, a dict (table) or a
-// list or tuple (array) of them; numpy scalars and arrays through item() and tolist(). `key`
-// (dotted) names the value in errors; `depth` counts the enclosing tables and arrays.
-template <class Put>
-void to_toml(py::handle value, const std::string& key, std::size_t depth, Put&& put) {
+// A TOML value of any kind a config holds.
+using TomlValue = std::variant<bool, std::int64_t, double, std::string, toml::table, toml::array>;
+
+// A Python value as a TOML value: bool, int, float, str, a dict (table) or a list or tuple
+// (array) of them; numpy scalars and arrays through item() and tolist(). `key` (dotted) names
+// the value in errors; `depth` counts the enclosing tables and arrays. (A plain recursive
+// function: a callback template per level would instantiate itself without end.)
+TomlValue to_toml(py::handle value, const std::string& key, std::size_t depth) {
   if (depth > max_toml_nesting) {
     bad_value(key, fmt::format("nested deeper than {} levels", max_toml_nesting));
   }
-  if (py::isinstance<py::bool_>(value)) {
-    put(value.cast<bool>());
-  } else if (py::isinstance<py::int_>(value)) {
+  if (py::isinstance<py::bool_>(value)) return value.cast<bool>();
+  if (py::isinstance<py::int_>(value)) {
     try {
-      put(value.cast<std::int64_t>());
+      return value.cast<std::int64_t>();
     } catch (const py::cast_error&) {
       bad_value(key, fmt::format("the integer {} does not fit in 64 bits", py::str(value).cast<std::string>()));
     }
-  } else if (py::isinstance<py::float_>(value)) {
-    put(value.cast<double>());
-  } else if (py::isinstance<py::str>(value)) {
-    put(value.cast<std::string>());
-  } else if (py::isinstance<py::dict>(value)) {
+  }
+  if (py::isinstance<py::float_>(value)) return value.cast<double>();
+  if (py::isinstance<py::str>(value)) return value.cast<std::string>();
+  if (py::isinstance<py::dict>(value)) {
     toml::table table;
     for (const auto& [k, v] : value.cast<py::dict>()) {
       if (!py::isinstance<py::str>(k)) {
@@ -67,31 +68,27 @@ void to_toml(py::handle value, const std::string& key, std::size_t depth, Put&& 
                   fmt::format("the key {} is not a string", std::string(py::repr(k))));
       }
       const std::string name = py::str(k);  // a str, checked above
-      to_toml(v, key.empty() ? name : key + "." + name, depth + 1,
-              [&](auto&& node) { table.insert_or_assign(name, std::forward<decltype(node)>(node)); });
+      std::visit([&](auto&& node) { table.insert_or_assign(name, std::move(node)); },
+                 to_toml(v, key.empty() ? name : key + "." + name, depth + 1));
     }
-    put(std::move(table));
-  } else if (py::isinstance<py::list>(value) || py::isinstance<py::tuple>(value)) {
+    return table;
+  }
+  if (py::isinstance<py::list>(value) || py::isinstance<py::tuple>(value)) {
     toml::array array;
     for (const py::handle item : value) {
-      to_toml(item, key, depth + 1,
-              [&](auto&& node) { array.push_back(std::forward<decltype(node)>(node)); });
+      std::visit([&](auto&& node) { array.push_back(std::move(node)); }, to_toml(item, key, depth + 1));
     }
-    put(std::move(array));
-  } else if (py::hasattr(value, "tolist") && py::hasattr(value, "dtype")) {  // numpy
-    to_toml(value.attr("tolist")(), key, depth, std::forward<Put>(put));
-  } else {
-    bad_value(key, fmt::format("a {} is not a config value (bool, int, float, str, dict, list)",
-                               py::type::of(value).attr("__name__").cast<std::string>()));
+    return array;
   }
+  if (py::hasattr(value, "tolist") && py::hasattr(value, "dtype")) {  // numpy
+    return to_toml(value.attr("tolist")(), key, depth);
+  }
+  bad_value(key, fmt::format("a {} is not a config value (bool, int, float, str, dict, list)",
+                             py::type::of(value).attr("__name__").cast<std::string>()));
 }
 
 toml::table dict_to_table(const py::dict& config) {
-  toml::table root;
-  to_toml(config, "", 0, [&](auto&& node) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(node)>, toml::table>) root = std::move(node);
-  });
-  return root;
+  return std::get<toml::table>(to_toml(config, "", 0));  // a dict gives a table
 }
 
 // A config as given to run() or validate(): a path to a TOML file, or the table of a dict.

@@ -153,6 +153,14 @@ class RunObserver final : public IntegrationObserver {
       const std::string& kind = model.layout().block(id).kind;
       if (kind == "x" || kind == "h" || kind == "lambda") wave_blocks_.push_back(id);
     }
+    if (residual) {
+      const std::vector<std::string> names = metric_names(model, true);
+      const auto first = names.begin() + static_cast<std::ptrdiff_t>(model_metrics_);
+      for (const Block& b : model.layout().blocks()) {
+        residual_slot_.push_back(
+            static_cast<std::size_t>(std::find(first, names.end(), "residual/" + b.kind) - names.begin()));
+      }
+    }
     rows_.resize(wave_blocks_.size());
     arrivals_.resize(wave_blocks_.size());
     quartiles_.resize(wave_blocks_.size());
@@ -161,19 +169,16 @@ class RunObserver final : public IntegrationObserver {
   void sample(const State& s, double t) override {
     model_.metrics(s, t, std::span<double>(values_.data(), model_metrics_));
     if (residual_) {
+      // ‖d(kind)/dt‖₂ over every block of a kind, wherever its blocks sit in the layout.
       model_.rhs(s, derivative_, t);  // how far from a fixed point, per kind of block
-      std::size_t at = model_metrics_;
-      std::string kind;
-      for (const Block& b : model_.layout().blocks()) {
-        if (b.kind != kind) {
-          if (!kind.empty()) values_[at - 1] = std::sqrt(values_[at - 1]);
-          kind = b.kind;
-          values_[at++] = 0.0;
-        }
-        values_[at - 1] += Eigen::Map<const Eigen::VectorXd>(derivative_.data() + b.offset, b.size)
-                               .squaredNorm();
+      std::fill(values_.begin() + static_cast<std::ptrdiff_t>(model_metrics_), values_.end(), 0.0);
+      const auto& blocks = model_.layout().blocks();
+      for (std::size_t i = 0; i < blocks.size(); ++i) {
+        values_[residual_slot_[i]] +=
+            Eigen::Map<const Eigen::VectorXd>(derivative_.data() + blocks[i].offset, blocks[i].size)
+                .squaredNorm();
       }
-      if (!kind.empty()) values_[at - 1] = std::sqrt(values_[at - 1]);
+      for (std::size_t k = model_metrics_; k < values_.size(); ++k) values_[k] = std::sqrt(values_[k]);
     }
     writer_.append(t, s, values_);
     if (collecting_ && t > times_.front()) keep(s, t);
@@ -305,6 +310,7 @@ class RunObserver final : public IntegrationObserver {
   std::size_t model_metrics_;
   std::vector<double> values_;
   State derivative_;
+  std::vector<std::size_t> residual_slot_;  // per block: its kind's /metrics/residual/<kind>
   std::vector<BlockId> wave_blocks_;
   std::size_t segments_started_ = 0;
   bool collecting_ = false;
