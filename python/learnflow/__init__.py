@@ -38,8 +38,10 @@ def _core():
 def __getattr__(name):
     # learnflow.plot is imported on first use: matplotlib is not needed to run or read.
     if name == "plot":
-        from . import plot
-        return plot
+        # import_module, not `from . import plot`: that looks the name up on this module first,
+        # which would call this function again.
+        import importlib
+        return importlib.import_module(__name__ + ".plot")
     raise AttributeError(f"module 'learnflow' has no attribute '{name}'")
 
 

@@ -85,8 +85,11 @@ class Run:
     def refresh(self):
         """Sees the samples a live run flushed since the file was opened (or last refreshed)."""
         if self.live:
-            def refresh(_, node):
-                if isinstance(node, h5py.Dataset):
+            # /time first: the writer flushes it last, so every dataset refreshed after it holds
+            # at least as many rows (refreshed in name order, /state would lag behind /time).
+            self._file["time"].refresh()
+            def refresh(name, node):
+                if isinstance(node, h5py.Dataset) and name != "time":
                     node.refresh()
             self._file.visititems(refresh)
         self._time = None

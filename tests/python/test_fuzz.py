@@ -225,6 +225,8 @@ def seeds():
         for pattern, replacement in EXAMPLE_EDITS.get(path.name, []):
             text, n = re.subn(pattern, replacement, text, count=1)
             assert n == 1, (path.name, pattern)
+        # Data files next to the example (examples/karate/): read where they are.
+        text = text.replace('"karate/', f'"{ROOT / "examples" / "karate"}/')
         out.append((path.stem, text, {}))
     return out
 
