@@ -50,6 +50,8 @@ struct GnnModel::Workspace {
   Eigen::MatrixXd by_source, by_destination;  // s × N: sums of g over outgoing / incoming edges
   Weights flow;                   // γθ̇ + κθ (+ βP) before scaling
   // The contraction penalty.
+  Eigen::VectorXd row_norms;      // s: ‖A_r‖₁
+  Eigen::VectorXd direct;         // s: Σ_v w_vr dsum_vr
   Eigen::MatrixXd dsum;           // s × N: α_v Σ_{u∈ne(v)} |σ'(a_vu)|
   Eigen::MatrixXd row_sums;       // s × N: R_vr, the row sums of |J|
   Eigen::MatrixXd weight;         // s × N: 2 max(0, R_vr − μ)
@@ -61,7 +63,7 @@ struct GnnModel::Workspace {
   Workspace(Eigen::Index s, Eigen::Index p, Eigen::Index k, Eigen::Index n, Eigen::Index e)
       : source_part(s, n), target_part(s, n), pre(s, e), sig(s, e), dsig(s, e), transition(s, n),
         z(k, n), o(k, n), dout(k, n), delta(k, n), error(s, n), g(s, e), by_source(s, n),
-        by_destination(s, n), dsum(s, n), row_sums(s, n), weight(s, n), ddsig(s, e), q(s, e),
+        by_destination(s, n), row_norms(s), direct(s), dsum(s, n), row_sums(s, n), weight(s, n), ddsig(s, e), q(s, e),
         q_source(s, n), q_destination(s, n) {
     for (Weights* v : {&w, &flow, &penalty_gradient}) {
       v->A.resize(s, s);
@@ -352,7 +354,8 @@ void GnnModel::outer_flows(const Eigen::MatrixXd& by_source, const Eigen::Matrix
 void GnnModel::penalty_terms(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x,
                              Workspace& ws, bool gradient) const {
   // R_vr = α_v Σ_{u∈ne(v)} |σ'(a_vu)_r| ‖A_r‖₁ = dsum_vr ‖A_r‖₁.
-  const Eigen::VectorXd row_norms = w.A.cwiseAbs().rowwise().sum();
+  ws.row_norms = w.A.cwiseAbs().rowwise().sum();
+  const Eigen::VectorXd& row_norms = ws.row_norms;
 #pragma omp parallel for schedule(static) num_threads(thread_count())
   for (Eigen::Index v = 0; v < nodes_; ++v) {
     auto d = ws.dsum.col(v);
@@ -381,8 +384,8 @@ void GnnModel::penalty_terms(const Weights& w, const Eigen::Ref<const Eigen::Mat
   gather(ws.q, ws.q_source, ws.q_destination);
   outer_flows(ws.q_source, ws.q_destination, nullptr, x, ws.penalty_gradient);
   // The direct dependence of R_vr on |A_rk|: sign(A_rk) Σ_v w_vr dsum_vr.
-  const Eigen::VectorXd direct = ws.weight.cwiseProduct(ws.dsum).rowwise().sum();
-  ws.penalty_gradient.A.noalias() += (w.A.array().sign().colwise() * direct.array()).matrix();
+  ws.direct = ws.weight.cwiseProduct(ws.dsum).rowwise().sum();
+  ws.penalty_gradient.A.noalias() += (w.A.array().sign().colwise() * ws.direct.array()).matrix();
 }
 
 void GnnModel::rhs(const State& s, State& ds, double /*t*/) const {

@@ -87,6 +87,8 @@ TEST_CASE("no model's RHS allocates (STYLE rule 1)") {
       {"examples/gaitprop_patterns.toml", {"model.mode=\"discrete\""}},
       {"examples/eqprop_xor.toml", {}},
       {"examples/eqprop_xor.toml", {"model.update=\"flow\"", "network.activation=\"logistic\""}},
+      {"examples/gnn_karate.toml", {}},
+      {"examples/gnn_karate.toml", {"model.contraction=0.9", "model.contraction_weight=1.0"}},
       // Training runs: batches of 30 (64 for Fashion-MNIST), the RHS on n×B activities.
       {"examples/digits_costate.toml", {}},
       {"examples/digits_backprop.toml", {}},
