@@ -539,7 +539,8 @@ struct TrajectoryWriter::Impl {
   std::vector<Eigen::Index> examples;  // recorded columns of per-example blocks (empty: all)
   std::vector<double> row;             // a sample's selected columns
   long samples = 0;
-  bool streaming = false;      // in SWMR mode
+  bool streaming = false;      // in SWMR mode (an in-memory file: streaming, without SWMR)
+  bool in_memory = false;      // HDF5's core driver, no backing store: nothing on disk
   bool closed_series = false;  // after end_streaming(): no more samples
   StreamWriter writer;         // runs while streaming
   SpaceReserve reserve;        // for the last writes of a run whose disk is full
@@ -699,20 +700,23 @@ RecordMode OutputSpec::mode_for(const std::string& kind, const std::string& memb
 
 TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& layout,
                                    const OutputSpec& spec, std::vector<std::string> metric_names,
-                                   std::vector<std::string> table_series, const Snapshot* resume)
+                                   std::vector<std::string> table_series, const Snapshot* resume,
+                                   bool in_memory)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
+  assert(!(in_memory && resume != nullptr));
   for (const long e : spec.examples) m.examples.push_back(static_cast<Eigen::Index>(e));
   m.path = path;
   m.layout = &layout;
   m.flush_every = spec.flush_every;
   m.flush_seconds = spec.flush_seconds;
   m.flush_latency = spec.flush_latency;
-  m.reserve = SpaceReserve(path);
+  m.in_memory = in_memory;
+  if (!in_memory) m.reserve = SpaceReserve(path);
   {
     const h5::QuietErrors quiet;
     const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-    if (!parent.empty() && !std::filesystem::is_directory(parent)) {
+    if (!in_memory && !parent.empty() && !std::filesystem::is_directory(parent)) {
       throw DataFileError(path, 0, fmt::format("{}: cannot write the output file: directory '{}' "
                                                "does not exist", path, parent.string()));
     }
@@ -724,7 +728,16 @@ TrajectoryWriter::TrajectoryWriter(const std::string& path, const StateLayout& l
     // (Set for the file, not per dataset: H5Fstart_swmr_write reopens the datasets with the
     // default access properties, which take the file's.)
     H5Pset_cache(fapl.get(), 0, 521, 0, 0.75);
-    if (resume != nullptr) {
+    if (in_memory) {
+      // The core driver grows the image in steps of 16 MiB; without a backing store it never
+      // opens, creates or truncates a file of this name.
+      h5::check(H5Pset_fapl_core(fapl.get(), std::size_t{16} << 20, false), "H5Pset_fapl_core");
+      const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+      if (file < 0) {
+        throw DataFileError(path, 0, fmt::format("{}: cannot create the run in memory", path));
+      }
+      m.file = h5::Handle(file, H5Fclose);
+    } else if (resume != nullptr) {
       if (!m.lock.acquire(path)) {
         throw DataFileError(path, 0, fmt::format("{}: another learnflow run is writing this file", path));
       }
@@ -868,6 +881,74 @@ TrajectoryWriter::~TrajectoryWriter() {
 }
 
 long TrajectoryWriter::samples() const noexcept { return impl_->samples; }
+
+namespace {
+
+// Bob Jenkins' lookup3 hash (hashlittle, byte by byte), with which HDF5 checksums its metadata.
+std::uint32_t lookup3(const unsigned char* k, std::size_t length, std::uint32_t initval) {
+  const auto rot = [](std::uint32_t x, int r) { return (x << r) | (x >> (32 - r)); };
+  std::uint32_t a = 0xdeadbeefU + static_cast<std::uint32_t>(length) + initval, b = a, c = a;
+  for (; length > 12; length -= 12, k += 12) {
+    a += k[0] + (std::uint32_t{k[1]} << 8) + (std::uint32_t{k[2]} << 16) + (std::uint32_t{k[3]} << 24);
+    b += k[4] + (std::uint32_t{k[5]} << 8) + (std::uint32_t{k[6]} << 16) + (std::uint32_t{k[7]} << 24);
+    c += k[8] + (std::uint32_t{k[9]} << 8) + (std::uint32_t{k[10]} << 16) + (std::uint32_t{k[11]} << 24);
+    a -= c; a ^= rot(c, 4);  c += b;
+    b -= a; b ^= rot(a, 6);  a += c;
+    c -= b; c ^= rot(b, 8);  b += a;
+    a -= c; a ^= rot(c, 16); c += b;
+    b -= a; b ^= rot(a, 19); a += c;
+    c -= b; c ^= rot(b, 4);  b += a;
+  }
+  if (length == 0) return c;
+  // The last 1..12 bytes, little-endian into a, b, c.
+  std::uint32_t tail[3] = {0, 0, 0};
+  for (std::size_t i = 0; i < length; ++i) tail[i / 4] += std::uint32_t{k[i]} << (8 * (i % 4));
+  a += tail[0];
+  b += tail[1];
+  c += tail[2];
+  c ^= b; c -= rot(b, 14);
+  a ^= c; a -= rot(c, 11);
+  b ^= a; b -= rot(a, 25);
+  c ^= b; c -= rot(b, 16);
+  a ^= c; a -= rot(c, 4);
+  b ^= a; b -= rot(a, 14);
+  c ^= b; c -= rot(b, 24);
+  return c;
+}
+
+}  // namespace
+
+std::uint32_t hdf5_metadata_checksum(const unsigned char* data, std::size_t length) {
+  return lookup3(data, length, 0);
+}
+
+void repair_superblock_checksum(std::vector<unsigned char>& image) {
+  // Superblock version 2 or 3: signature (8 bytes), version, size of offsets O, size of
+  // lengths, status flags, four addresses of O bytes, then the checksum of all that.
+  if (image.size() < 12 || image[8] < 2 || image[8] > 3) return;
+  const std::size_t covered = 12 + 4 * std::size_t{image[9]};
+  if (image.size() < covered + 4) return;
+  const std::uint32_t sum = hdf5_metadata_checksum(image.data(), covered);
+  for (int i = 0; i < 4; ++i) image[covered + i] = static_cast<unsigned char>(sum >> (8 * i));
+}
+
+std::vector<unsigned char> TrajectoryWriter::image() {
+  Impl& m = *impl_;
+  flush();
+  if (!m.file.valid()) return {};
+  if (!m.streaming) h5::check(H5Fflush(m.file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
+  const ssize_t size = H5Fget_file_image(m.file.get(), nullptr, 0);
+  if (size < 0) throw DataFileError(m.path, 0, fmt::format("{}: cannot read the file's image", m.path));
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
+  if (H5Fget_file_image(m.file.get(), bytes.data(), bytes.size()) != size) {
+    throw DataFileError(m.path, 0, fmt::format("{}: cannot read the file's image", m.path));
+  }
+  // HDF5 1.10 clears the superblock's "open for writing" flag in the image but leaves the
+  // checksum of the flagged superblock: no reader would open the image. (The image is taken of a
+  // file still open for writing; closing it first would free it.)
+  repair_superblock_checksum(bytes);
+  return bytes;
+}
 
 void TrajectoryWriter::write_metadata(const RunMetadata& meta) {
   h5::Handle root(h5::check(H5Gopen2(impl_->file.get(), "/", H5P_DEFAULT), "H5Gopen2"), H5Gclose);
@@ -1017,8 +1098,8 @@ void TrajectoryWriter::begin_streaming() {
   // From here on the file is written in SWMR mode: HDF5 orders its metadata writes so that the
   // file on disk is readable at every moment, by h5py (swmr=True) or `learnflow info`, even
   // after a SIGKILL. No object can be created until end_streaming(). The writer thread makes
-  // every HDF5 call from here to end_streaming().
-  h5::check(H5Fstart_swmr_write(impl_->file.get()), "H5Fstart_swmr_write");
+  // every HDF5 call from here to end_streaming(). (An in-memory file has no reader to serve.)
+  if (!impl_->in_memory) h5::check(H5Fstart_swmr_write(impl_->file.get()), "H5Fstart_swmr_write");
   impl_->streaming = true;
   impl_->writer.start(impl_->file.get());
 }
@@ -1034,22 +1115,24 @@ void TrajectoryWriter::end_streaming() {
   for (StateSeries& ss : m.states) ss.series.set.reset();
   for (Series& s : m.metrics) s.set.reset();
   for (Series& s : m.evaluations) s.set.reset();
-  m.file.reset();
   m.streaming = false;
   m.closed_series = true;
+  if (m.in_memory) return;  // never in SWMR mode; closing it would lose it
+  m.file.reset();
   reopen_file();
 }
 
 void TrajectoryWriter::close_file() {
   Impl& m = *impl_;
   assert(!m.streaming);
-  if (!m.file.valid()) return;
+  if (!m.file.valid() || m.in_memory) return;
   h5::check(H5Fflush(m.file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
   h5::check(m.file.close(), "H5Fclose");
 }
 
 void TrajectoryWriter::reopen_file() {
   Impl& m = *impl_;
+  if (m.in_memory) return;  // open all along
   const h5::QuietErrors quiet;
   hid_t file = H5Fopen(m.path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   if (file < 0) {

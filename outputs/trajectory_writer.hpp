@@ -6,6 +6,7 @@
 // double per sample) until the next flush. While streaming, a thread of the writer makes the HDF5
 // calls: full chunks and flushes are queued to it (at most two chunks of a dataset at a time), so
 // the integration waits for the disk only when the disk falls behind.
+#include <cstdint>
 #include <limits>
 #include <map>
 #include <memory>
@@ -67,6 +68,11 @@ bool run_file_in_use(const std::string& path);
 // Throws DataFileError otherwise.
 void remove_run_file(const std::string& path);
 
+// HDF5's metadata checksum (Jenkins' lookup3 with seed 0), and the checksum of a version 2 or 3
+// superblock at the start of a file image recomputed in place (TrajectoryWriter::image()).
+std::uint32_t hdf5_metadata_checksum(const unsigned char* data, std::size_t length);
+void repair_superblock_checksum(std::vector<unsigned char>& image);
+
 class TrajectoryWriter {
  public:
   // Creates `path`, which must not exist (a run never writes over a file; the CLI removes an
@@ -76,9 +82,14 @@ class TrajectoryWriter {
   // rows the checkpoint recorded (save_rows). Throws DataFileError when it cannot be written.
   // Each of `table_series` ("/metrics/epoch/test_loss", "/metrics/phase/duration") is a series
   // with one row per event (an evaluation, a phase), appended with append_row.
+  // With `in_memory` (and no `resume`), the file lives in memory only (HDF5's core driver without
+  // a backing store; `path` is only its name in messages): nothing is created, locked or
+  // removed on disk, there is no SWMR, close_file() and reopen_file() keep it open, and image()
+  // returns its bytes, an HDF5 file that h5py opens from memory.
   TrajectoryWriter(const std::string& path, const StateLayout& layout, const OutputSpec& spec,
                    std::vector<std::string> metric_names,
-                   std::vector<std::string> table_series = {}, const Snapshot* resume = nullptr);
+                   std::vector<std::string> table_series = {}, const Snapshot* resume = nullptr,
+                   bool in_memory = false);
   ~TrajectoryWriter();  // flushes and closes
   TrajectoryWriter(const TrajectoryWriter&) = delete;
   TrajectoryWriter& operator=(const TrajectoryWriter&) = delete;
@@ -138,6 +149,8 @@ class TrajectoryWriter {
                    const std::vector<double>& arrivals, const std::vector<double>& neuron_quartiles);
 
   long samples() const noexcept;
+  // The file's bytes as they stand (flushed first): for an in-memory file, what the run leaves.
+  std::vector<unsigned char> image();
 
  private:
   struct Impl;

@@ -117,12 +117,13 @@ py::dict result_dict(const IntegrationResult& r) {
                   "rhs_evals"_a = r.stats.rhs_evals, "wall_seconds"_a = r.stats.wall_seconds);
 }
 
-// Runs the config into `output` (empty: output.file). The GIL is released from the parsing on
+// Runs the config into `output` (empty: output.file; in_memory: a file in memory, whose bytes
+// come back as "image"). The GIL is released from the parsing on
 // (data sets load then) to the end; SIGINT stops the run at its next step as in the CLI (a
 // second one ends the process). Returns what the CLI reports.
 py::dict run(const py::object& config, const std::vector<std::string>& overrides,
              const std::string& output, int threads, bool force, bool resume, bool progress,
-             bool log_evaluations) {
+             bool log_evaluations, bool in_memory) {
   ConfigSource source = config_source(config);
   RunReport report;
   int signal = 0;
@@ -132,6 +133,7 @@ py::dict run(const py::object& config, const std::vector<std::string>& overrides
     RunOptions options{output, threads, progress, log_evaluations};
     options.force = force;
     options.resume = resume;
+    options.in_memory = in_memory;
     Run run(load(std::move(source), overrides), options);
     report = run.execute();
     signal = interrupt_signal();
@@ -143,6 +145,9 @@ py::dict run(const py::object& config, const std::vector<std::string>& overrides
                "signal"_a = signal);
   out["adjoint"] = report.adjoint ? py::object(result_dict(*report.adjoint)) : py::none();
   out["resumed_at"] = report.resumed_at ? py::object(py::float_(*report.resumed_at)) : py::none();
+  out["image"] = in_memory ? py::object(py::bytes(reinterpret_cast<const char*>(report.image.data()),
+                                                  report.image.size()))
+                           : py::none();
   return out;
 }
 
@@ -159,7 +164,7 @@ PYBIND11_MODULE(_learnflow, m) {
   m.doc() = "learnflow's compiled core: use the learnflow package (learnflow.run, learnflow.open)";
   m.attr("version") = LEARNFLOW_VERSION;
   m.def("run", &lf::run, "config"_a, "overrides"_a, "output"_a, "threads"_a, "force"_a,
-        "resume"_a, "progress"_a, "log_evaluations"_a);
+        "resume"_a, "progress"_a, "log_evaluations"_a, "in_memory"_a = false);
   m.def("validate", &lf::validate, "config"_a, "overrides"_a);
   m.def("models", [] {
     std::vector<std::pair<std::string, std::string>> out;

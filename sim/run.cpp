@@ -470,8 +470,12 @@ Run::Run(Experiment experiment, RunOptions options)
   check_record_keys(m.sim.experiment.output, m.sim.model->layout());
   check_phases(*m.sim.model, m.sim.signal);
   const BatchKernels& kernels = batch_kernels();  // chosen once, before any parallel region
+  if (m.options.in_memory) {
+    if (m.options.resume) throw InputError("a run kept in memory cannot be resumed: give it an output file");
+    m.options.output_path = "<in memory>";
+  }
   if (m.options.output_path.empty()) m.options.output_path = m.sim.experiment.output.file;
-  refuse_input_as_output(m.sim.experiment, m.options.output_path);
+  if (!m.options.in_memory) refuse_input_as_output(m.sim.experiment, m.options.output_path);
   const bool training = m.sim.experiment.input.kind == InputKind::dataset;
   m.identity = m.sim.experiment.result_config + fmt::format("\n# kernels: {}\n", kernels.name);
   if (training) {
@@ -499,12 +503,26 @@ Run::Run(Experiment experiment, RunOptions options)
     initial_scores = {{"initial_train_loss", train.loss}, {"initial_train_accuracy", train.accuracy},
                       {"initial_test_loss", test.loss}, {"initial_test_accuracy", test.accuracy}};
   }
-  check_run_size(m.sim.experiment, *m.sim.model, m.sim.network, m.sim.signal);  // memory, output.max_bytes
-  prepare_output(m.options, m.identity, m.resume);
+  const SizeEstimate size = check_run_size(m.sim.experiment, *m.sim.model, m.sim.network,
+                                           m.sim.signal);  // memory, output.max_bytes
+  if (m.options.in_memory) {
+    // The file's image grows in memory, and is copied once at the end (RunReport::image), and
+    // once more by the caller that reads it (the Python module).
+    const double need = size.memory + 3.0 * size.file;
+    if (need > physical_memory_bytes()) {
+      throw InputError(fmt::format("a run kept in memory would take about {} (its file of {} "
+                                   "three times over at the end), more than this machine's {}: "
+                                   "give it an output file, or record less (output.record, "
+                                   "output.sample_dt)", format_bytes(need), format_bytes(size.file),
+                                   format_bytes(physical_memory_bytes())));
+    }
+  } else {
+    prepare_output(m.options, m.identity, m.resume);
+  }
   m.writer = std::make_unique<TrajectoryWriter>(m.options.output_path, m.sim.model->layout(),
                                                 m.sim.experiment.output,
                                                 metric_names(*m.sim.model, m.sim.experiment.output.residual),
-                                                series_tables(training));
+                                                series_tables(training), nullptr, m.options.in_memory);
   try {
     m.writer->write_metadata({model_type(m.sim.experiment.model), m.sim.experiment.integrator.stepper,
                               m.sim.experiment.network.seed, thread_count(),
@@ -598,7 +616,10 @@ RunReport Run::execute() {
     m.sim.model->initial_state(state);
   }
   const auto forward_start = std::chrono::steady_clock::now();
-  report.result = integrate(*m.sim.model, m.sim.drive, state, spec, m.sim.times, checkpointer,
+  // A run kept in memory takes no checkpoints: it cannot be resumed.
+  IntegrationObserver& integration_observer =
+      m.options.in_memory ? *forward_observer : static_cast<IntegrationObserver&>(checkpointer);
+  report.result = integrate(*m.sim.model, m.sim.drive, state, spec, m.sim.times, integration_observer,
                             position ? &*position : nullptr);
   finish_before_stopping();
   const double forward_seconds =
@@ -655,6 +676,13 @@ RunReport Run::execute() {
   }
   // The file is closed before its checkpoint goes: a kill in between leaves a file that opens,
   // or one that --resume can still repair.
+  if (m.options.in_memory) {
+    report.image = m.writer->image();
+    report.output_path.clear();
+    report.samples = m.writer->samples();
+    report.threads = thread_count();
+    return report;
+  }
   m.writer->close_file();
   std::error_code error;
   if (resumable && std::filesystem::exists(checkpoint, error)) {

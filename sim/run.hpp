@@ -28,6 +28,10 @@ struct RunOptions {
   // from its checkpoint, OUT.h5.checkpoint).
   bool force = false;
   bool resume = false;
+  // The run file is kept in memory (HDF5's core driver) instead of being written: nothing is
+  // created on disk, there are no checkpoints (no `resume`), and RunReport::image holds the
+  // file's bytes at the end. `output_path` then only names the run in messages.
+  bool in_memory = false;
 };
 
 struct RunReport {
@@ -43,6 +47,8 @@ struct RunReport {
   // (interrupted, wall-time limit) leaves for --resume (empty: none left).
   std::optional<double> resumed_at;
   std::string checkpoint;
+  // RunOptions::in_memory: the run file's bytes (also of a run that ended early).
+  std::vector<unsigned char> image;
 };
 
 class Run {

@@ -13,8 +13,6 @@ reader and learnflow.plot are pure Python (h5py, numpy, matplotlib).
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 
 from .errors import ConfigError, DataFileError, InputError, RunError
@@ -98,10 +96,10 @@ def run(config, set=None, output=None, threads=None, force=False, resume=False, 
     config: a path to a TOML file, or a dict of the same tree (its relative paths are taken
     from the working directory). set: {"key.path": value}, the command line's --set.
     output: the run file (output.file of the config is not used); None: the run is kept in
-    memory (written to a temporary file that is read into memory and removed). threads: OpenMP
-    threads for this run (default: OMP_NUM_THREADS or all cores). force, resume: as --force and
-    --resume. progress: the progress line on stderr; verbose: a line per evaluation of a
-    training run.
+    memory (HDF5's core driver: nothing is written to disk; the Run reads the file's bytes, and
+    cannot be resumed). threads: OpenMP threads for this run (default: OMP_NUM_THREADS or all
+    cores). force, resume: as --force and --resume. progress: the progress line on stderr;
+    verbose: a line per evaluation of a training run.
 
     The GIL is released while the run integrates. Ctrl-C (SIGINT) stops it at its next step:
     the file keeps every sample before it (and a checkpoint for resume=True), then
@@ -114,22 +112,23 @@ def run(config, set=None, output=None, threads=None, force=False, resume=False, 
     overrides = _overrides(set)
     if threads is not None and not 1 <= int(threads) <= 1024:
         raise ValueError(f"threads must be in 1..1024, got {threads}")
-    temporary = tempfile.mkdtemp(prefix="learnflow_run_") if output is None else None
-    path = os.path.join(temporary, "run.h5") if temporary else os.fspath(output)
-    try:
-        report = core.run(config, overrides, path, int(threads or 0), bool(force), bool(resume),
-                          bool(progress), bool(verbose))
-        result, adjoint = report["result"], report["adjoint"]
-        stop = adjoint if adjoint is not None and result["outcome"] == "success" else result
-        if stop["outcome"] == "interrupted":
-            kept = "discarded (the run was kept in memory)" if temporary else \
-                f"kept in {path}" + ("; continue with resume=True" if report["checkpoint"] else "")
-            raise KeyboardInterrupt(f"learnflow: {stop['message']}; the {report['samples']} "
-                                    f"sample(s) before it are {kept}")
-        opened = Run(path, in_memory=temporary is not None, report=report)
-    finally:
-        if temporary:
-            shutil.rmtree(temporary, ignore_errors=True)
+    in_memory = output is None
+    report = core.run(config, overrides, "" if in_memory else os.fspath(output), int(threads or 0),
+                      bool(force), bool(resume), bool(progress), bool(verbose), in_memory)
+    result, adjoint = report["result"], report["adjoint"]
+    stop = adjoint if adjoint is not None and result["outcome"] == "success" else result
+    if stop["outcome"] == "interrupted":
+        path = report["output"]
+        kept = "discarded (the run was kept in memory)" if in_memory else \
+            f"kept in {path}" + ("; continue with resume=True" if report["checkpoint"] else "")
+        raise KeyboardInterrupt(f"learnflow: {stop['message']}; the {report['samples']} "
+                                f"sample(s) before it are {kept}")
+    if in_memory:
+        image = report.pop("image")
+        opened = Run(None, image=image, report=report)
+    else:
+        report.pop("image", None)
+        opened = Run(report["output"], report=report)
     if stop["outcome"] != "success":
         sweep = "the adjoint (backward) sweep: " if stop is adjoint else ""
         raise RunError(f"{sweep}{stop['outcome']}: {stop['message']}; the {report['samples']} "

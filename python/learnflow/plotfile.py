@@ -131,7 +131,8 @@ class RunFile:
                 # A run still going, or killed, leaves its file marked as open by an SWMR writer.
                 self._file = h5py.File(self.path, "r", swmr=True)
         else:
-            self.path = str(getattr(source, "path", handle.filename))
+            # A learnflow.Run names itself (its path, or "<in memory>"); an h5py.File by its file.
+            self.path = handle.filename if source is handle else str(source.name)
             self._file = handle
         try:
             self._check()

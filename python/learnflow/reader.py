@@ -41,32 +41,41 @@ def _natural_key(name):
 class Run:
     """A learnflow run file, read with h5py. Use as a context manager, or call close().
 
-    path: the file (for a run kept in memory, where it was written before it was loaded);
-    report: what learnflow.run() reported (outcome, statistics, samples), None for open().
+    path: the file; None for a run kept in memory (learnflow.run(output=None)), whose file is
+    `image`, the bytes of an HDF5 file; report: what learnflow.run() reported (outcome,
+    statistics, samples), None for open().
     """
 
-    def __init__(self, path, *, in_memory=False, report=None):
-        self.path = os.fspath(path)
+    def __init__(self, path, *, image=None, report=None):
+        self.path = None if path is None else os.fspath(path)
         self.report = report
-        if not os.path.isfile(self.path):
-            raise FileNotFoundError(f"{self.path}: no such file")
-        if not h5py.is_hdf5(self.path):
-            raise OSError(f"{self.path}: not an HDF5 file")
-        options = {"driver": "core", "backing_store": False} if in_memory else {}
         self.live = False
-        try:
-            self._file = h5py.File(self.path, "r", **options)
-        except OSError:
-            # A run still going, or killed, leaves its file marked as open by an SWMR writer.
-            self._file = h5py.File(self.path, "r", swmr=True, **options)
-            self.live = True
+        if image is not None:
+            # HDF5's file-image driver: the file is read from these bytes, nothing touches a disk.
+            self._file = h5py.File(h5py.h5f.open_file_image(image), "r")
+        else:
+            if not os.path.isfile(self.path):
+                raise FileNotFoundError(f"{self.path}: no such file")
+            if not h5py.is_hdf5(self.path):
+                raise OSError(f"{self.path}: not an HDF5 file")
+            try:
+                self._file = h5py.File(self.path, "r")
+            except OSError:
+                # A run still going, or killed, leaves its file marked as open by an SWMR writer.
+                self._file = h5py.File(self.path, "r", swmr=True)
+                self.live = True
         if "learnflow_version" not in self._file.attrs or "time" not in self._file:
             self._file.close()
-            raise OSError(f"{self.path}: not a learnflow run file (no learnflow_version "
+            raise OSError(f"{self.name}: not a learnflow run file (no learnflow_version "
                           "attribute or /time)")
         self._time = None
 
     # -- the file ------------------------------------------------------------------------------
+
+    @property
+    def name(self):
+        """The file's path, or "<in memory>" for a run kept in memory."""
+        return self.path if self.path is not None else "<in memory>"
 
     def __enter__(self):
         return self
@@ -96,7 +105,7 @@ class Run:
         return self
 
     def __repr__(self):
-        return (f"<learnflow.Run {self.path}: model {self.attrs.get('model', '?')}, "
+        return (f"<learnflow.Run {self.name}: model {self.attrs.get('model', '?')}, "
                 f"{len(self.time)} samples, outcome {self.solver.get('outcome', 'none')}>")
 
     # -- metadata ------------------------------------------------------------------------------
@@ -150,7 +159,7 @@ class Run:
     def _dataset(self, path):
         node = self._file.get(path)
         if not isinstance(node, h5py.Dataset):
-            raise KeyError(f"{self.path}: no dataset /{path}")
+            raise KeyError(f"{self.name}: no dataset /{path}")
         return node
 
     def _rows(self, dataset, stride=1):
@@ -239,7 +248,7 @@ class Run:
         root = "parameters/final" if final else "parameters"
         group = self._file.get(root)
         if group is None:
-            raise LookupError(f"{self.path}: no /{root}" +
+            raise LookupError(f"{self.name}: no /{root}" +
                               (" (only a successful run of a learning model has final "
                                "parameters)" if final else ""))
         result = {}
@@ -270,7 +279,7 @@ class Run:
         """The samples of epoch e (1-based) of a training run: its minibatches' segments."""
         epochs = int(self.config.get("train", {}).get("epochs", 0))
         if epochs < 1:
-            raise LookupError(f"{self.path}: not a training run (no train.epochs)")
+            raise LookupError(f"{self.name}: not a training run (no train.epochs)")
         if not 1 <= e <= epochs:
             raise IndexError(f"epoch {e} out of range 1..{epochs}")
         segments = self.segments

@@ -8,6 +8,7 @@ Run: PYTHONPATH=build/python LEARNFLOW_BIN=build/learnflow \\
      /usr/bin/python3 tests/python/test_python_module.py -v
 """
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -79,19 +80,26 @@ def cli(*args, cwd=None):
                           timeout=300)
 
 
-def datasets(path):
-    """{name: array} of every dataset of an HDF5 file."""
+def opened(source):
+    """An HDF5 file to read: a path (opened here), or a learnflow.Run's open file."""
+    if isinstance(source, learnflow.Run):
+        return contextlib.nullcontext(source.file)
+    return h5py.File(source, "r")
+
+
+def datasets(source):
+    """{name: array} of every dataset of an HDF5 file (a path or a learnflow.Run)."""
     found = {}
-    with h5py.File(path, "r") as f:
+    with opened(source) as f:
         f.visititems(lambda name, node: found.__setitem__(name, node[()])
                      if isinstance(node, h5py.Dataset) else None)
     return found
 
 
-def attributes(path):
+def attributes(source):
     """{object path: {name: value}} of every attribute but the creation time."""
     found = {}
-    with h5py.File(path, "r") as f:
+    with opened(source) as f:
         def visit(name, node):
             found[name] = {key: value for key, value in node.attrs.items()}
         visit("/", f)
@@ -150,19 +158,44 @@ class PythonModuleTest(unittest.TestCase):
                 run.close()
                 self.assertSameFiles(by_cli, by_python)
 
-    def test_a_run_in_memory_leaves_no_file_and_equals_one_written(self):
-        config = ROOT / "examples" / "backward_wave.toml"
-        written = learnflow.run(config, set={"integrator.t_end": 8.0}, output=self.dir / "a.h5")
-        before = set(Path(tempfile.gettempdir()).glob("learnflow_run_*"))
-        kept = learnflow.run(config, set={"integrator.t_end": 8.0})
-        self.assertEqual(set(Path(tempfile.gettempdir()).glob("learnflow_run_*")), before)
-        self.assertFalse(os.path.exists(kept.path))  # read into memory, then removed
-        with written, kept:
-            self.assertTrue(same_bits(written.time, kept.time))
-            for kind, name in written.blocks:
-                self.assertTrue(same_bits(written.state(kind, name), kept.state(kind, name)))
-            self.assertEqual(written.waves.keys(), kept.waves.keys())
-            self.assertEqual(written.config, kept.config)
+    def test_a_run_in_memory_writes_nothing_and_equals_one_written(self):
+        # A wave run, a training run (tables, evaluations) and the exact adjoint (its file is
+        # closed during the backward sweep when it is on disk): each kept in memory equals the
+        # run written to a file, dataset for dataset and attribute for attribute, and no file
+        # appears anywhere: not output.file in the working directory, not in the temporary
+        # directory, not a checkpoint.
+        cases = (("backward_wave.toml", {"integrator.t_end": 8.0}),
+                 ("digits_costate.toml", SHORT["digits_costate.toml"]),
+                 ("xor_costate.toml", {"integrator.t_end": 20.0, "model.mode": "adjoint"}))
+        work = self.dir / "work"
+        work.mkdir()
+        temporary = Path(tempfile.gettempdir())
+        for name, short in cases:
+            with self.subTest(example=name):
+                config = ROOT / "examples" / name
+                written = self.dir / f"{config.stem}.h5"
+                learnflow.run(config, set=short, output=written, threads=1).close()
+                before = set(temporary.iterdir())
+                cwd = os.getcwd()
+                os.chdir(work)
+                try:
+                    kept = learnflow.run(config, set=short, threads=1)
+                finally:
+                    os.chdir(cwd)
+                self.assertEqual(list(work.iterdir()), [])
+                self.assertEqual(set(temporary.iterdir()) - before, set())
+                with kept:
+                    self.assertIsNone(kept.path)
+                    self.assertEqual(kept.name, "<in memory>")
+                    self.assertEqual(kept.report["output"], "")
+                    self.assertEqual(kept.report["samples"], len(kept.time))
+                    self.assertSameFiles(written, kept)
+                    self.assertIn("<in memory>", repr(kept))
+
+    def test_a_run_in_memory_cannot_be_resumed(self):
+        with self.assertRaises(learnflow.InputError) as raised:
+            learnflow.run(ROOT / "examples" / "forward_wave.toml", resume=True)
+        self.assertIn("cannot be resumed", str(raised.exception))
 
     def test_a_dict_config_equals_the_toml_file(self):
         for name, short in (("xor_costate.toml", {"integrator.t_end": 60.0}),
