@@ -264,6 +264,13 @@ void collect_datasets(hid_t file, const std::string& group, std::vector<DatasetI
       d.shape.assign(dims.begin(), dims.end());
       for (const auto& a : h5::attribute_names(set.get())) {
         d.attributes[a] = h5::read_attribute_text(set.get(), a);
+        h5::Handle attr(h5::check(H5Aopen(set.get(), a.c_str(), H5P_DEFAULT), "H5Aopen"), H5Aclose);
+        h5::Handle type(h5::check(H5Aget_type(attr.get()), "H5Aget_type"), H5Tclose);
+        if (H5Tget_class(type.get()) != H5T_FLOAT) continue;
+        h5::Handle space(h5::check(H5Aget_space(attr.get()), "H5Aget_space"), H5Sclose);
+        std::vector<double> values(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space.get())));
+        if (!values.empty()) h5::check(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, values.data()), "H5Aread");
+        d.numbers[a] = std::move(values);
       }
       out.push_back(std::move(d));
     }

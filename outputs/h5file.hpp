@@ -36,6 +36,7 @@ struct DatasetInfo {
   std::string path;                 // "/state/x/layer1"
   std::vector<unsigned long long> shape;
   std::map<std::string, std::string> attributes;  // rendered as text
+  std::map<std::string, std::vector<double>> numbers;  // the floating-point attributes, in full
 };
 
 // Everything `learnflow info` needs, read from a run file.

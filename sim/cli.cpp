@@ -309,10 +309,7 @@ void print_phases(const RunFileSummary& s) {
 // The stored arrivals per segment, the neurons' half-times, and the front's speed per kind.
 void print_waves(const RunFileSummary& s, std::size_t max_segments) {
   const std::size_t segments = s.waves.front().arrival.size();
-  const auto start = [&](std::size_t k) {
-    if (k < s.boundaries.size() - 1 && s.boundaries.size() >= 2) return s.boundaries[k];
-    return phase_value(s, "start", k);
-  };
+  const auto start = [&](std::size_t k) { return segment_start(s, k); };
   fmt::print("wave arrival times (‖x(t) − x(t_s)‖ reaches half its change over the segment; x, h: "
              "forward wave, lambda: backward wave){}:\n", segments > max_segments
                  ? fmt::format(", first {} of {} measured segments", max_segments, segments) : "");
@@ -339,15 +336,10 @@ void print_waves(const RunFileSummary& s, std::size_t max_segments) {
   fmt::print("wave front speed (least squares of delay against layer; layers per unit time, "
              "negative: towards the input):\n");
   for (const std::string kind : {"x", "h", "lambda"}) {
+    const std::vector<FrontFit> fits = stored_front_speeds(s, kind);
     for (std::size_t k = 0; k < std::min(segments, max_segments); ++k) {
-      std::vector<double> depth, delay;
-      for (const auto& w : s.waves) {
-        if (w.kind != kind || !std::isfinite(w.arrival[k])) continue;
-        depth.push_back(static_cast<double>(w.depth));
-        delay.push_back(w.arrival[k] - start(k));
-      }
-      if (depth.size() < 2) continue;
-      const FrontFit fit = front_speed(depth, delay);
+      const FrontFit& fit = fits[k];
+      if (fit.points < 2) continue;
       fmt::print("  {:<7} segment {:>4}: {:>10.4g} layers per unit time over {} populations (r² {:.4f})\n",
                  kind, k, fit.speed, fit.points, fit.r2);
     }

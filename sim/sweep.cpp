@@ -30,6 +30,7 @@
 #include "sim/core/errors.hpp"
 #include "sim/core/interrupt.hpp"
 #include "sim/run.hpp"
+#include "sim/waves.hpp"
 
 extern char** environ;
 
@@ -444,6 +445,30 @@ std::string csv_field(const std::string& text) {
   return quoted + "\"";
 }
 
+// The median of the finite values (NaN when there are none): a rate per target phase or a speed
+// per segment summarised for the index.
+double finite_median(std::vector<double> values) {
+  std::erase_if(values, [](double v) { return !std::isfinite(v); });
+  if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
+  std::sort(values.begin(), values.end());
+  return quantile_sorted(values, 0.5);
+}
+
+// Per wave kind stored in the run file: the median over the measured segments of the front's
+// speed.
+std::vector<std::pair<std::string, double>> wave_front_speeds(const RunFileSummary& summary) {
+  std::vector<std::pair<std::string, double>> speeds;
+  for (const std::string kind : {"x", "h", "lambda"}) {
+    const bool stored = std::any_of(summary.waves.begin(), summary.waves.end(),
+                                    [&](const RunFileSummary::Wave& w) { return w.kind == kind; });
+    if (!stored) continue;
+    std::vector<double> values;
+    for (const FrontFit& fit : stored_front_speeds(summary, kind)) values.push_back(fit.speed);
+    speeds.emplace_back(kind, finite_median(std::move(values)));
+  }
+  return speeds;
+}
+
 }  // namespace
 
 std::size_t write_sweep_index(const Sweep& sweep, const std::string& dir) {
@@ -523,6 +548,21 @@ std::size_t write_sweep_index(const Sweep& sweep, const std::string& dir) {
         char* end = nullptr;
         const double value = std::strtod(text.c_str(), &end);
         if (end != text.c_str() && *end == '\0') put("solver." + column_name(name), i, value);
+      }
+      // Fitted rates: a relaxation's decay rate per layer (dtp: the median over its target
+      // phases of the rate fitted to the residual, and of the rate predicted from the Jacobian),
+      // and the wave fronts' speeds (the median over the measured segments of the least-squares
+      // speed, layers per unit time, as `learnflow info` reports them).
+      for (const DatasetInfo& d : summary.datasets) {
+        const std::string population = d.path.substr(d.path.rfind('/') + 1);
+        for (const auto& [attribute, column] : {std::pair{"fitted_rate", "fitted"},
+                                                std::pair{"predicted_rate", "predicted"}}) {
+          const auto it = d.numbers.find(attribute);
+          if (it != d.numbers.end()) put("rate." + population + "." + column, i, finite_median(it->second));
+        }
+      }
+      for (const auto& [kind, speed] : wave_front_speeds(summary)) {
+        put("wave." + kind + ".speed", i, speed);
       }
     } catch (const InputError&) {
       // A point that failed before its file was complete: its record says how it ended.

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "outputs/h5file.hpp"
+
 namespace lf {
 
 namespace {
@@ -83,6 +85,29 @@ FrontFit front_speed(std::span<const double> depth, std::span<const double> dela
   fit.speed = slope == 0.0 ? std::numeric_limits<double>::infinity() : 1.0 / slope;
   if (syy > 0.0) fit.r2 = sxy * sxy / (sxx * syy);
   return fit;
+}
+
+double segment_start(const RunFileSummary& summary, std::size_t k) {
+  if (summary.boundaries.size() >= 2 && k < summary.boundaries.size() - 1) return summary.boundaries[k];
+  const auto it = summary.phases.find("start");
+  return it != summary.phases.end() && k < it->second.size() ? it->second[k]
+                                                              : std::numeric_limits<double>::quiet_NaN();
+}
+
+std::vector<FrontFit> stored_front_speeds(const RunFileSummary& summary, const std::string& kind) {
+  std::vector<FrontFit> fits;
+  if (summary.waves.empty()) return fits;
+  const std::size_t segments = summary.waves.front().arrival.size();
+  for (std::size_t k = 0; k < segments; ++k) {
+    std::vector<double> depth, delay;
+    for (const auto& w : summary.waves) {
+      if (w.kind != kind || k >= w.arrival.size() || !std::isfinite(w.arrival[k])) continue;
+      depth.push_back(static_cast<double>(w.depth));
+      delay.push_back(w.arrival[k] - segment_start(summary, k));
+    }
+    fits.push_back(front_speed(depth, delay));
+  }
+  return fits;
 }
 
 }  // namespace lf

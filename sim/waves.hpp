@@ -14,9 +14,12 @@
 #include <array>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace lf {
+
+struct RunFileSummary;  // outputs/h5file.hpp
 
 // The first time the series d (d[0] at time[0] is the reference, normally 0) reaches half of
 // its last value, given the flatness `scale` (d_end <= 1e-9·scale is flat).
@@ -45,5 +48,11 @@ struct FrontFit {
   std::size_t points;
 };
 FrontFit front_speed(std::span<const double> depth, std::span<const double> delay);
+
+// From a run file's stored arrivals (/waves): the start of measured segment k (the schedule's
+// boundary, or /metrics/phase/start for segments that end on convergence), and per measured
+// segment the front's fit of one kind ("x", "h", "lambda") over the populations with an arrival.
+double segment_start(const RunFileSummary& summary, std::size_t k);
+std::vector<FrontFit> stored_front_speeds(const RunFileSummary& summary, const std::string& kind);
 
 }  // namespace lf

@@ -160,6 +160,61 @@ class SweepTest(unittest.TestCase):
             time.sleep(0.02)
         return False
 
+    def test_fitted_rates_and_wave_speeds_in_the_index(self):
+        # dtp: rate.<layer>.fitted and .predicted are the medians over the target phases of the
+        # rates the run stored (attributes of /metrics/relaxation/residual/<layer>); a wave run:
+        # wave.<kind>.speed is the median over the measured segments of the least-squares front
+        # speed, computed here again from /waves and the schedule with numpy. Medians of an even
+        # count interpolate (numpy and learnflow may round that last step differently): 1e-14.
+        dtp = sweep_file(self.dir, '''set = { "integrator.t_end" = 180.0, "output.sample_dt" = 1.0 }
+grid = { "model.decoder_noise" = [0.0, 0.3] }''', base=ROOT / "examples" / "dtp_relaxation.toml",
+                         name="dtp.toml")
+        wave = sweep_file(self.dir, '''grid = { "model.tau_lambda" = [0.5, 1.0] }''',
+                          base=ROOT / "examples" / "backward_wave.toml", name="wave.toml")
+        checked = {"rate": 0, "wave": 0}
+        for spec in (dtp, wave):
+            out = self.dir / spec.stem
+            result = learnflow("sweep", spec, "-o", out, "--jobs", "2")
+            self.assertEqual(result.returncode, 0, result.stderr)
+            index = read_index(out)
+            for i, point in enumerate(index["point"]):
+                with h5py.File(out / f"{point}.h5", "r") as f:
+                    residuals = f.get("metrics/relaxation/residual")
+                    for layer in (residuals or {}):
+                        for name, column in (("fitted_rate", "fitted"), ("predicted_rate", "predicted")):
+                            rates = np.asarray(residuals[layer].attrs[name])
+                            expected = np.median(rates[np.isfinite(rates)])
+                            value = index[f"rate.{layer}.{column}"][i]
+                            self.assertTrue(np.isfinite(value))
+                            self.assertAlmostEqual(value, expected, delta=1e-14 * abs(expected))
+                            checked["rate"] += 1
+                    if "waves" not in f:
+                        continue
+                    populations = f["network"].attrs["populations"].split(",")
+                    schedule = f["schedule"]
+                    starts = [float(schedule.attrs["t0"]), *schedule["breakpoints"][()]]
+                    for kind in ("x", "h", "lambda"):
+                        if kind not in f["waves"]:
+                            continue
+                        speeds = []
+                        for k in range(len(f["waves"][kind][populations[-1]])):
+                            depth, delay = [], []
+                            for d, population in enumerate(populations):
+                                if population in f["waves"][kind]:
+                                    arrival = f["waves"][kind][population][k]
+                                    if np.isfinite(arrival):
+                                        depth.append(d)
+                                        delay.append(arrival - starts[k])
+                            if len(depth) >= 2:
+                                speeds.append(1.0 / np.polyfit(depth, delay, 1)[0])
+                        expected = np.median(speeds) if speeds else np.nan
+                        value = index[f"wave.{kind}.speed"][i]
+                        self.assertTrue(np.isfinite(value), f"{point} wave.{kind}.speed")
+                        self.assertAlmostEqual(value, expected, delta=1e-9 * abs(expected))
+                        checked["wave"] += 1
+        self.assertGreaterEqual(checked["rate"], 2 * 2 * 3)  # 2 points, 2 rates, ≥ 3 hidden layers
+        self.assertGreaterEqual(checked["wave"], 2 * 2)      # 2 points, x and λ
+
     def test_killed_sweep_restarts_where_it_stopped(self):
         # Points of about a second each; six of them, two at a time.
         table = '''set = { "integrator.t_end" = 150000.0 }
