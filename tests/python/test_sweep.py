@@ -265,8 +265,11 @@ grid = { "model.gamma" = [4.0, 8.0, 16.0], "network.seed" = [1, 2] }'''
         self.assertIn("model.gamma=32.0", changed.stderr)
 
     def test_mpi_gives_the_serial_index(self):
+        # CI sets LEARNFLOW_REQUIRE_MPI=1: there a missing mpirun or an MPI-less build fails.
+        required = os.environ.get("LEARNFLOW_REQUIRE_MPI") == "1"
         mpirun = shutil.which("mpirun")
         if mpirun is None:
+            self.assertFalse(required, "mpirun not found, and LEARNFLOW_REQUIRE_MPI=1")
             self.skipTest("mpirun not found (apt-get install openmpi-bin)")
         spec = sweep_file(self.dir, GRID)
         serial = self.dir / "serial"
@@ -277,6 +280,7 @@ grid = { "model.gamma" = [4.0, 8.0, 16.0], "network.seed" = [1, 2] }'''
                                  str(BIN), "sweep", str(spec), "-o", str(parallel)],
                                 capture_output=True, text=True, timeout=600)
         if "built without MPI" in result.stderr:
+            self.assertFalse(required, "learnflow was built without MPI, and LEARNFLOW_REQUIRE_MPI=1")
             self.skipTest("learnflow was built without MPI (LEARNFLOW_MPI=OFF)")
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertIn("on each of 2 MPI ranks", result.stderr)
