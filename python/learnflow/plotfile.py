@@ -7,7 +7,6 @@ Tolerates files of killed runs: /solver attributes may be missing and datasets m
 samples than planned, or fewer than /time.
 """
 
-import os
 import re
 import tomllib
 
@@ -15,6 +14,7 @@ import h5py
 import numpy as np
 
 from .errors import PlotError
+from .reader import open_run_file
 
 # Rows read at once when averaging a [T, n] dataset, to bound memory on long runs.
 BLOCK_ROWS = 4096
@@ -121,15 +121,7 @@ class RunFile:
         self._owned = not isinstance(handle, h5py.File)
         if self._owned:
             self.path = str(source)
-            if not os.path.isfile(self.path):
-                raise PlotError(f"{self.path}: no such file")
-            if not h5py.is_hdf5(self.path):
-                raise PlotError(f"{self.path}: not an HDF5 file")
-            try:
-                self._file = h5py.File(self.path, "r")
-            except OSError:
-                # A run still going, or killed, leaves its file marked as open by an SWMR writer.
-                self._file = h5py.File(self.path, "r", swmr=True)
+            self._file, _ = open_run_file(self.path, error=PlotError)
         else:
             # A learnflow.Run names itself (its path, or "<in memory>"); an h5py.File by its file.
             self.path = handle.filename if source is handle else str(source.name)

@@ -38,6 +38,21 @@ def _natural_key(name):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+def open_run_file(path, error=OSError):
+    """(h5py.File, live) for a run file on disk: read-only, or in SWMR mode when a run is still
+    writing it or was killed (then live is True). Raises `error` (FileNotFoundError when the
+    file does not exist) for a path that is not an HDF5 file."""
+    if not os.path.isfile(path):
+        raise (FileNotFoundError if error is OSError else error)(f"{path}: no such file")
+    if not h5py.is_hdf5(path):
+        raise error(f"{path}: not an HDF5 file")
+    try:
+        return h5py.File(path, "r"), False
+    except OSError:
+        # A run still going, or killed, leaves its file marked as open by an SWMR writer.
+        return h5py.File(path, "r", swmr=True), True
+
+
 class Run:
     """A learnflow run file, read with h5py. Use as a context manager, or call close().
 
@@ -54,16 +69,7 @@ class Run:
             # HDF5's file-image driver: the file is read from these bytes, nothing touches a disk.
             self._file = h5py.File(h5py.h5f.open_file_image(image), "r")
         else:
-            if not os.path.isfile(self.path):
-                raise FileNotFoundError(f"{self.path}: no such file")
-            if not h5py.is_hdf5(self.path):
-                raise OSError(f"{self.path}: not an HDF5 file")
-            try:
-                self._file = h5py.File(self.path, "r")
-            except OSError:
-                # A run still going, or killed, leaves its file marked as open by an SWMR writer.
-                self._file = h5py.File(self.path, "r", swmr=True)
-                self.live = True
+            self._file, self.live = open_run_file(self.path)
         if "learnflow_version" not in self._file.attrs or "time" not in self._file:
             self._file.close()
             raise OSError(f"{self.name}: not a learnflow run file (no learnflow_version "
