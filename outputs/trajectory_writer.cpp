@@ -13,7 +13,9 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <deque>
 #include <exception>
 #include <filesystem>
@@ -33,6 +35,7 @@
 
 #include "outputs/h5util.hpp"
 #include "sim/core/errors.hpp"
+#include "sim/core/threads.hpp"
 
 namespace lf {
 namespace {
@@ -552,11 +555,29 @@ struct TrajectoryWriter::Impl {
     if (writer.running()) {
       hand_over(s, false);
     } else {
-      s.write_rows(s.buffer);
-      s.buffer.clear();
+      write_now([&] {
+        s.write_rows(s.buffer);
+        s.buffer.clear();
+      });
     }
   }
   void push(Series& s, double v) { push(s, &v, 1); }
+
+  // An HDF5 call made on this thread. While streaming without a writer thread (no core for it:
+  // writer_thread_wanted()), a failure ends the run through fail(), as one of the writer
+  // thread does: the file keeps its complete samples.
+  template <class Write>
+  void write_now(Write&& write) {
+    if (!streaming) {
+      write();
+      return;
+    }
+    try {
+      write();
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  }
 
   // Every buffered row written and every dataset flushed, then the file (queued to the writer
   // thread while streaming). /time last, each dataset flushed before the next: a reader of a
@@ -568,9 +589,11 @@ struct TrajectoryWriter::Impl {
       if (writer.running()) {
         hand_over(s, true);
       } else {
-        s.write_rows(s.buffer);
-        s.buffer.clear();
-        s.flush_set();
+        write_now([&] {
+          s.write_rows(s.buffer);
+          s.buffer.clear();
+          s.flush_set();
+        });
       }
     };
     for (StateSeries& ss : states) write_and_flush(ss.series);
@@ -580,7 +603,7 @@ struct TrajectoryWriter::Impl {
     if (writer.running()) {
       writer.flush_file();
     } else {
-      h5::check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
+      write_now([&] { h5::check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush"); });
     }
     last_flush = std::chrono::steady_clock::now();
     waiting = false;
@@ -606,9 +629,9 @@ struct TrajectoryWriter::Impl {
   // the file hold exactly the complete samples that reached it (salvage()), closes it and
   // throws DataFileError: "<path>: cannot write the output: disk full (No space left on
   // device); the file keeps the first N sample(s)". The CLI exits with status 2.
-  [[noreturn]] void fail() {
+  [[noreturn]] void fail(std::exception_ptr given = nullptr) {
     writer.stop();
-    const std::exception_ptr cause = writer.error();
+    const std::exception_ptr cause = given ? given : writer.error();
     reserve.release();  // the space the salvage and the closing metadata need
     const long kept = salvage();
     close();
@@ -932,6 +955,13 @@ void repair_superblock_checksum(std::vector<unsigned char>& image) {
   for (int i = 0; i < 4; ++i) image[covered + i] = static_cast<unsigned char>(sum >> (8 * i));
 }
 
+bool writer_thread_wanted() {
+  if (const char* forced = std::getenv("LEARNFLOW_WRITER_THREAD"); forced != nullptr && *forced != '\0') {
+    return std::string_view(forced) != "0";
+  }
+  return thread_count() < available_cores();
+}
+
 std::vector<unsigned char> TrajectoryWriter::image() {
   Impl& m = *impl_;
   flush();
@@ -1101,7 +1131,7 @@ void TrajectoryWriter::begin_streaming() {
   // every HDF5 call from here to end_streaming(). (An in-memory file has no reader to serve.)
   if (!impl_->in_memory) h5::check(H5Fstart_swmr_write(impl_->file.get()), "H5Fstart_swmr_write");
   impl_->streaming = true;
-  impl_->writer.start(impl_->file.get());
+  if (writer_thread_wanted()) impl_->writer.start(impl_->file.get());
 }
 
 void TrajectoryWriter::end_streaming() {

@@ -73,6 +73,15 @@ void remove_run_file(const std::string& path);
 std::uint32_t hdf5_metadata_checksum(const unsigned char* data, std::size_t length);
 void repair_superblock_checksum(std::vector<unsigned char>& image);
 
+// Whether a run's HDF5 calls go to a writer thread while it streams: only when the writer has a
+// core of its own, i.e. the run's OpenMP threads are fewer than the cores the process may use.
+// Otherwise the writer would wait for a time slice while the OpenMP team spins, and the
+// integration would wait for the writer (recording every neuron cost +52 % to +82 % at 2 threads
+// on 2 cores, issue 11); the run's own thread makes the calls then, between steps. The
+// environment variable LEARNFLOW_WRITER_THREAD=1 or 0 forces the choice (benchmarks). The file's
+// contents are the same either way.
+bool writer_thread_wanted();
+
 class TrajectoryWriter {
  public:
   // Creates `path`, which must not exist (a run never writes over a file; the CLI removes an

@@ -13,6 +13,10 @@ int thread_count() noexcept;
 
 // Sets this thread's count for the lifetime of the object (threads <= 0: OpenMP's default);
 // the previous one is restored at the end. Not copyable: scopes nest.
+// The cores this process may run on (its CPU affinity mask: taskset, cgroups, a batch
+// scheduler's allocation), at least 1.
+int available_cores() noexcept;
+
 class ScopedThreadCount {
  public:
   explicit ScopedThreadCount(int threads) noexcept;

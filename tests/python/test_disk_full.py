@@ -158,11 +158,17 @@ class DiskFullTest(unittest.TestCase):
         self.assertIn("disk full (No space left on device)", lines[0])
 
     def test_disk_full_while_streaming(self):
-        # Half the file: the disk fills while samples stream (after several flushes).
-        for record in RECORDS:
-            with self.subTest(record=record):
+        # Half the file: the disk fills while samples stream (after several flushes), with the
+        # HDF5 calls on the writer thread and on the run's own thread (the choice depends on
+        # the cores left: both are forced here, the machine's choice is the other tests').
+        for record, writer_thread in ((record, forced) for record in RECORDS for forced in "10"):
+            with self.subTest(record=record, writer_thread=writer_thread):
                 size = self.reference[record]["bytes"] // 2 // 4096 * 4096
-                result, samples = self.run_on_disk(size, record)
+                os.environ["LEARNFLOW_WRITER_THREAD"] = writer_thread
+                try:
+                    result, samples = self.run_on_disk(size, record)
+                finally:
+                    del os.environ["LEARNFLOW_WRITER_THREAD"]
                 self.assert_disk_full(result)
                 self.assertIsNotNone(samples)
                 self.assertGreater(samples, 0)
