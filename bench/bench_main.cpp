@@ -6,14 +6,16 @@
 //     divided by the number of RHS evaluations, and the process CPU time of each execute()
 //     (CPU / (wall x threads) well below 1 means other processes took the CPUs),
 //   - the "floor": the median time of the bare matrix-vector products of one RHS evaluation
-//     (y = W x for every projection of the same network, Eigen, one thread), against which the
-//     time per RHS evaluation is judged.
+//     (y = W x for every projection of the same network, Eigen), on as many threads as the run
+//     (each thread its share of every product's rows, one parallel region per RHS, as the
+//     model's RHS), against which the time per RHS evaluation is judged.
 // The final state is not printed: it is the last row of /state/x/<population> in the output file.
 //
 //   learnflow_bench CONFIG.toml [--set key=value]... [--repeats N] [--warmup N] [--threads N]
 //                   [-o OUT.h5] [--floor-batches N]
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <omp.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -91,7 +93,7 @@ struct Floor {
 // each RHS alone and taking the median would pick the calls that nothing interrupted: a floor
 // ~5% lower than any run can reach on this 2-CPU VM (P1 L = 8: 62 µs against 66 µs), which is
 // reported beside it for reference.
-Floor measure_floor(const lf::Network& net, long batches) {
+Floor measure_floor(const lf::Network& net, long batches, int threads) {
   std::vector<Eigen::VectorXd> activity;  // one vector per population, any finite values
   for (const lf::Population& p : net.populations) {
     activity.push_back(Eigen::VectorXd::LinSpaced(p.size, -0.9, 0.9));
@@ -103,14 +105,28 @@ Floor measure_floor(const lf::Network& net, long batches) {
     floor.multiply_adds += proj.sparse ? proj.csr.nonZeros() : proj.dense.size();
   }
   double sink = 0.0;
-  auto one_rhs = [&] {
+  // Rows [begin, end) of every product: thread i of `parts` takes the i-th contiguous share.
+  auto products = [&](int part, int parts) {
     for (std::size_t k = 0; k < net.projections.size(); ++k) {
       const lf::Projection& proj = net.projections[k];
+      const Eigen::Index rows = proj.rows();
+      const Eigen::Index begin = rows * part / parts, end = rows * (part + 1) / parts;
+      if (end <= begin) continue;
       if (proj.sparse) {
-        product[k].noalias() = proj.csr * activity[proj.from];
+        product[k].segment(begin, end - begin).noalias() =
+            proj.csr.middleRows(begin, end - begin) * activity[proj.from];
       } else {
-        product[k].noalias() = proj.dense * activity[proj.from];
+        product[k].segment(begin, end - begin).noalias() =
+            proj.dense.middleRows(begin, end - begin) * activity[proj.from];
       }
+    }
+  };
+  auto one_rhs = [&] {
+    if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+      products(omp_get_thread_num(), omp_get_num_threads());
+    } else {
+      products(0, 1);
     }
     for (const Eigen::VectorXd& y : product) sink += y.size() > 0 ? y[0] : 0.0;
   };
@@ -181,11 +197,11 @@ int bench(const std::string& config, const std::vector<std::string>& overrides,
   std::string floor_json = "null";
   if (floor_batches > 0) {
     const lf::Network net = lf::build_network(ex.network);
-    const Floor floor = measure_floor(net, floor_batches);
+    const Floor floor = measure_floor(net, floor_batches, report.threads);
     floor_json = fmt::format(
-        "{{\"seconds_per_rhs\": {:.9g}, \"batch_size\": {}, \"batches\": {}, "
+        "{{\"seconds_per_rhs\": {:.9g}, \"threads\": {}, \"batch_size\": {}, \"batches\": {}, "
         "\"single_rhs_seconds\": {:.9g}, \"multiply_adds\": {}, \"ratio\": {:.6g}}}",
-        floor.seconds_per_rhs, floor.batch_size, floor.batches, floor.single_rhs_seconds,
+        floor.seconds_per_rhs, report.threads, floor.batch_size, floor.batches, floor.single_rhs_seconds,
         floor.multiply_adds,
         per_rhs / floor.seconds_per_rhs);
   }
