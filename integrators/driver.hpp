@@ -385,6 +385,11 @@ IntegrationResult run_segments(const IntegrationJob& job, StepPolicy& policy, in
         policy.state() = interpolated;
         t = t_stop;
       }
+      if constexpr (StepPolicy::dense) {
+        if (job.observer.wants_interpolant()) {
+          job.observer.step_interpolant(t_prev, t, [&](double tc, State& out) { state_at(tc, out); });
+        }
+      }
       // A constrained model moves the accepted state back onto its manifold (Model::project),
       // after the step's samples (the dense output needed the step's own end point). A changed
       // state restarts the stepper at t as at a segment start: dopri5 re-evaluates its FSAL

@@ -1,6 +1,7 @@
 #pragma once
 // Steppers by name, and the one entry point that integrates a model over the segments of its
 // input schedule, sampling at exact times. Odeint is used only inside integrators/*.cpp.
+#include <functional>
 #include <limits>
 #include <span>
 #include <string>
@@ -85,6 +86,13 @@ class IntegrationObserver {
   virtual void sample(const State& s, double t) = 0;
   // After every accepted step (progress reports, trajectory stores). dt: the step just taken.
   virtual void step(const State& /*s*/, double /*t*/, double /*dt*/, const SolverStats& /*stats*/) {}
+  // Observers that integrate along the trajectory (the adjoint's gradient quadrature): called
+  // before step(), when wants_interpolant(), with the accepted step [t0, t1] and the stepper's
+  // dense output on it (`at(t, out)`: the state at t in [t0, t1]). Steppers without a dense
+  // output (the fixed-step ones, rkck) never call it: such an observer interpolates on its own.
+  virtual bool wants_interpolant() const { return false; }
+  using Interpolant = std::function<void(double, State&)>;
+  virtual void step_interpolant(double /*t0*/, double /*t1*/, const Interpolant& /*at*/) {}
   // At the start of every input segment, after the input switched (s is continuous there).
   virtual void segment_start(const State& /*s*/, double /*t*/) {}
   // At the end of every input segment, after its last sample and the model's exit events

@@ -3,6 +3,7 @@
 #include "sim/core/errors.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 
 #include "models/backprop.hpp"
@@ -139,13 +140,6 @@ AdjointBackwardModel::AdjointBackwardModel(const Network& network, const Costate
     : network_(&network), params_(params), drive_(&reversed_drive), forward_(&forward),
       fx_(&forward_neurons), forward_layout_(&forward_layout),
       layout_(reversed_drive.signal().batch_shape()), lambda_(network, layout_, "lambda") {
-  for (const Projection& q : network.projections) {
-    grad_w_.push_back(layout_.add("gradW", q.name, {network_weights(network, grad_w_.size()).size()}));
-  }
-  for (std::size_t p = 0; p < network.populations.size(); ++p) {
-    grad_b_.push_back(lambda_.is_input(p) ? 0 : layout_.add("gradb", network.populations[p].name,
-                                                           {network.populations[p].size}));
-  }
   const auto& bounds = reversed_drive.signal().boundaries();
   time_sum_ = bounds.front() + bounds.back();
   x_.resize(static_cast<std::size_t>(forward_layout.size()));
@@ -161,20 +155,37 @@ AdjointBackwardModel::AdjointBackwardModel(const Network& network, const Costate
     }
   }
   parallel_ = forward_neurons.work() >= parallel_min_work && chunks.size() > 1;
+  const Eigen::Index batch = lambda_.examples();
+  node_delta_.resize(lambda_.neurons(), quadrature_nodes * batch);
+  for (const Population& p : network.populations) {
+    node_activity_.emplace_back(p.size, quadrature_nodes * batch);
+  }
+  node_lambda_.resize(static_cast<std::size_t>(layout_.size()));
+}
+
+AdjointGradients AdjointBackwardModel::zero_gradients() const {
+  AdjointGradients g;
+  for (std::size_t k = 0; k < network_->projections.size(); ++k) {
+    g.weight.push_back(Eigen::VectorXd::Zero(network_weights(*network_, k).size()));
+  }
+  for (std::size_t p = 0; p < network_->populations.size(); ++p) {
+    g.bias.push_back(lambda_.is_input(p) ? Eigen::VectorXd()
+                                         : Eigen::VectorXd::Zero(network_->populations[p].size));
+  }
+  return g;
 }
 
 void AdjointBackwardModel::initial_state(State& s) const { std::fill(s.begin(), s.end(), 0.0); }
 
-void AdjointBackwardModel::rhs(const State& s, State& ds, double sigma) const {
+void AdjointBackwardModel::costate_delta(double sigma, const double* lambda,
+                                         Eigen::Ref<Eigen::MatrixXd> delta) const {
   const auto& pops = network_->populations;
   const double t = time_sum_ - sigma;
   const std::size_t segment = drive_->signal().segments() - 1 - drive_->segment();
   forward_->interpolate(segment, t, Eigen::Map<Eigen::VectorXd>(x_.data(), derivative_.size()));
   const Eigen::MatrixXd& u = drive_->at(sigma);
-  const double inv_tau = 1.0 / params_.tau_x;
-  // Rows of population p in the neuron scratch matrices.
   auto offset = [&](std::size_t p) { return lambda_.offset(p); };
-
+  const Eigen::Map<const Eigen::VectorXd> all(lambda, layout_.size());
   // δ = σ'(a(x)) ⊙ λ, chunk by chunk of the forward neurons.
   const auto& forward_chunks = fx_->chunks();
   for_each_chunk(parallel_, forward_chunks.size(), [&](std::size_t i) {
@@ -186,15 +197,24 @@ void AdjointBackwardModel::rhs(const State& s, State& ds, double sigma) const {
         [&](std::size_t q) -> const Eigen::VectorXd& { return network_->bias[q]; },
         [&](std::size_t q) { return fx_->activity(*forward_layout_, x_, u, q); }, d);
     activate_derivative(pops[p].activation, d, d);
-    delta_.middleRows(offset(p) + chunk.row_begin, chunk.size()) =
-        d.cwiseProduct(layout_.examples(s, lambda_.block(p)).middleRows(chunk.row_begin, chunk.size()));
+    const Block& b = layout_.block(lambda_.block(p));
+    const Eigen::Map<const Eigen::MatrixXd> l(all.data() + b.offset, pops[p].size, lambda_.examples());
+    delta.middleRows(offset(p) + chunk.row_begin, chunk.size()) =
+        d.cwiseProduct(l.middleRows(chunk.row_begin, chunk.size()));
   });
+}
+
+void AdjointBackwardModel::rhs(const State& s, State& ds, double sigma) const {
+  const auto& pops = network_->populations;
+  costate_delta(sigma, s.data(), delta_);  // also leaves x(t) in x_
+  const double inv_tau = 1.0 / params_.tau_x;
+  auto offset = [&](std::size_t p) { return lambda_.offset(p); };
   // e = −∂V/∂x on the outputs, at the forward x(t).
   fx_->gather_outputs(*forward_layout_, x_, output_x_);
   target_error(params_.loss, *drive_, output_x_, output_e_);
 
-  // τ λ̇ = Σ_k W_kᵀ δ_to(k) − c λ (+ e on the outputs), and the bias gradients, by row chunks of λ
-  // (columns of the W_k): disjoint outputs.
+  // τ λ̇ = Σ_k W_kᵀ δ_to(k) − c λ (+ e on the outputs), by row chunks of λ (columns of the W_k):
+  // disjoint outputs.
   const auto& costate_chunks = lambda_.chunks();
   auto costate_chunk = [&](std::size_t i) {
     const NeuronIndex::RowChunk& chunk = costate_chunks[i];
@@ -209,30 +229,70 @@ void AdjointBackwardModel::rhs(const State& s, State& ds, double sigma) const {
     }
     dl = inv_tau * (dl - params_.c * layout_.examples(s, lambda_.block(p)).middleRows(r0, len));
     if (pops[p].role == Role::output) dl += output_e_.middleRows(lambda_.output_offset(p) + r0, len);
-    // The bias gradient: the batch mean of δ.
-    auto db = layout_.vector(ds, grad_b_[p]).segment(r0, len);
-    const auto delta = delta_.middleRows(offset(p) + r0, len);
-    if (delta.cols() == 1) {
-      db = inv_tau * delta.col(0);
-    } else {
-      db = (inv_tau / static_cast<double>(delta.cols())) * delta.rowwise().sum();
-    }
   };
-  // The weight gradients, τ Ġ_k = δ_to x_fromᵀ, by row chunks of each projection.
+  for_each_chunk(parallel_, costate_chunks.size(), costate_chunk);
+}
+
+void AdjointBackwardModel::add_step_integrals(double s0, double s1, const LambdaAt& lambda_at,
+                                              AdjointGradients& g) const {
+  const double h = s1 - s0;
+  if (!(h > 0.0)) return;
+  // Gauss–Legendre with 3 nodes on [0, 1]: exact for polynomials of degree 5.
+  static constexpr double r = 0.38729833462074168852;  // √15 / 10
+  static constexpr std::array<double, quadrature_nodes> node{0.5 - r, 0.5, 0.5 + r};
+  static constexpr std::array<double, quadrature_nodes> weight{5.0 / 18.0, 8.0 / 18.0, 5.0 / 18.0};
+  const auto& pops = network_->populations;
+  const Eigen::Index batch = lambda_.examples();
+  for (std::size_t i = 0; i < quadrature_nodes; ++i) {
+    const double sigma = s0 + node[i] * h;
+    lambda_at(sigma, node_lambda_);
+    auto d = node_delta_.middleCols(static_cast<Eigen::Index>(i) * batch, batch);
+    costate_delta(sigma, node_lambda_.data(), d);
+    d *= weight[i];
+    const Eigen::MatrixXd& u = drive_->at(sigma);
+    for (std::size_t p = 0; p < pops.size(); ++p) {
+      node_activity_[p].middleCols(static_cast<Eigen::Index>(i) * batch, batch) =
+          fx_->activity(*forward_layout_, x_, u, p);
+    }
+  }
+  // ∫ over the step of (1/τ) δ x_fromᵀ, the batch mean: h/(τ B) Σ_i w_i δ_i x_iᵀ, one product of
+  // the nodes side by side per row chunk (disjoint outputs).
+  const double scale = h / (params_.tau_x * static_cast<double>(batch));
+  const auto& costate_chunks = lambda_.chunks();
+  auto offset = [&](std::size_t p) { return lambda_.offset(p); };
   auto gradient_chunk = [&](std::size_t i) {
     const auto [k, chunk_index] = gradient_chunks_[i];
     const Projection& q = network_->projections[k];
     const NeuronIndex::RowChunk& chunk = costate_chunks[chunk_index];
-    outer_rows(network_weights(*network_, k), chunk.row_begin, chunk.size(),
-               delta_.middleRows(offset(q.to), q.rows()), fx_->activity(*forward_layout_, x_, u, q.from),
-               inv_tau, 0.0,
-               ds.data() + layout_.block(grad_w_[k]).offset + row_offset(q, chunk.row_begin));
+    const auto delta = node_delta_.middleRows(offset(q.to) + chunk.row_begin, chunk.size());
+    const Eigen::MatrixXd& x = node_activity_[q.from];
+    double* out = g.weight[k].data() + row_offset(q, chunk.row_begin);
+    if (q.sparse) {
+      const int* outer = q.csr.outerIndexPtr();
+      const int* inner = q.csr.innerIndexPtr();
+      for (Eigen::Index r = chunk.row_begin; r < chunk.row_end; ++r) {
+        for (int e = outer[r]; e < outer[r + 1]; ++e) {
+          out[e - outer[chunk.row_begin]] +=
+              scale * delta.row(r - chunk.row_begin).dot(x.row(inner[e]));
+        }
+      }
+      return;
+    }
+    Eigen::Map<RowMatrix> block(out, chunk.size(), q.cols());
+    block.noalias() += scale * delta * x.transpose();
   };
-  for_each_chunk(parallel_, costate_chunks.size() + gradient_chunks_.size(), [&](std::size_t i) {
-    if (i < costate_chunks.size()) {
-      costate_chunk(i);
+  auto bias_chunk = [&](std::size_t i) {
+    const NeuronIndex::RowChunk& chunk = costate_chunks[i];
+    g.bias[chunk.population].segment(chunk.row_begin, chunk.size()) +=
+        scale * node_delta_.middleRows(offset(chunk.population) + chunk.row_begin, chunk.size())
+                    .rowwise()
+                    .sum();
+  };
+  for_each_chunk(parallel_, gradient_chunks_.size() + costate_chunks.size(), [&](std::size_t i) {
+    if (i < gradient_chunks_.size()) {
+      gradient_chunk(i);
     } else {
-      gradient_chunk(i - costate_chunks.size());
+      bias_chunk(i - gradient_chunks_.size());
     }
   });
 }

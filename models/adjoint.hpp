@@ -10,6 +10,14 @@
 // — the diffusion form of the costates, run in reversed time, which is why it is stable.
 // The forward pass keeps every accepted step (state and derivative) and the backward sweep
 // reads x(t) back by cubic Hermite interpolation between them: 2·n doubles per step.
+// Only λ is integrated under the stepper's error control. The gradient integrals are
+// quadratures over each accepted step of the backward sweep (as CVODES integrates its
+// quadratures outside the error test): 3-point Gauss–Legendre, λ inside the step from the
+// stepper's dense output (steppers without one: the cubic Hermite interpolant of λ and dλ/ds at
+// the step's ends), x from the forward trajectory's Hermite interpolant. The
+// stepper then carries n·B values, not the n·B + P of the accumulators (P: every weight and
+// bias), whose stage updates and error norm cost 16× the forward sweep on [512]*5 (issue 11).
+#include <functional>
 #include <vector>
 
 #include "sim/core/model.hpp"
@@ -74,9 +82,14 @@ class AdjointForwardModel final : public Model {
   bool parallel_ = false;  // the RHS in parallel over row chunks (large networks)
 };
 
+// The gradient integrals of the backward sweep: −∂J/∂W_q in the layout of the weight values
+// (dense row-major, or the CSR values), −∂J/∂b_p (empty for inputs).
+struct AdjointGradients {
+  std::vector<Eigen::VectorXd> weight, bias;
+};
+
 // Backward sweep in reversed time s, driven by the reversed input signal. State blocks:
-// lambda/<pop>, gradW/<proj> (accumulating −∂J/∂W in the layout of the weight values),
-// gradb/<pop> (−∂J/∂b).
+// lambda/<pop>.
 class AdjointBackwardModel final : public Model {
  public:
   AdjointBackwardModel(const Network& network, const CostateParams& params,
@@ -89,8 +102,14 @@ class AdjointBackwardModel final : public Model {
   void rhs(const State& s, State& ds, double t) const override;
 
   const NeuronIndex& costates() const noexcept { return lambda_; }
-  BlockId weight_gradient_block(std::size_t k) const { return grad_w_[k]; }
-  BlockId bias_gradient_block(std::size_t p) const { return grad_b_[p]; }
+
+  // Zero accumulators of the right sizes.
+  AdjointGradients zero_gradients() const;
+  // Adds the integrals over the accepted step [s0, s1] (in the segment whose drive is current)
+  // of τ Ġ_q = δ_to x_fromᵀ and τ ġ_p = δ_p (batch means), δ = σ'(a(x)) ⊙ λ, with λ(s) given by
+  // `lambda_at(s, out)` within the step.
+  using LambdaAt = std::function<void(double, State&)>;
+  void add_step_integrals(double s0, double s1, const LambdaAt& lambda_at, AdjointGradients& g) const;
 
  private:
   const Network* network_;
@@ -101,12 +120,19 @@ class AdjointBackwardModel final : public Model {
   const StateLayout* forward_layout_;
   StateLayout layout_;  // before lambda_, which adds its blocks to it
   NeuronIndex lambda_;
-  std::vector<BlockId> grad_w_, grad_b_;
   double time_sum_;                 // t0 + T: t = time_sum − s
   mutable State x_;                 // x(t), in the forward layout
   mutable Eigen::MatrixXd derivative_, delta_, output_x_, output_e_;  // neurons (outputs) × B
+  static constexpr std::size_t quadrature_nodes = 3;
   std::vector<std::pair<std::size_t, std::size_t>> gradient_chunks_;  // (projection, λ chunk)
   bool parallel_ = false;  // the RHS in parallel over row chunks (large networks)
+  // δ = σ'(a(x)) ⊙ λ at time t (x, u of the forward pass there) into `delta` (neurons × B).
+  void costate_delta(double sigma, const double* lambda, Eigen::Ref<Eigen::MatrixXd> delta) const;
+  // The quadrature's scratch: per node, δ weighted by the node's weight (neurons × B each, side
+  // by side), the activities x_from (every population, n × B each, side by side) and λ.
+  mutable Eigen::MatrixXd node_delta_;
+  mutable std::vector<Eigen::MatrixXd> node_activity_;  // per population
+  mutable State node_lambda_;
 };
 
 }  // namespace lf

@@ -1,6 +1,7 @@
 #include "sim/adjoint_sweep.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace lf {
 
@@ -40,11 +41,15 @@ void ForwardRecorder::step(const State& s, double t, double dt, const SolverStat
 
 namespace {
 
-// Keeps λ at every sample of the backward sweep (reached in decreasing time).
+// Keeps λ at every sample of the backward sweep (reached in decreasing time), and integrates
+// the gradients over every accepted step (AdjointBackwardModel::add_step_integrals): the step's
+// start (λ and dλ/ds, from the previous step's end or the segment's start) and its end.
 class CostateSamples final : public IntegrationObserver {
  public:
   CostateSamples(const AdjointBackwardModel& model, double time_sum, AdjointSweep& out)
-      : model_(model), time_sum_(time_sum), out_(out) {
+      : model_(model), time_sum_(time_sum), out_(out), gradients_(model.zero_gradients()),
+        lambda_(static_cast<std::size_t>(model.layout().size())), slope_(lambda_.size()),
+        end_slope_(lambda_.size()) {
     for (BlockId id = 0; id < model.layout().blocks().size(); ++id) {
       if (model.layout().block(id).kind != "lambda") continue;
       blocks_.push_back(id);
@@ -59,6 +64,41 @@ class CostateSamples final : public IntegrationObserver {
       out_.lambda[i].insert(out_.lambda[i].end(), v.data(), v.data() + v.size());
     }
   }
+  void segment_start(const State& s, double sigma) override {
+    lambda_ = s;
+    model_.rhs(s, slope_, sigma);  // with the new segment's input (for the Hermite fallback)
+    sigma_ = sigma;
+    started_ = true;
+  }
+  bool wants_interpolant() const override { return true; }
+  void step_interpolant(double s0, double s1, const Interpolant& at) override {
+    model_.add_step_integrals(s0, s1, at, gradients_);
+    ++out_.quadrature_steps;
+    interpolated_ = true;
+  }
+  void step(const State& s, double sigma, double, const SolverStats&) override {
+    if (!started_) return;  // (a backward sweep always starts at a segment's start)
+    if (!std::exchange(interpolated_, false)) {
+      // A stepper without dense output: λ in the step from the cubic Hermite interpolant of λ and
+      // dλ/ds at its ends (error O(h⁴)).
+      model_.rhs(s, end_slope_, sigma);  // the left limit at a segment's end
+      const double s0 = sigma_, h = sigma - sigma_;
+      model_.add_step_integrals(s0, sigma, [&](double at, State& out) {
+        const double th = (at - s0) / h;
+        const double h00 = (1 + 2 * th) * (1 - th) * (1 - th), h10 = th * (1 - th) * (1 - th);
+        const double h01 = th * th * (3 - 2 * th), h11 = th * th * (th - 1);
+        for (std::size_t i = 0; i < out.size(); ++i) {
+          out[i] = h00 * lambda_[i] + (h10 * h) * slope_[i] + h01 * s[i] + (h11 * h) * end_slope_[i];
+        }
+      }, gradients_);
+      ++out_.quadrature_steps;
+      std::swap(slope_, end_slope_);
+    }
+    lambda_ = s;
+    sigma_ = sigma;
+  }
+  const AdjointGradients& gradients() const { return gradients_; }
+
   // Puts the samples in increasing time, like /time.
   void reverse() {
     std::reverse(out_.times.begin(), out_.times.end());
@@ -80,6 +120,11 @@ class CostateSamples final : public IntegrationObserver {
   double time_sum_;
   AdjointSweep& out_;
   std::vector<BlockId> blocks_;
+  AdjointGradients gradients_;  // −∂J/∂W, −∂J/∂b so far
+  State lambda_, slope_, end_slope_;  // λ and dλ/ds at the last step's end; dλ/ds at this one's
+  double sigma_ = 0.0;
+  bool started_ = false;
+  bool interpolated_ = false;  // the step just taken was integrated on the stepper's dense output
 };
 
 }  // namespace
@@ -111,16 +156,9 @@ AdjointSweep sweep_backward(const AdjointForwardModel& forward, const Network& n
   sweep.result = integrate(backward, drive, state, backward_spec, sigma_times, samples);
   samples.reverse();
   if (sweep.result.outcome != Outcome::success) return sweep;
-  // The accumulators hold −∂J/∂W and −∂J/∂b.
-  for (std::size_t k = 0; k < network.projections.size(); ++k) {
-    sweep.weight_gradient.push_back(-backward.layout().vector(state, backward.weight_gradient_block(k)));
-  }
-  for (std::size_t p = 0; p < network.populations.size(); ++p) {
-    sweep.bias_gradient.push_back(
-        network.populations[p].role == Role::input
-            ? Eigen::VectorXd()
-            : Eigen::VectorXd(-backward.layout().vector(state, backward.bias_gradient_block(p))));
-  }
+  // The integrals are −∂J/∂W and −∂J/∂b.
+  for (const Eigen::VectorXd& g : samples.gradients().weight) sweep.weight_gradient.push_back(-g);
+  for (const Eigen::VectorXd& g : samples.gradients().bias) sweep.bias_gradient.push_back(-g);
   return sweep;
 }
 
@@ -133,6 +171,7 @@ void write_adjoint(const AdjointSweep& sweep, const Network& network, Trajectory
        {"rejected", static_cast<double>(st.rejected)},
        {"rhs_evals", static_cast<double>(st.rhs_evals)},
        {"wall_seconds", st.wall_seconds},
+       {"quadrature_steps", static_cast<double>(sweep.quadrature_steps)},
        {"forward_knots", static_cast<double>(sweep.knots)},
        {"forward_bytes", static_cast<double>(sweep.bytes)}},
       {{"outcome", std::string(outcome_name(sweep.result.outcome))},

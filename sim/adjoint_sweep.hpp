@@ -42,6 +42,9 @@ struct AdjointSweep {
   std::vector<std::string> populations;          // of the λ blocks below
   std::vector<std::vector<double>> lambda;       // per λ block: times.size() rows of its size
   std::size_t knots = 0, bytes = 0;              // the stored forward trajectory
+  // Steps whose gradient integrals were taken (each: one RHS evaluation at its end and δ at the
+  // 3 quadrature nodes, besides the stepper's own RHS evaluations in `result`).
+  std::size_t quadrature_steps = 0;
 };
 
 // Integrates the costates backward over [t0, T] from λ(T) = 0, sampling at `sample_times`.
@@ -51,7 +54,7 @@ AdjointSweep sweep_backward(const AdjointForwardModel& forward, const Network& n
                             const State& forward_final);
 
 // Writes /adjoint: time, state/lambda/<pop>, grad/W/<proj>, grad/b/<pop>, and attributes
-// (loss_integral, solver statistics, forward trajectory knots and bytes).
+// (loss_integral, solver statistics, quadrature steps, forward trajectory knots and bytes).
 void write_adjoint(const AdjointSweep& sweep, const Network& network, TrajectoryWriter& writer);
 
 }  // namespace lf

@@ -24,6 +24,15 @@ SKIPPED_ATTRIBUTES = {("/", "created"), ("/solver", "wall_seconds"), ("/adjoint"
 # norm of the change instead of the mean; tests/test_waves.cpp checks them against the closed
 # form): they are analysis of the state, which must stay bit-identical.
 SKIPPED_PREFIXES = ("/waves/",)
+# The exact adjoint's backward sweep integrates λ alone under the error control since issue 11,
+# and its gradients by quadrature over each accepted step (models/adjoint.hpp): its λ samples and
+# gradients are no longer the reference's bits, nor its step counts. They must stay as close to
+# the reference as both are to the exact values: relative to the dataset's largest value, within
+# 5e-6 (10 × the difference of either from a run at rtol 1e-12, ~2e-6 for these defaults;
+# tests/test_adjoint.cpp checks the gradient against finite differences).
+APPROXIMATE_PREFIX = "/adjoint/"
+APPROXIMATE_TOLERANCE = 5e-6
+APPROXIMATE_ATTRIBUTES = {("/adjoint", "steps"), ("/adjoint", "rhs_evals"), ("/adjoint", "rejected")}
 
 
 def runs():
@@ -53,10 +62,17 @@ def differences(reference, current):
         other = new[path]
         if isinstance(obj, h5py.Dataset):
             a, b = obj[()], other[()]
-            if a.shape != b.shape or a.dtype != b.dtype or a.tobytes() != b.tobytes():
+            if a.shape != b.shape or a.dtype != b.dtype:
+                found.append(f"{path} differs")
+            elif path.startswith(APPROXIMATE_PREFIX) and path != "/adjoint/time":
+                scale = max(float(np.abs(a).max()), 1e-300)
+                if not float(np.abs(a - b).max()) <= APPROXIMATE_TOLERANCE * scale:
+                    found.append(f"{path} differs by {float(np.abs(a - b).max()) / scale:.2e} "
+                                 "(relative to its largest value)")
+            elif a.tobytes() != b.tobytes():
                 found.append(f"{path} differs")
         for name, value in obj.attrs.items():
-            if (path, name) in SKIPPED_ATTRIBUTES:
+            if (path, name) in SKIPPED_ATTRIBUTES | APPROXIMATE_ATTRIBUTES:
                 continue
             if name not in other.attrs:
                 found.append(f"{path}@{name} missing")
