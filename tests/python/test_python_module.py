@@ -162,28 +162,34 @@ class PythonModuleTest(unittest.TestCase):
         # A wave run, a training run (tables, evaluations) and the exact adjoint (its file is
         # closed during the backward sweep when it is on disk): each kept in memory equals the
         # run written to a file, dataset for dataset and attribute for attribute, and no file
-        # appears anywhere: not output.file in the working directory, not in the temporary
-        # directory, not a checkpoint.
+        # appears anywhere: not output.file in the working directory, not in a temporary
+        # directory of its own (TMPDIR, tempfile's), not a checkpoint.
         cases = (("backward_wave.toml", {"integrator.t_end": 8.0}),
                  ("digits_costate.toml", SHORT["digits_costate.toml"]),
                  ("xor_costate.toml", {"integrator.t_end": 20.0, "model.mode": "adjoint"}))
         work = self.dir / "work"
         work.mkdir()
-        temporary = Path(tempfile.gettempdir())
+        temporary = self.dir / "tmp"  # this process's alone: other tests use /tmp meanwhile
+        temporary.mkdir()
         for name, short in cases:
             with self.subTest(example=name):
                 config = ROOT / "examples" / name
                 written = self.dir / f"{config.stem}.h5"
                 learnflow.run(config, set=short, output=written, threads=1).close()
-                before = set(temporary.iterdir())
-                cwd = os.getcwd()
+                cwd, saved = os.getcwd(), (os.environ.get("TMPDIR"), tempfile.tempdir)
                 os.chdir(work)
+                os.environ["TMPDIR"], tempfile.tempdir = str(temporary), str(temporary)
                 try:
                     kept = learnflow.run(config, set=short, threads=1)
                 finally:
                     os.chdir(cwd)
+                    if saved[0] is None:
+                        del os.environ["TMPDIR"]
+                    else:
+                        os.environ["TMPDIR"] = saved[0]
+                    tempfile.tempdir = saved[1]
                 self.assertEqual(list(work.iterdir()), [])
-                self.assertEqual(set(temporary.iterdir()) - before, set())
+                self.assertEqual(list(temporary.iterdir()), [])
                 with kept:
                     self.assertIsNone(kept.path)
                     self.assertEqual(kept.name, "<in memory>")
