@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <deque>
 #include <limits>
 
 #include "models/backprop.hpp"
 #include "sim/core/errors.hpp"
 #include "sim/core/random.hpp"
 #include "sim/core/threads.hpp"
+#include "sim/waves.hpp"
 
 namespace lf {
 namespace {
@@ -657,6 +659,59 @@ std::vector<ParameterArray> GnnModel::description(const State& s) const {
     p.name = "/parameters/" + p.name;
     out.push_back(std::move(p));
   }
+  return out;
+}
+
+std::vector<Eigen::Index> GnnModel::hop_distance() const {
+  std::vector<Eigen::Index> hops(static_cast<std::size_t>(nodes_), -1);
+  std::deque<Eigen::Index> queue;
+  for (const Eigen::Index v : supervised_) {
+    hops[static_cast<std::size_t>(v)] = 0;
+    queue.push_back(v);
+  }
+  while (!queue.empty()) {
+    const Eigen::Index v = queue.front();
+    queue.pop_front();
+    for (Eigen::Index j = incoming_.start[v]; j < incoming_.start[v + 1]; ++j) {
+      const Eigen::Index u = in_source_[j];  // u → v: λ_u is fed by λ_v
+      if (hops[static_cast<std::size_t>(u)] < 0) {
+        hops[static_cast<std::size_t>(u)] = hops[static_cast<std::size_t>(v)] + 1;
+        queue.push_back(u);
+      }
+    }
+  }
+  return hops;
+}
+
+std::vector<BlockId> GnnModel::node_wave_blocks() const {
+  if (steps_) return {};  // discrete mode: λ is the exact costate after every step, not a wave
+  return {lambda_};
+}
+
+NodeWaves GnnModel::node_waves(BlockId block, double segment_start, std::span<const double> arrivals) const {
+  NodeWaves out;
+  if (block != lambda_ || static_cast<Eigen::Index>(arrivals.size()) != nodes_) return out;
+  const std::vector<Eigen::Index> hops = hop_distance();
+  ParameterArray arrival{"/waves/graph/lambda_arrival", {nodes_}, {arrivals.begin(), arrivals.end()}};
+  ParameterArray distance{"/waves/graph/hop_distance", {nodes_}, {}, true};
+  std::vector<double> depth, delay;
+  for (Eigen::Index v = 0; v < nodes_; ++v) {
+    const auto h = hops[static_cast<std::size_t>(v)];
+    distance.values.push_back(static_cast<double>(h));
+    const double a = arrivals[static_cast<std::size_t>(v)];
+    if (h >= 0 && std::isfinite(a)) {
+      depth.push_back(static_cast<double>(h));
+      delay.push_back(a - segment_start);
+    }
+  }
+  // delay = a + hops / speed by least squares over the nodes with an arrival and a hop distance.
+  const FrontFit fit = front_speed(depth, delay);
+  out.attributes = {{arrival.name, "front_speed", {fit.speed}},
+                    {arrival.name, "front_r2", {fit.r2}},
+                    {arrival.name, "front_points", {static_cast<double>(fit.points)}},
+                    {arrival.name, "segment_start", {segment_start}}};
+  out.arrays.push_back(std::move(arrival));
+  out.arrays.push_back(std::move(distance));
   return out;
 }
 

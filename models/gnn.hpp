@@ -86,6 +86,15 @@ class GnnModel final : public Model {
   std::vector<ParameterArray> description(const State& s) const override;
   std::vector<ParameterArray> results(const State& s) const override;
   bool project(State& s, double t) const override;
+  // The backward wave on the graph (mode = "flow"): the run measures the arrival of λ at every
+  // node in the first measured segment; node_waves writes it with the hop distances and the
+  // fitted front speed (/waves/graph/...).
+  std::vector<BlockId> node_wave_blocks() const override;
+  NodeWaves node_waves(BlockId block, double segment_start, std::span<const double> arrivals) const override;
+  // Hops from every node to the nearest supervised node along the direction errors travel (λ_u is
+  // fed by λ_v for every edge u → v: breadth-first from S against the edges); −1 when none is
+  // reachable.
+  std::vector<Eigen::Index> hop_distance() const;
 
   const GnnParams& params() const noexcept { return params_; }
   const Graph& graph() const noexcept { return *params_.graph; }
