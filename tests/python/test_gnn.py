@@ -217,6 +217,20 @@ sample_dt = 0.05
         png = self.dir / "wave.png"
         self.run_tool("graphwave", out, "-o", png)
         self.assertGreater(png.stat().st_size, 1000)
+        # Stopped early by the wall-time limit (mid-segment) and resumed: the arrivals measured
+        # across the checkpoint are the uninterrupted run's, bit for bit (the observer's kept
+        # samples travel in the checkpoint).
+        cut = self.dir / "cut.h5"
+        result = self.learnflow("run", self.dir / "path.toml", "-o", cut, "--quiet",
+                                "--set", "integrator.max_wall_seconds=0.1")
+        self.assertEqual(result.returncode, 3, result.stderr)
+        self.run_ok("run", self.dir / "path.toml", "-o", cut, "--quiet", "--resume",
+                    "--set", "integrator.max_wall_seconds=1e6")
+        with h5py.File(out, "r") as f, h5py.File(cut, "r") as g:
+            self.assertTrue(np.array_equal(f["waves/graph/lambda_arrival"][()],
+                                           g["waves/graph/lambda_arrival"][()]))
+            self.assertEqual(f["waves/graph/lambda_arrival"].attrs["front_speed"][0],
+                             g["waves/graph/lambda_arrival"].attrs["front_speed"][0])
 
     def test_learning_run_metrics(self):
         out = self.dir / "learn.h5"
