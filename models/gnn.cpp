@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <deque>
 #include <limits>
 
 #include "models/backprop.hpp"
 #include "sim/core/errors.hpp"
 #include "sim/core/random.hpp"
 #include "sim/core/threads.hpp"
+#include "sim/waves.hpp"
 
 namespace lf {
 namespace {
@@ -388,6 +390,18 @@ void GnnModel::penalty_terms(const Weights& w, const Eigen::Ref<const Eigen::Mat
   ws.penalty_gradient.A.noalias() += (w.A.array().sign().colwise() * ws.direct.array()).matrix();
 }
 
+// ∂P/∂x_u = Aᵀ Σ_{v: u∈ne(v)} q_vu = Aᵀ q_source_u: the penalty's source of the costate, taken
+// from e (after penalty_terms with the gradient).
+void GnnModel::penalty_source(const Weights& w, Workspace& ws) const {
+  const double beta = params_.contraction_weight;
+  const Eigen::Index node_blocks = chunks(nodes_, node_chunk);
+#pragma omp parallel for schedule(static) num_threads(thread_count())
+  for (Eigen::Index c = 0; c < node_blocks; ++c) {
+    const Eigen::Index j0 = c * node_chunk, n = std::min(node_chunk, nodes_ - j0);
+    ws.error.middleCols(j0, n).noalias() -= beta * (w.A.transpose() * ws.q_source.middleCols(j0, n));
+  }
+}
+
 void GnnModel::rhs(const State& s, State& ds, double /*t*/) const {
   if (steps_) {  // discrete mode: nothing flows between the gradient steps
     std::fill(ds.begin(), ds.end(), 0.0);
@@ -399,6 +413,10 @@ void GnnModel::rhs(const State& s, State& ds, double /*t*/) const {
   const ConstBatchView lambda = layout_.examples(s, lambda_);
   forward(ws.w, x, ws);
   readout_error(ws.w, x, ws);
+  if (params_.contraction > 0.0) {
+    penalty_terms(ws.w, x, ws, true);
+    penalty_source(ws.w, ws);  // e ← e − β ∂P/∂x: the costate of V + βP
+  }
   BatchView dx = layout_.examples(ds, x_);
   BatchView dlambda = layout_.examples(ds, lambda_);
 #pragma omp parallel for schedule(static) num_threads(thread_count())
@@ -424,7 +442,6 @@ void GnnModel::rhs(const State& s, State& ds, double /*t*/) const {
   }
   outer_flows(ws.by_source, ws.by_destination, &ws.delta, x, ws.flow);
   if (params_.contraction > 0.0) {
-    penalty_terms(ws.w, x, ws, true);
     const double beta = params_.contraction_weight;
     ws.flow.A -= beta * ws.penalty_gradient.A;
     ws.flow.B -= beta * ws.penalty_gradient.B;
@@ -492,6 +509,10 @@ Eigen::MatrixXd GnnModel::exact_costate(const Weights& w, const Eigen::Ref<const
   Workspace ws(s_, p_, k_, nodes_, edges_);
   forward(w, x, ws);
   readout_error(w, x, ws);
+  if (params_.contraction > 0.0) {
+    penalty_terms(w, x, ws, true);
+    penalty_source(w, ws);
+  }
   const Eigen::Index n = nodes_ * s_;
   const double nonzeros = static_cast<double>(edges_) * static_cast<double>(s_ * s_) + static_cast<double>(n);
   if (nonzeros <= max_lu_nonzeros) {
@@ -553,7 +574,9 @@ GnnModel::Weights GnnModel::costate_flow(const Weights& w, const Eigen::Ref<cons
 
 GnnModel::Weights GnnModel::exact_gradient(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const {
   Weights flow = costate_flow(w, x, exact_costate(w, x));
-  flow.set_flat(-flow.flat());
+  Eigen::VectorXd gradient = -flow.flat();
+  if (params_.contraction > 0.0) gradient += params_.contraction_weight * penalty_gradient(w, x).flat();
+  flow.set_flat(gradient);
   return flow;
 }
 
@@ -608,16 +631,12 @@ void GnnModel::metrics(const State& s, double /*t*/, std::span<double> out) cons
   out[at++] = (sums.size() > 0 ? sums.maxCoeff() : 0.0) / params_.c;
   if (params_.contraction > 0.0) out[at++] = penalty(w, x);
   if (!params_.learn || steps_) return;
-  // The flow now against −d(V + κ|θ|²/2 + βP)/dθ at the fixed point of the current weights.
+  // The flow now against −d(V + βP)/dθ − κθ at the fixed point of the current weights (the total
+  // derivative: exact_gradient).
   const Eigen::VectorXd flow = weight_flow(s).flat();
   const std::optional<Eigen::MatrixXd> settled = fixed_point(w, x, 1e-12, 100000);
   Eigen::VectorXd descent = Eigen::VectorXd::Constant(flow.size(), std::numeric_limits<double>::quiet_NaN());
-  if (settled) {
-    descent = -exact_gradient(w, *settled).flat() - params_.kappa * w.flat();
-    if (params_.contraction > 0.0) {
-      descent -= params_.contraction_weight * penalty_gradient(w, *settled).flat();
-    }
-  }
+  if (settled) descent = -exact_gradient(w, *settled).flat() - params_.kappa * w.flat();
   Eigen::Index offset = 0;
   for (const Eigen::Index size : {w.A.size(), w.B.size(), w.C.size(), w.b.size(), w.W_out.size(), w.b_out.size()}) {
     out[at++] = cosine(flow.segment(offset, size), descent.segment(offset, size));
@@ -657,6 +676,59 @@ std::vector<ParameterArray> GnnModel::description(const State& s) const {
     p.name = "/parameters/" + p.name;
     out.push_back(std::move(p));
   }
+  return out;
+}
+
+std::vector<Eigen::Index> GnnModel::hop_distance() const {
+  std::vector<Eigen::Index> hops(static_cast<std::size_t>(nodes_), -1);
+  std::deque<Eigen::Index> queue;
+  for (const Eigen::Index v : supervised_) {
+    hops[static_cast<std::size_t>(v)] = 0;
+    queue.push_back(v);
+  }
+  while (!queue.empty()) {
+    const Eigen::Index v = queue.front();
+    queue.pop_front();
+    for (Eigen::Index j = incoming_.start[v]; j < incoming_.start[v + 1]; ++j) {
+      const Eigen::Index u = in_source_[j];  // u → v: λ_u is fed by λ_v
+      if (hops[static_cast<std::size_t>(u)] < 0) {
+        hops[static_cast<std::size_t>(u)] = hops[static_cast<std::size_t>(v)] + 1;
+        queue.push_back(u);
+      }
+    }
+  }
+  return hops;
+}
+
+std::vector<BlockId> GnnModel::node_wave_blocks() const {
+  if (steps_) return {};  // discrete mode: λ is the exact costate after every step, not a wave
+  return {lambda_};
+}
+
+NodeWaves GnnModel::node_waves(BlockId block, double segment_start, std::span<const double> arrivals) const {
+  NodeWaves out;
+  if (block != lambda_ || static_cast<Eigen::Index>(arrivals.size()) != nodes_) return out;
+  const std::vector<Eigen::Index> hops = hop_distance();
+  ParameterArray arrival{"/waves/graph/lambda_arrival", {nodes_}, {arrivals.begin(), arrivals.end()}};
+  ParameterArray distance{"/waves/graph/hop_distance", {nodes_}, {}, true};
+  std::vector<double> depth, delay;
+  for (Eigen::Index v = 0; v < nodes_; ++v) {
+    const auto h = hops[static_cast<std::size_t>(v)];
+    distance.values.push_back(static_cast<double>(h));
+    const double a = arrivals[static_cast<std::size_t>(v)];
+    if (h >= 0 && std::isfinite(a)) {
+      depth.push_back(static_cast<double>(h));
+      delay.push_back(a - segment_start);
+    }
+  }
+  // delay = a + hops / speed by least squares over the nodes with an arrival and a hop distance.
+  const FrontFit fit = front_speed(depth, delay);
+  out.attributes = {{arrival.name, "front_speed", {fit.speed}},
+                    {arrival.name, "front_r2", {fit.r2}},
+                    {arrival.name, "front_points", {static_cast<double>(fit.points)}},
+                    {arrival.name, "segment_start", {segment_start}}};
+  out.arrays.push_back(std::move(arrival));
+  out.arrays.push_back(std::move(distance));
   return out;
 }
 

@@ -23,10 +23,14 @@
 // so max_vr R_vr / c (the metric `contraction_factor`) is the ℓ∞ operator norm of J/c: below 1,
 // the map contracts in ℓ∞. With contraction = μ > 0 the weight flows also descend β P,
 // P = Σ_vr max(0, R_vr − μ)² (β = contraction_weight), Scarselli's penalty on ‖∂F/∂x‖ above μ,
-// by its partial gradient at the current states (x held fixed, as Scarselli evaluates the
-// penalty at the reached state).
+// by its total derivative at the fixed point (Scarselli et al. 2009 include P's dependence on x
+// through the costate): the costate's source becomes e_u − β ∂P/∂x_u, with
+//   ∂P/∂x_u = Σ_{v: u∈ne(v)} Aᵀ q_vu,   q_vu = α_v sign(σ'(a_vu)) ⊙ σ''(a_vu) ⊙ ‖A_r‖₁ ⊙ 2 max(0, R_v − μ)
+// (= ∂P/∂a_vu), and the flows subtract β ∂P/∂θ (the partial gradient at fixed x). At the fixed
+// point, (cI − Jᵀ)λ = e − β∂P/∂x and every flow is −(1/γ) d(V + βP)/dθ − (κ/γ)θ, x*(θ) included.
 // learn = false: the weights are frozen (their blocks stay in the state with zero rate); at the
-// end of a successful run the exact gradient dV/dθ at the fixed point of the final weights
+// end of a successful run the exact gradient d(V + βP)/dθ (dV/dθ without the penalty) at the
+// fixed point of the final weights
 // (Jacobi from the final x to max-norm change 1e-13, then (cI − Jᵀ)λ = e solved by sparse LU, or by
 // the same fixed-point iteration when the system exceeds 4·10⁶ nonzeros) is written to
 // /gradient/<param>. learn = true: metrics alignment/cosine/<param> compare the current flow
@@ -37,7 +41,7 @@
 // the model takes one gradient step, as an event of project() (called after every accepted step
 // and idempotent at a given t: the count of steps taken is the state block steps/taken):
 // x ← the Jacobi fixed point of the current weights (from the current x, to max-norm change
-// 1e-13), λ ← the exact costate, θ ← θ − η (dV/dθ + κθ + β ∂P/∂θ). The x/nodes and lambda/nodes
+// 1e-13), λ ← the exact costate, θ ← θ − η (d(V + βP)/dθ + κθ). The x/nodes and lambda/nodes
 // blocks hold the fixed point and costate of the current weights, so every sample shows the
 // discrete model's state after floor(t − t0) steps.
 //
@@ -86,6 +90,15 @@ class GnnModel final : public Model {
   std::vector<ParameterArray> description(const State& s) const override;
   std::vector<ParameterArray> results(const State& s) const override;
   bool project(State& s, double t) const override;
+  // The backward wave on the graph (mode = "flow"): the run measures the arrival of λ at every
+  // node in the first measured segment; node_waves writes it with the hop distances and the
+  // fitted front speed (/waves/graph/...).
+  std::vector<BlockId> node_wave_blocks() const override;
+  NodeWaves node_waves(BlockId block, double segment_start, std::span<const double> arrivals) const override;
+  // Hops from every node to the nearest supervised node along the direction errors travel (λ_u is
+  // fed by λ_v for every edge u → v: breadth-first from S against the edges); −1 when none is
+  // reachable.
+  std::vector<Eigen::Index> hop_distance() const;
 
   const GnnParams& params() const noexcept { return params_; }
   const Graph& graph() const noexcept { return *params_.graph; }
@@ -109,13 +122,15 @@ class GnnModel final : public Model {
   Eigen::MatrixXd readout(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const;
   double accuracy(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x,
                   const std::vector<std::uint8_t>& mask) const;
-  // The costates λ solving (cI − Jᵀ)λ = e at x (exact; see the header comment for the method).
+  // The costates λ solving (cI − Jᵀ)λ = e − β ∂P/∂x at x (exact; see the header comment for the
+  // method; β = 0 without the penalty).
   Eigen::MatrixXd exact_costate(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const;
   // The λ-terms of the flows at (x, λ): what γθ̇ + κθ is without the penalty. At the fixed
-  // point with λ = exact_costate it is −dV/dθ.
+  // point with λ = exact_costate it is −dV/dθ (with the penalty: −d(V + βP)/dθ + β ∂P/∂θ).
   Weights costate_flow(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x,
                        const Eigen::Ref<const Eigen::MatrixXd>& lambda) const;
-  // dV/dθ at the fixed point x of weights w (−costate_flow with the exact costate).
+  // d(V + βP)/dθ at the fixed point x of weights w, the total derivative (x*(θ) included):
+  // −costate_flow with the exact costate, plus β ∂P/∂θ (β = 0 without the penalty).
   Weights exact_gradient(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const;
   // The row sums R_vr of |J| (s × N), the penalty P at x and its partial gradient ∂P/∂θ.
   Eigen::MatrixXd jacobian_row_sums(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x) const;
@@ -138,6 +153,8 @@ class GnnModel final : public Model {
                    Weights& out) const;
   void penalty_terms(const Weights& w, const Eigen::Ref<const Eigen::MatrixXd>& x, Workspace& ws,
                      bool gradient) const;
+  // e ← e − β ∂P/∂x (after penalty_terms with the gradient).
+  void penalty_source(const Weights& w, Workspace& ws) const;
   void weights_into(const State& s, Weights& w) const;
   // Discrete mode: x, λ of state s ← the fixed point and exact costate of its weights; false
   // when Jacobi does not converge (x, λ are then NaN, which stops the run as non-finite).

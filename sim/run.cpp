@@ -161,6 +161,12 @@ class RunObserver final : public IntegrationObserver {
             static_cast<std::size_t>(std::find(first, names.end(), "residual/" + b.kind) - names.begin()));
       }
     }
+    for (const BlockId id : model.node_wave_blocks()) {
+      const auto at = std::find(wave_blocks_.begin(), wave_blocks_.end(), id);
+      if (at != wave_blocks_.end() && model.layout().block(id).per_example()) {
+        node_waves_.push_back(static_cast<std::size_t>(at - wave_blocks_.begin()));
+      }
+    }
     rows_.resize(wave_blocks_.size());
     arrivals_.resize(wave_blocks_.size());
     quartiles_.resize(wave_blocks_.size());
@@ -222,11 +228,18 @@ class RunObserver final : public IntegrationObserver {
   }
 
   // /waves/<kind>/<pop> and /waves/neurons/<kind>/<pop>: the measured segments (none: nothing).
+  // The model's waves on its graph (Model::node_waves) from the per-node arrivals of the first
+  // measured segment.
   void write_waves() {
     if (arrivals_.empty() || arrivals_.front().empty()) return;
     for (std::size_t i = 0; i < wave_blocks_.size(); ++i) {
       const Block& b = model_.layout().block(wave_blocks_[i]);
       writer_.write_waves(b.kind, b.member, arrivals_[i], quartiles_[i]);
+    }
+    for (std::size_t k = 0; k < node_waves_.size() && k < node_arrivals_.size(); ++k) {
+      const NodeWaves w = model_.node_waves(wave_blocks_[node_waves_[k]], node_segment_start_, node_arrivals_[k]);
+      writer_.write_arrays(w.arrays);
+      for (const DatasetAttribute& a : w.attributes) writer_.write_dataset_attribute(a.dataset, a.name, a.values);
     }
   }
 
@@ -239,6 +252,8 @@ class RunObserver final : public IntegrationObserver {
     out.put_nested("observer/rows", rows_);
     out.put_nested("observer/arrivals", arrivals_);
     out.put_nested("observer/quartiles", quartiles_);
+    out.put_nested("observer/node_arrivals", node_arrivals_);
+    out.put("observer/node_segment_start", node_segment_start_);
     out.put("observer/starts", starts_);
     out.put("observer/flags", flags_);
     out.put("observer/diverged", static_cast<double>(diverged_));
@@ -251,6 +266,8 @@ class RunObserver final : public IntegrationObserver {
     rows_ = in.nested("observer/rows");
     arrivals_ = in.nested("observer/arrivals");
     quartiles_ = in.nested("observer/quartiles");
+    node_arrivals_ = in.nested("observer/node_arrivals");
+    node_segment_start_ = in.scalar("observer/node_segment_start");
     if (rows_.size() != wave_blocks_.size() || arrivals_.size() != wave_blocks_.size() ||
         quartiles_.size() != wave_blocks_.size()) {
       throw InputError("the checkpoint's wave measurement does not match this model");
@@ -286,6 +303,14 @@ class RunObserver final : public IntegrationObserver {
       arrivals_[i].push_back(w.arrival ? *w.arrival : std::numeric_limits<double>::quiet_NaN());
       quartiles_[i].insert(quartiles_[i].end(), w.neuron_quartiles.begin(), w.neuron_quartiles.end());
     }
+    if (node_arrivals_.empty() && !node_waves_.empty()) {  // the first measured segment only
+      node_segment_start_ = times_.front();
+      for (const std::size_t i : node_waves_) {
+        const Block& b = model_.layout().block(wave_blocks_[i]);
+        const Eigen::Map<const RowMatrix> samples(rows_[i].data(), static_cast<Eigen::Index>(times_.size()), b.size);
+        node_arrivals_.push_back(example_arrivals(times_, samples, b.shape[0]));
+      }
+    }
   }
 
   // "epoch 3/30  minibatch 12/48  test accuracy 0.9521" for the progress line.
@@ -318,6 +343,9 @@ class RunObserver final : public IntegrationObserver {
   std::vector<std::vector<double>> rows_;       // per wave block: its values at those times
   std::vector<std::vector<double>> arrivals_;   // per wave block, per measured segment
   std::vector<std::vector<double>> quartiles_;  // per wave block: 3 per measured segment
+  std::vector<std::size_t> node_waves_;         // indices into wave_blocks_ (Model::node_wave_blocks)
+  std::vector<std::vector<double>> node_arrivals_;  // per node wave block: one per example
+  double node_segment_start_ = std::numeric_limits<double>::quiet_NaN();
   std::vector<double> starts_;                  // the start of every segment reached
   std::vector<double> flags_;                   // and whether its phase diverged (1) or not (0)
   std::size_t diverged_ = 0;

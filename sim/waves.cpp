@@ -33,6 +33,24 @@ std::optional<double> half_change_time(std::span<const double> time, std::span<c
   return std::nullopt;  // not reached: the last value always reaches its own half
 }
 
+std::vector<double> example_arrivals(std::span<const double> time,
+                                     const Eigen::Ref<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic,
+                                                                          Eigen::RowMajor>>& samples,
+                                     Eigen::Index size) {
+  const Eigen::Index rows = samples.rows();
+  const Eigen::Index examples = size > 0 ? samples.cols() / size : 0;
+  std::vector<double> arrivals(static_cast<std::size_t>(examples), nan);
+  if (rows < 2 || static_cast<std::size_t>(rows) != time.size()) return arrivals;
+  std::vector<double> d(static_cast<std::size_t>(rows));
+  for (Eigen::Index v = 0; v < examples; ++v) {
+    const auto columns = samples.middleCols(v * size, size);
+    for (Eigen::Index r = 0; r < rows; ++r) d[r] = (columns.row(r) - columns.row(0)).norm();
+    const double scale = std::max(columns.row(0).norm(), columns.row(rows - 1).norm());
+    if (const auto h = half_change_time(time, d, scale)) arrivals[static_cast<std::size_t>(v)] = *h;
+  }
+  return arrivals;
+}
+
 double quantile_sorted(std::span<const double> sorted, double q) {
   if (sorted.empty()) return nan;
   const double position = q * static_cast<double>(sorted.size() - 1);

@@ -36,6 +36,16 @@ WaveArrival wave_arrival(std::span<const double> time,
                          const Eigen::Ref<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic,
                                                               Eigen::RowMajor>>& samples);
 
+// Per example of a per-example block (a node of a graph): the arrival of example v, the first time
+// d_v(t) = ‖x_v(t) − x_v(t_s)‖₂ over its `size` values reaches half of d_v at the last sample
+// (half_change_time, the population's definition restricted to one example). `samples` has one
+// row per time and the examples side by side (columns v·size … v·size + size − 1). NaN where
+// undefined.
+std::vector<double> example_arrivals(std::span<const double> time,
+                                     const Eigen::Ref<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic,
+                                                                          Eigen::RowMajor>>& samples,
+                                     Eigen::Index size);
+
 // The linear quantile (numpy's default) of sorted values, q in [0, 1].
 double quantile_sorted(std::span<const double> sorted, double q);
 

@@ -29,6 +29,13 @@ struct ParameterArray {
   bool integer = false;             // integral values (indices, labels, masks), stored as int64
 };
 
+// What a model whose batch axis is the nodes of a graph writes about the waves on its graph: arrays
+// named by their full paths (gnn: /waves/graph/...) and attributes of those arrays.
+struct NodeWaves {
+  std::vector<ParameterArray> arrays;
+  std::vector<DatasetAttribute> attributes;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -106,6 +113,16 @@ class Model {
   // Arrays computed from the final state of a run that succeeded (gnn: the exact gradient under
   // /gradient), named by their full paths; written after the trajectory.
   virtual std::vector<ParameterArray> results(const State& /*s*/) const { return {}; }
+
+  // Waves on a graph: per-example blocks (kind x, h or lambda) whose arrival the run measures per
+  // example (per node) in the first measured input segment (sim/waves.hpp, example_arrivals), from
+  // the states at the sample times; node_waves() turns those arrivals (one per example, NaN where
+  // undefined) into what is written under /waves at the end of the run.
+  virtual std::vector<BlockId> node_wave_blocks() const { return {}; }
+  virtual NodeWaves node_waves(BlockId /*block*/, double /*segment_start*/,
+                               std::span<const double> /*arrivals*/) const {
+    return {};
+  }
 
   // odeint System interface.
   void operator()(const State& s, State& ds, double t) const { rhs(s, ds, t); }

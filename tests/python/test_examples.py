@@ -37,6 +37,8 @@ SHORT_T_END = {
     "holonomic_chain.toml": 20.0,
     "holonomic_xor.toml": 100.0,
     "gnn_karate.toml": 20.0,
+    "gnn_planted_clique.toml": 20.0,
+    "gnn_sbm.toml": 10.0,
 }
 
 

@@ -207,6 +207,8 @@ EXAMPLE_EDITS = {
     "xor_costate.toml": [(r"t_end = [0-9.e+]+", "t_end = 40.0")],
     "gaitprop_patterns.toml": [(r"t_end = [0-9.e+]+", "t_end = 30.0")],
     "backward_wave.toml": [(r"t_end = [0-9.e+]+", "t_end = 45.0")],
+    "gnn_planted_clique.toml": [(r"t_end = [0-9.e+]+", "t_end = 5.0")],
+    "gnn_sbm.toml": [(r"t_end = [0-9.e+]+", "t_end = 5.0")],
     "digits_costate.toml": [(r"epochs = \d+", "epochs = 1"), (r"\[data\]", "[data]\nlimit = 60")],
     "digits_backprop.toml": [(r"epochs = \d+", "epochs = 1"), (r"\[data\]", "[data]\nlimit = 60")],
     "digits_gaitprop.toml": [(r"epochs = \d+", "epochs = 1"), (r"\[data\]", "[data]\nlimit = 60")],

@@ -2,12 +2,13 @@
 model (models/gnn.hpp): /graph holds the karate club as given; the settled /state/x/nodes is the
 fixed point of the transition map computed here from /graph and /parameters; /gradient equals
 central finite differences of V at that fixed point; a learning run has its metrics and learns
-the factions; bad [graph] input exits with status 2 naming the file and row.
+the factions; the backward wave on a path graph (/waves/graph); bad [graph] input exits with status 2 naming the file and row.
 
 Run: LEARNFLOW_BIN=build/learnflow /usr/bin/python3 tests/python/test_gnn.py
 """
 import os
 import subprocess
+import sys
 import tempfile
 import unittest
 from pathlib import Path
@@ -72,6 +73,11 @@ class GnnRunFileTest(unittest.TestCase):
         return subprocess.run([str(BIN), *map(str, args)], cwd=self.dir, capture_output=True,
                               text=True, timeout=300)
 
+    def run_tool(self, *args):
+        result = subprocess.run(["/usr/bin/python3", str(ROOT / "tools" / "plot"), *map(str, args)],
+                                cwd=self.dir, capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
     def run_ok(self, *args):
         result = self.learnflow(*args)
         self.assertEqual(result.returncode, 0, result.stderr)
@@ -105,6 +111,16 @@ class GnnRunFileTest(unittest.TestCase):
             self.assertEqual(params["W/readout"].shape, (2, 4))
             for n in NAMES:   # frozen: the final parameters are the initial ones
                 self.assertTrue(np.array_equal(f["parameters/final/" + n][()], params[n]))
+            # /waves/graph/hop_distance: multi-source BFS from the train mask, by networkx, along
+            # the direction errors travel (λ_u is fed by λ_v for u → v: the reversed graph).
+            import networkx as nx
+            g = nx.DiGraph()
+            g.add_nodes_from(range(34))
+            g.add_edges_from((int(v), int(u)) for u, v in edges)
+            lengths = nx.multi_source_dijkstra_path_length(g, set(np.flatnonzero(train).tolist()))
+            self.assertTrue(np.array_equal(f["waves/graph/hop_distance"][()],
+                                           [lengths.get(v, -1) for v in range(34)]))
+            self.assertGreaterEqual(f["waves/graph/hop_distance"][()].max(), 2)
             x_end = f["state/x/nodes"][-1]               # [T, N, s]: nodes are the batch axis
             self.assertEqual(x_end.shape, (34, 4))
             model = Gnn(f)
@@ -134,6 +150,88 @@ class GnnRunFileTest(unittest.TestCase):
                 scale = max(np.max(np.abs(g)), 1e-12)
                 self.assertLess(np.max(np.abs(got - fd)) / scale, 1e-6, n)
 
+    def test_backward_wave_on_a_path_graph(self):
+        """/waves/graph: on the path 0 - 1 - … - 7 with node 0 supervised, the arrival of λ (measured
+        by the run at every sample) increases with the hop distance, equals its recomputation here
+        from the recorded /state/lambda/nodes, and the hop distances are networkx's BFS."""
+        n = 8
+        (self.dir / "path.csv").write_text("".join(f"{v},{v + 1}\n" for v in range(n - 1)))
+        (self.dir / "labels.csv").write_text("".join(f"{int(v >= n // 2)}\n" for v in range(n)))
+        (self.dir / "train.csv").write_text("".join(f"{int(v == 0)}\n" for v in range(n)))
+        (self.dir / "path.toml").write_text("""
+[network]
+seed = 3
+init = { weights = "normal", scale = 1.0 }
+[model]
+type = "gnn"
+state = 2
+learn = false
+[graph]
+edges = "path.csv"
+labels = "labels.csv"
+train_mask = "train.csv"
+undirected = true
+[integrator]
+rtol = 1e-10
+atol = 1e-14
+t_end = 40.0
+[output]
+sample_dt = 0.05
+""")
+        out = self.dir / "path.h5"
+        self.run_ok("run", self.dir / "path.toml", "-o", out, "--quiet")
+        with h5py.File(out, "r") as f:
+            arrival = f["waves/graph/lambda_arrival"]
+            hops = f["waves/graph/hop_distance"][()]
+            self.assertEqual(hops.dtype, np.int64)
+            self.assertTrue(np.array_equal(hops, np.arange(n)))       # node v is v hops from 0
+            got = arrival[()]
+            self.assertTrue(np.all(np.isfinite(got)))
+            self.assertTrue(np.all(np.diff(got) > 0), got)           # the wave moves outwards
+            # Independent recomputation (sim/waves.hpp's definition): per node, the first time
+            # d_v(t) = ‖λ_v(t) − λ_v(t0)‖ reaches half its last value, linearly interpolated
+            # between the recorded samples. The run measures the same samples (one segment,
+            # starting at t0), so the two agree to rounding (1e-12 on times of order 10); against
+            # the continuous λ(t) both are exact only to the interpolation error within one
+            # sample_dt = 0.05, while neighbouring arrivals differ by more (checked above).
+            t = f["time"][()]
+            lam = f["state/lambda/nodes"][()]                         # [T, N, s]
+            d = np.linalg.norm(lam - lam[0], axis=2)
+            expected = []
+            for v in range(n):
+                half = 0.5 * d[-1, v]
+                i = int(np.argmax(d[:, v] >= half))
+                a, b = d[i - 1, v], d[i, v]
+                expected.append(t[i - 1] + (half - a) / (b - a) * (t[i] - t[i - 1]))
+            self.assertLess(np.max(np.abs(got - expected)), 1e-12)
+            # front_speed: the least-squares line delay = a + hops / speed.
+            slope = np.polyfit(hops, got - t[0], 1)[0]
+            self.assertAlmostEqual(arrival.attrs["front_speed"][0], 1.0 / slope, places=9)
+            self.assertEqual(arrival.attrs["front_points"][0], n)
+            # tools/plot's measurement for files without /waves/graph: the same definition.
+            sys.path.insert(0, str(ROOT / "tools" / "plot"))
+            import graph as plot_graph
+            self.assertLess(np.max(np.abs(plot_graph.arrival_times(t, d) - got)), 1e-12)
+            edges = f["graph/edges"][()]
+            self.assertTrue(np.array_equal(plot_graph.hop_distance(edges, n, f["graph/train_mask"][()]), hops))
+        png = self.dir / "wave.png"
+        self.run_tool("graphwave", out, "-o", png)
+        self.assertGreater(png.stat().st_size, 1000)
+        # Stopped early by the wall-time limit (mid-segment) and resumed: the arrivals measured
+        # across the checkpoint are the uninterrupted run's, bit for bit (the observer's kept
+        # samples travel in the checkpoint).
+        cut = self.dir / "cut.h5"
+        result = self.learnflow("run", self.dir / "path.toml", "-o", cut, "--quiet",
+                                "--set", "integrator.max_wall_seconds=0.1")
+        self.assertEqual(result.returncode, 3, result.stderr)
+        self.run_ok("run", self.dir / "path.toml", "-o", cut, "--quiet", "--resume",
+                    "--set", "integrator.max_wall_seconds=1e6")
+        with h5py.File(out, "r") as f, h5py.File(cut, "r") as g:
+            self.assertTrue(np.array_equal(f["waves/graph/lambda_arrival"][()],
+                                           g["waves/graph/lambda_arrival"][()]))
+            self.assertEqual(f["waves/graph/lambda_arrival"].attrs["front_speed"][0],
+                             g["waves/graph/lambda_arrival"].attrs["front_speed"][0])
+
     def test_learning_run_metrics(self):
         out = self.dir / "learn.h5"
         self.run_ok("run", EXAMPLE, "-o", out, "--quiet", "--set", "model.contraction=0.9")
@@ -149,6 +247,21 @@ class GnnRunFileTest(unittest.TestCase):
             for n in NAMES:
                 self.assertIn("gradient/" + n, f)
                 self.assertFalse(np.array_equal(f["parameters/final/" + n][()], f["parameters/" + n][()]))
+
+    def test_planted_clique_example_beats_the_majority_answer(self):
+        """examples/gnn_planted_clique.toml as shipped: the flow learns clique membership from the
+        graph alone (constant features) better than answering "not in the clique" everywhere,
+        which scores 75/90 on its test nodes (5 of the 20 members are labelled)."""
+        out = self.dir / "clique.h5"
+        self.run_ok("run", ROOT / "examples" / "gnn_planted_clique.toml", "-o", out, "--quiet")
+        with h5py.File(out, "r") as f:
+            labels = f["graph/labels"][()]
+            test = f["graph/test_mask"][()].astype(bool)
+            self.assertEqual(int(labels.sum()), 20)
+            majority = 1.0 - labels[test].mean()
+            self.assertAlmostEqual(majority, 75 / 90)
+            self.assertEqual(f["metrics/train_accuracy"][-1], 1.0)
+            self.assertGreater(f["metrics/test_accuracy"][-1], majority + 0.05)
 
     def test_bad_graph_input_exits_2_naming_file_and_row(self):
         labels = self.dir / "labels.csv"

@@ -50,6 +50,8 @@ SHORT = {
     "holonomic_chain.toml": {"integrator.t_end": 10.0},
     "holonomic_xor.toml": {"integrator.t_end": 20.0},
     "gnn_karate.toml": {"integrator.t_end": 20.0},
+    "gnn_planted_clique.toml": {"integrator.t_end": 20.0},
+    "gnn_sbm.toml": {"integrator.t_end": 10.0},
 }
 
 # A leaky network driven by a sine: it never settles, so it keeps stepping for a few seconds

@@ -5,10 +5,14 @@ Subcommands:
       second and third eigenvectors, deterministic), at N sample times spread over the run; each
       node coloured by the first component of its state x_v(t) (/state/x/nodes), supervised nodes
       ringed, and in the last panel the labels.
-  `graphwave RUN.h5`: the arrival time of the costate at each node — the first sample time at
-      which ‖λ_v(t)‖ reaches half of its value at the end of the first input segment — against
-      the node's hop distance from the supervised nodes along the costate's direction (λ_u is fed
-      by λ_v for every edge u → v). A wave moving one hop per τ_λ shows as a rising staircase.
+  `graphwave RUN.h5`: the arrival time of the costate at each node against the node's hop
+      distance from the supervised nodes along the costate's direction (λ_u is fed by λ_v for
+      every edge u → v), with the least-squares front (delay = a + hops / speed). Both are read
+      from /waves/graph/lambda_arrival and /waves/graph/hop_distance, which the run measures at
+      every sample (sim/waves.hpp: the first time ‖λ_v(t) − λ_v(t0)‖ reaches half of its value at
+      the end of the first input segment, linearly interpolated between samples); files written
+      before those datasets existed are measured here from /state/lambda/nodes by the same
+      definition. A wave moving one hop per τ_λ shows as a rising staircase.
 """
 
 from collections import deque
@@ -61,13 +65,22 @@ def hop_distance(edges, n, sources):
     return hops
 
 
-def arrival_times(times, norms):
-    """Per node (columns of norms [T, N]): the first time ‖λ_v‖ reaches half its last value."""
-    arrivals = np.full(norms.shape[1], np.nan)
-    for v in range(norms.shape[1]):
-        final = norms[-1, v]
-        if final > 0:
-            arrivals[v] = times[np.argmax(norms[:, v] >= 0.5 * final)]
+def arrival_times(times, changes):
+    """Per node (columns of changes [T, N], d_v(t) = ‖λ_v(t) − λ_v(t0)‖): the first time d_v
+    reaches half its last value, linearly interpolated between samples (sim/waves.hpp); NaN when
+    the change is flat (d_end <= 1e-9)."""
+    arrivals = np.full(changes.shape[1], np.nan)
+    for v in range(changes.shape[1]):
+        half = 0.5 * changes[-1, v]
+        if len(times) < 2 or not np.all(np.isfinite(changes[:, v])) or 2 * half <= 1e-9:
+            continue
+        i = int(np.argmax(changes[:, v] >= half))
+        if i == 0:
+            arrivals[v] = times[0]
+            continue
+        a, b = changes[i - 1, v], changes[i, v]
+        frac = 1.0 if b == a else min(max((half - a) / (b - a), 0.0), 1.0)
+        arrivals[v] = times[i - 1] + frac * (times[i] - times[i - 1])
     return arrivals
 
 
@@ -115,16 +128,27 @@ def draw_graph(run, args):
     return figure
 
 
-def draw_graphwave(run, args):
-    edges, labels, train = _graph(run)
+def _node_waves(run, edges, labels, train):
+    """The arrival of λ per node, the hop distances, the segment start and the fitted speed (NaN
+    when measured here)."""
+    f = run._file
+    if "waves/graph/lambda_arrival" in f and "waves/graph/hop_distance" in f:
+        arrival = f["waves/graph/lambda_arrival"]
+        return (arrival[()], f["waves/graph/hop_distance"][()],
+                float(arrival.attrs["segment_start"][0]), float(arrival.attrs["front_speed"][0]))
     lam = _states(run, "lambda")
     times = run.time
     segments = run.segments
     end = segments[0][1] if segments else times[-1]
     keep = times <= end
-    norms = np.linalg.norm(lam[keep], axis=2)
-    arrivals = arrival_times(times[keep], norms)
-    hops = hop_distance(edges, len(labels), train)
+    changes = np.linalg.norm(lam[keep] - lam[0], axis=2)
+    return (arrival_times(times[keep], changes), hop_distance(edges, len(labels), train),
+            float(times[0]), np.nan)
+
+
+def draw_graphwave(run, args):
+    edges, labels, train = _graph(run)
+    arrivals, hops, start, speed = _node_waves(run, edges, labels, train)
     figure = Figure(figsize=(6.0, 4.2), dpi=DPI, layout="constrained")
     axes = figure.subplots()
     reached = (hops >= 0) & np.isfinite(arrivals)
@@ -132,8 +156,16 @@ def draw_graphwave(run, args):
     axes.scatter(hops[reached] + jitter, arrivals[reached], s=14, alpha=0.7)
     for h in np.unique(hops[reached]):
         axes.plot(h, np.median(arrivals[reached & (hops == h)]), "k_", markersize=18)
+    if reached.sum() >= 2 and np.ptp(hops[reached]) > 0:
+        slope, intercept = np.polyfit(hops[reached], arrivals[reached] - start, 1)
+        if not np.isfinite(speed):
+            speed = 1.0 / slope if slope != 0 else np.nan
+        span = np.array([hops[reached].min(), hops[reached].max()])
+        axes.plot(span, start + intercept + slope * span, "r-", linewidth=1,
+                  label=f"front: {speed:.3g} hops per unit time")
+        axes.legend(loc="upper left", fontsize="small")
     axes.set_xlabel("hops to the nearest supervised node")
-    axes.set_ylabel("arrival time of λ (half of its final norm)")
+    axes.set_ylabel("arrival time of λ (half of its final change)")
     axes.set_title("the backward wave on the graph (bars: medians)", fontsize="medium")
     figure.suptitle(run_title(run))
     return figure
