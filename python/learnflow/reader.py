@@ -235,7 +235,9 @@ class Run:
     @property
     def waves(self):
         """The wave arrival times the run measured: {kind: {population: [S]}} (kind "x" or "h"
-        forward, "lambda" backward; NaN where undefined), populations in network order."""
+        forward, "lambda" backward; NaN where undefined), populations in network order. A gnn
+        run adds "graph": {"lambda_arrival": [N] per node, "hop_distance": [N] from the
+        supervised nodes (-1: unreachable)}, the backward wave on its graph."""
         result = {}
         group = self._file.get("waves", {})
         order = {name: index for index, name in enumerate(self.populations)}
