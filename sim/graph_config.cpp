@@ -106,6 +106,11 @@ struct Edges {
 //   "sbm": a stochastic block model of `blocks` equal blocks (label = block); every node draws
 //     `degree` neighbours, each in its own block with probability p_in and otherwise uniformly
 //     among the other blocks' nodes (no self-loops, no repeats); undirected.
+// What a generator may make before the run would take minutes to start or run out of memory.
+constexpr double max_generated_pairs = 2e9;   // planted clique: pairs drawn
+constexpr std::int64_t max_clique_nodes = 63245;  // n(n − 1)/2 <= 2e9
+constexpr double max_generated_edges = 2e7;   // undirected edges listed (with their origins)
+
 void generate(const ConfigSection& s, const std::string& generator, Edges& edges,
               std::vector<Eigen::Index>& labels, Eigen::Index& nodes) {
   const std::int64_t n = s.integer("nodes");
@@ -128,6 +133,18 @@ void generate(const ConfigSection& s, const std::string& generator, Edges& edges
     if (k < 2 || k > n) s.fail("clique", fmt::format("must be in [2, nodes = {}], got {}", n, k));
     const double p = s.number("p");
     if (!(p >= 0.0 && p <= 1.0)) s.fail("p", fmt::format("must be in [0, 1], got {}", p));
+    // G(n, p) draws every pair: n(n − 1)/2 draws, and about p of them become edges.
+    const double pairs = 0.5 * static_cast<double>(n) * static_cast<double>(n - 1);
+    if (pairs > max_generated_pairs) {
+      s.fail("nodes", fmt::format("a planted clique draws every pair of nodes: {} nodes make {:.3g} "
+                                  "pairs, above the {:.0e} drawn in reasonable time (at most {} "
+                                  "nodes; the sbm generator scales to large graphs)", n, pairs,
+                                  max_generated_pairs, max_clique_nodes));
+    }
+    if (p * pairs > max_generated_edges) {
+      s.fail("p", fmt::format("{} nodes at p = {} make about {:.3g} edges, above {:.0e}", n, p,
+                              p * pairs, max_generated_edges));
+    }
     const std::vector<std::size_t> order = random_permutation(static_cast<std::size_t>(n), rng);
     for (std::int64_t i = 0; i < k; ++i) labels[order[static_cast<std::size_t>(i)]] = 1;
     for (Eigen::Index u = 0; u < nodes; ++u) {
@@ -142,6 +159,11 @@ void generate(const ConfigSection& s, const std::string& generator, Edges& edges
     const std::int64_t degree = s.integer("degree", 10);
     if (degree < 1 || 2 * degree > n / blocks) {
       s.fail("degree", fmt::format("must be in [1, nodes/blocks/2 = {}], got {}", n / blocks / 2, degree));
+    }
+    if (static_cast<double>(n) * static_cast<double>(degree) > max_generated_edges) {
+      s.fail("degree", fmt::format("{} nodes of degree {} make {:.3g} edges, above {:.0e}", n, degree,
+                                   static_cast<double>(n) * static_cast<double>(degree),
+                                   max_generated_edges));
     }
     const double p_in = s.number("p_in", 0.8);
     if (!(p_in >= 0.0 && p_in <= 1.0)) s.fail("p_in", fmt::format("must be in [0, 1], got {}", p_in));

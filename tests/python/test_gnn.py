@@ -295,6 +295,31 @@ t_end = 1.0
                 self.assertIn(text, result.stderr)
             self.assertFalse((self.dir / "g.h5").exists())
 
+    def test_generators_refuse_graphs_too_large_to_make(self):
+        # A planted clique draws every pair of nodes: a million nodes would draw 5e11 pairs. The
+        # run exits 2 at once, naming the key, instead of hanging; so do too many SBM edges.
+        cases = [('generator = "planted_clique"\nnodes = 1000000\nclique = 10\np = 0.01',
+                  ["graph.nodes", "at most 63245 nodes"]),
+                 ('generator = "planted_clique"\nnodes = 60000\nclique = 10\np = 0.5',
+                  ["graph.p", "edges"]),
+                 ('generator = "sbm"\nnodes = 50000000\ndegree = 10', ["graph.degree", "edges"])]
+        for graph, expected in cases:
+            with self.subTest(graph=graph):
+                (self.dir / "g.toml").write_text(f"""
+[model]
+type = "gnn"
+[graph]
+{graph}
+train_per_class = 1
+[integrator]
+t_end = 1.0
+""")
+                result = self.learnflow("run", "g.toml", "-o", "g.h5", "--quiet")
+                self.assertEqual(result.returncode, 2, result.stderr)
+                for text in expected:
+                    self.assertIn(text, result.stderr)
+                self.assertFalse((self.dir / "g.h5").exists())
+
 
 if __name__ == "__main__":
     unittest.main()
