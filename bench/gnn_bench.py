@@ -11,23 +11,14 @@ asserted: this is not a test.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from training_bench import cpu_name as cpu_model  # noqa: E402  (the CPU's name, /proc/cpuinfo)
 PROBLEM = HERE / "problems" / "gnn_sbm_1e5.toml"
-
-
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main():
