@@ -1,5 +1,7 @@
 #include "sim/adjoint_sweep.hpp"
 
+#include "integrators/hermite.hpp"
+
 #include <algorithm>
 #include <utility>
 
@@ -82,14 +84,8 @@ class CostateSamples final : public IntegrationObserver {
       // A stepper without dense output: λ in the step from the cubic Hermite interpolant of λ and
       // dλ/ds at its ends (error O(h⁴)).
       model_.rhs(s, end_slope_, sigma);  // the left limit at a segment's end
-      const double s0 = sigma_, h = sigma - sigma_;
-      model_.add_step_integrals(s0, sigma, [&](double at, State& out) {
-        const double th = (at - s0) / h;
-        const double h00 = (1 + 2 * th) * (1 - th) * (1 - th), h10 = th * (1 - th) * (1 - th);
-        const double h01 = th * th * (3 - 2 * th), h11 = th * th * (th - 1);
-        for (std::size_t i = 0; i < out.size(); ++i) {
-          out[i] = h00 * lambda_[i] + (h10 * h) * slope_[i] + h01 * s[i] + (h11 * h) * end_slope_[i];
-        }
+      model_.add_step_integrals(sigma_, sigma, [&](double at, State& out) {
+        hermite(sigma_, lambda_, slope_, sigma, s, end_slope_, at, out);
       }, gradients_);
       ++out_.quadrature_steps;
       std::swap(slope_, end_slope_);

@@ -278,22 +278,8 @@ sample_dt = 0.05
         for edges, extra, expected in cases:
             (self.dir / "e.csv").write_text(edges)
             mask = "" if "train_mask" in extra else "train_per_class = 1"
-            (self.dir / "g.toml").write_text(f"""
-[model]
-type = "gnn"
-[graph]
-edges = "e.csv"
-labels = "labels.csv"
-{mask}
-{extra}
-[integrator]
-t_end = 1.0
-""")
-            result = self.learnflow("run", "g.toml", "-o", "g.h5", "--quiet")
-            self.assertEqual(result.returncode, 2, result.stderr)
-            for text in expected:
-                self.assertIn(text, result.stderr)
-            self.assertFalse((self.dir / "g.h5").exists())
+            self.assert_graph_refused(f'edges = "e.csv"\nlabels = "labels.csv"\n{mask}\n{extra}',
+                                      expected)
 
     def test_generators_refuse_graphs_too_large_to_make(self):
         # A planted clique draws every pair of nodes: a million nodes would draw 5e11 pairs. The
@@ -305,20 +291,24 @@ t_end = 1.0
                  ('generator = "sbm"\nnodes = 50000000\ndegree = 10', ["graph.degree", "edges"])]
         for graph, expected in cases:
             with self.subTest(graph=graph):
-                (self.dir / "g.toml").write_text(f"""
+                self.assert_graph_refused(graph + "\ntrain_per_class = 1", expected)
+
+    def assert_graph_refused(self, graph, expected):
+        """A gnn run with this [graph] table exits 2, its message holds every text of
+        `expected`, and it leaves no output file."""
+        (self.dir / "g.toml").write_text(f"""
 [model]
 type = "gnn"
 [graph]
 {graph}
-train_per_class = 1
 [integrator]
 t_end = 1.0
 """)
-                result = self.learnflow("run", "g.toml", "-o", "g.h5", "--quiet")
-                self.assertEqual(result.returncode, 2, result.stderr)
-                for text in expected:
-                    self.assertIn(text, result.stderr)
-                self.assertFalse((self.dir / "g.h5").exists())
+        result = self.learnflow("run", "g.toml", "-o", "g.h5", "--quiet")
+        self.assertEqual(result.returncode, 2, result.stderr)
+        for text in expected:
+            self.assertIn(text, result.stderr)
+        self.assertFalse((self.dir / "g.h5").exists())
 
 
 if __name__ == "__main__":
