@@ -9,7 +9,7 @@ SANITIZE_BUILD ?= build-sanitize
 JOBS ?= $(shell nproc)
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps configure build demo test test-sanitize bench bench-training clean
+.PHONY: all deps configure build demo test test-sanitize bench bench-training bench-wp clean
 
 all: build
 
@@ -46,6 +46,13 @@ bench: build
 
 bench-training: build
 	$(PYTHON) bench/training_bench.py --build $(BUILD)
+
+# Work-precision against SciPy and CVODE (bench/README.md): CVODE built optimised first.
+bench-wp: build
+	test -f $(BUILD)/sundials/lib/libsundials_cvode.a || tools/build-sundials.sh $(BUILD)/sundials
+	cmake -S . -B $(BUILD) -DLEARNFLOW_SUNDIALS_PREFIX=$(abspath $(BUILD))/sundials
+	cmake --build $(BUILD) --target learnflow_cvode_bench
+	$(PYTHON) bench/wp_bench.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(SANITIZE_BUILD) out

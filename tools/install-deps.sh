@@ -15,9 +15,14 @@ mpi_packages=(openmpi-bin libopenmpi-dev)
 # The built-in data sets of [data] name = "digits" (sklearn's digits.csv.gz) and "fashion-mnist".
 # python3-networkx: Zachary's karate club of examples/karate (tools/export_karate.py).
 data_packages=(python3-sklearn dataset-fashion-mnist python3-networkx)
+# The benchmarks' peers (bench/wp_bench.py, bench/run_bench.py): NumPy on OpenBLAS (what a Python
+# user has; without it NumPy runs on the reference BLAS), threadpoolctl to report which BLAS and
+# kernel it uses, and SUNDIALS' CVODE (tools/build-sundials.sh builds an optimised one from the same
+# Debian source: the package is compiled at -O0).
+bench_packages=(libopenblas0-pthread python3-threadpoolctl libsundials-dev curl)
 
 missing=()
-for pkg in "${build_packages[@]}" "${python_packages[@]}" "${data_packages[@]}" "${mpi_packages[@]}"; do
+for pkg in "${build_packages[@]}" "${python_packages[@]}" "${data_packages[@]}" "${mpi_packages[@]}" "${bench_packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$pkg")
   fi
