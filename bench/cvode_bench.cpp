@@ -9,7 +9,8 @@
 // It integrates segment by segment, re-initialising CVODE at every boundary of the input schedule
 // (as learnflow's driver restarts its stepper there), with the same scalar rtol and atol, and
 // CVODE's own weighted RMS error norm.
-// The N_Vector is SUNDIALS' OpenMP vector with as many threads as learnflow's RHS. The RHS takes
+// The N_Vector is SUNDIALS' OpenMP vector with as many threads as learnflow's RHS (the serial one
+// for short states, below). The RHS takes
 // learnflow's State (std::vector<double>), so each evaluation copies y in and dy/dt out; the time
 // of those two copies is measured here and reported (copy_seconds_per_rhs), and wp_bench.py
 // subtracts it, so CVODE is not charged for them.
@@ -58,6 +59,12 @@ double median(std::vector<double> v) {
   return v.size() % 2 == 1 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
+// The OpenMP N_Vector opens a parallel region in every vector operation: below this length (the
+// threshold of learnflow's own stepper algebra, integrators/algebra.hpp) that costs far more than
+// it saves (S1, 17 states, 2 threads: ~300x slower than serial), so shorter states get the serial
+// vector, as a CVODE user would choose; the RHS still runs on all threads.
+constexpr sunindextype parallel_vector_min = 32768;
+
 // What CVODE's callback needs: the model, its drive, and the State buffers it copies through.
 struct Problem {
   const lf::Model* model = nullptr;
@@ -101,7 +108,8 @@ lf::State integrate(const lf::Experiment& ex, const std::string& method, double 
   const auto start = Clock::now();
   SUNContext ctx = nullptr;
   check(SUNContext_Create(nullptr, &ctx), "SUNContext_Create");
-  N_Vector y = threads > 1 ? N_VNew_OpenMP(n, threads, ctx) : N_VNew_Serial(n, ctx);
+  N_Vector y = threads > 1 && n >= parallel_vector_min
+                   ? N_VNew_OpenMP(n, threads, ctx) : N_VNew_Serial(n, ctx);
   void* mem = CVodeCreate(method == "adams" ? CV_ADAMS : CV_BDF, ctx);
   SUNNonlinearSolver nls = nullptr;
   SUNLinearSolver ls = nullptr;

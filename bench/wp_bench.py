@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -442,8 +443,9 @@ def report(results, out):
           f"medians of {meta['repeats']}")
     for name, entry in results["problems"].items():
         if "scipy" in entry:
+            blas = re.sub(r", \d+ threads\)", ")", entry["scipy"]["blas"])
             print(f"{name}: SciPy {entry['scipy']['scipy']}, NumPy {entry['scipy']['numpy']}, "
-                  f"BLAS {entry['scipy']['blas']}")
+                  f"BLAS {blas} (held to each run's thread count)")
         # Errors within 10x of the reference's own error (its distance from CVODE at 1e-12)
         # are not compared.
         floor = 10 * entry["reference"].get("error_vs_cvode_1e-12", 0.0)
