@@ -178,7 +178,7 @@ kappa = 0.1
 [input]
 kind = "constant"   # uniform in [-1, 1], splitmix64 seed {W_INPUT_SEED}
 value = {toml_numbers(u)}
-target = {toml_numbers(splitmix64_uniform(W_TARGET_SEED, n, -0.5, 0.5))}   # uniform in [-0.5, 0.5], seed {W_TARGET_SEED}
+target = {toml_numbers(y)}   # uniform in [-0.5, 0.5], seed {W_TARGET_SEED}
 
 [integrator]
 stepper = "dopri5"
