@@ -1,5 +1,5 @@
 #pragma once
-// The matrix-matrix products of batched runs (B > 1), compiled once per instruction set and chosen
+// The dense matrix products of learnflow's models, compiled once per instruction set and chosen
 // at run time: the baseline x86-64 build (SSE2) everywhere, and on x86-64 also x86-64-v3 (AVX2,
 // FMA) and x86-64-v4 (AVX-512), each in its own shared library built from
 // models/batch_kernels_impl.hpp with hidden symbols, so that Eigen's templates compiled for one
@@ -7,7 +7,10 @@
 // order), not in what they compute: results are the same bits for any thread count on one
 // machine, and may differ in the last bits between machines whose CPUs get different kernels
 // (`LEARNFLOW_KERNELS=baseline` makes any x86-64 machine compute the baseline's bits).
-// B = 1 never comes here: its matrix-vector products stay the baseline's (the reference files).
+// Batches of one (matrix-vector products) come here too when the set in use is not the baseline
+// (issue 11: the shipped binary gets the speed of -march=native); with the baseline set they run
+// the matrix-vector code of models/projection_ops.cpp, whose bits are those of the reference
+// files (tests/data/reference, compared under LEARNFLOW_KERNELS=baseline).
 //
 // This header is free of Eigen on purpose: the instruction-set libraries include it.
 #include <cstddef>

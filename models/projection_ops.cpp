@@ -2,6 +2,8 @@
 
 #include "models/batch_kernels.hpp"
 
+#include <string_view>
+
 namespace lf {
 namespace {
 
@@ -12,6 +14,15 @@ using ConstVector = Eigen::Map<const Eigen::VectorXd>;
 ConstVector column(const Eigen::Ref<const Eigen::MatrixXd>& m) { return {m.data(), m.rows()}; }
 Vector column(Eigen::Ref<Eigen::MatrixXd>& m) { return {m.data(), m.rows()}; }
 
+// Whether a batch of one (a dense matrix-vector product) takes the kernels of the CPU's
+// instruction set: when they are not the baseline's. With the baseline set (any CPU with
+// LEARNFLOW_KERNELS=baseline) B = 1 runs the matrix-vector code below, whose bits are those of
+// learnflow before the kernels were dispatched (tests/data/reference).
+bool vector_by_kernels() {
+  static const bool dispatched = std::string_view(batch_kernels().name) != "baseline";
+  return dispatched;
+}
+
 }  // namespace
 
 WeightView network_weights(const Network& net, std::size_t k) {
@@ -21,7 +32,7 @@ WeightView network_weights(const Network& net, std::size_t k) {
 
 void add_rows_times(const WeightView& w, Eigen::Index r0, Eigen::Index n,
                     const Eigen::Ref<const Eigen::MatrixXd>& x, Eigen::Ref<Eigen::MatrixXd> out) {
-  if (x.cols() == 1) {
+  if (x.cols() == 1 && (w.projection->sparse || !vector_by_kernels())) {
     Vector o = column(out);
     if (w.projection->sparse) {
       o.noalias() += w.sparse().middleRows(r0, n) * column(x);
@@ -56,7 +67,7 @@ void add_columns_transposed_times(const WeightView& w, Eigen::Index c0, Eigen::I
     }
     return;
   }
-  if (v.cols() == 1) {
+  if (v.cols() == 1 && !vector_by_kernels()) {
     Vector o = column(out);
     o.noalias() += w.dense().middleCols(c0, n).transpose() * column(v);
     return;
@@ -99,7 +110,7 @@ void outer_rows(const WeightView& w, Eigen::Index r0, Eigen::Index n,
   }
   const Eigen::Index cols = p.dense.cols();
   Eigen::Map<RowMatrix> block(out, n, cols);
-  if (examples == 1) {
+  if (examples == 1 && !vector_by_kernels()) {
     block.noalias() = scale * column(delta).segment(r0, n) * column(x).transpose();
   } else {
     batch_kernels().outer_product(delta.data() + r0, delta.outerStride(), n, x.data(),
