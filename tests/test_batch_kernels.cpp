@@ -4,8 +4,10 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "models/batch_kernels.hpp"
 #include "sim/core/network.hpp"
@@ -78,6 +80,58 @@ TEST_CASE("every batched-product kernel set computes the products of the long-do
   bool listed = false;
   for (const BatchKernels* set : batch_kernel_sets()) listed = listed || set == &chosen;
   CHECK(listed);
+}
+
+TEST_CASE("the kernels' bits do not depend on where the operands lie in memory") {
+  // Small products too (rows + depth + batch < 20, where Eigen would take its coefficient-based
+  // product, whose reductions peel to the packet alignment): the same operands copied to every
+  // offset of a 64-byte line must give the same bits, or a resumed run (whose buffers lie
+  // elsewhere) would differ from the uninterrupted one. Wider sets build without that product.
+  struct Size { std::ptrdiff_t n, k, batch; };
+  for (const BatchKernels* set : batch_kernel_sets()) {
+    for (const Size z : {Size{8, 8, 1}, Size{5, 9, 2}, Size{3, 13, 1}, Size{16, 40, 1}}) {
+      CAPTURE(set->name);
+      CAPTURE(z.n);
+      CAPTURE(z.k);
+      CAPTURE(z.batch);
+      const Eigen::MatrixXd w = Eigen::MatrixXd::Random(z.n, z.k);
+      const Eigen::MatrixXd x = Eigen::MatrixXd::Random(z.k, z.batch);
+      const Eigen::MatrixXd v = Eigen::MatrixXd::Random(z.n, z.batch);
+      std::vector<double> first_product, first_transposed, first_outer;
+      for (std::size_t shift = 0; shift < 8; ++shift) {
+        // Row-major W, column-major X and V, each starting `shift` doubles into its buffer.
+        std::vector<double> wb(shift + static_cast<std::size_t>(w.size())), xb(shift + static_cast<std::size_t>(x.size())),
+            vb(shift + static_cast<std::size_t>(v.size()));
+        for (std::ptrdiff_t i = 0; i < z.n; ++i) {
+          for (std::ptrdiff_t j = 0; j < z.k; ++j) wb[shift + static_cast<std::size_t>(i * z.k + j)] = w(i, j);
+        }
+        std::copy(x.data(), x.data() + x.size(), xb.begin() + static_cast<std::ptrdiff_t>(shift));
+        std::copy(v.data(), v.data() + v.size(), vb.begin() + static_cast<std::ptrdiff_t>(shift));
+        std::vector<double> product(shift + static_cast<std::size_t>(z.n * z.batch), 0.5),
+            transposed(shift + static_cast<std::size_t>(z.k * z.batch), 0.5),
+            outer(shift + static_cast<std::size_t>(z.n * z.k));
+        set->add_product(wb.data() + shift, z.k, z.n, z.k, xb.data() + shift, z.k, z.batch,
+                         product.data() + shift, z.n);
+        set->add_transposed_product(wb.data() + shift, z.k, z.n, z.k, vb.data() + shift, z.n, z.batch,
+                                    transposed.data() + shift, z.k);
+        set->outer_product(vb.data() + shift, z.n, z.n, xb.data() + shift, z.k, z.k, z.batch, 0.7,
+                           outer.data() + shift);
+        product.erase(product.begin(), product.begin() + static_cast<std::ptrdiff_t>(shift));
+        transposed.erase(transposed.begin(), transposed.begin() + static_cast<std::ptrdiff_t>(shift));
+        outer.erase(outer.begin(), outer.begin() + static_cast<std::ptrdiff_t>(shift));
+        if (shift == 0) {
+          first_product = product;
+          first_transposed = transposed;
+          first_outer = outer;
+        } else {
+          CAPTURE(shift);
+          CHECK(product == first_product);
+          CHECK(transposed == first_transposed);
+          CHECK(outer == first_outer);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
