@@ -28,7 +28,6 @@
 #include "sim/core/input.hpp"
 #include "sim/core/network.hpp"
 #include "sim/waves.hpp"
-#include "sim/core/huge_pages.hpp"
 #include "sim/core/interrupt.hpp"
 #include "sim/core/threads.hpp"
 #include "sim/core/snapshot.hpp"
@@ -303,10 +302,7 @@ class RunObserver final : public IntegrationObserver {
     for (std::size_t i = 0; i < wave_blocks_.size(); ++i) {
       std::vector<double>& r = rows_[i];
       const std::size_t n = static_cast<std::size_t>(model_.layout().block(wave_blocks_[i]).size);
-      if (r.capacity() < rows * n) {
-        r.reserve(rows * n);
-        prefer_huge_pages(r.data(), r.capacity() * sizeof(double), std::size_t{4} << 20);
-      }
+      r.reserve(rows * n);
     }
   }
 

@@ -1,5 +1,4 @@
 #include "sim/core/dataset.hpp"
-#include "sim/core/huge_pages.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -20,6 +19,7 @@
 #include "sim/core/random.hpp"
 
 #if defined(__linux__)
+#include <sys/mman.h>
 #endif
 
 namespace lf {
@@ -46,6 +46,25 @@ std::string example_where(const std::string& file, const std::vector<long>& line
 
 long line_of(const std::vector<long>& lines, Index i) {
   return lines.empty() ? 0 : lines[static_cast<std::size_t>(i)];
+}
+
+// Asks Linux to back a large buffer that is about to be written for the first time with 2 MiB
+// pages ("transparent huge pages" in madvise mode). Writing fresh memory costs a page fault per
+// page: on the development machine a 376 MB matrix (Fashion-MNIST's 60000 × 784 doubles) took
+// 1.05 s to fault in with 4 KiB pages and 0.04 s with 2 MiB pages. Only a hint: where it is not
+// granted (other systems, THP off) nothing changes but the time.
+void prefer_huge_pages(void* data, std::size_t bytes) {
+#if defined(MADV_HUGEPAGE)
+  constexpr std::size_t large = std::size_t{32} << 20;  // glibc serves these by mmap anyway
+  if (bytes < large) return;
+  const auto page = std::uintptr_t{4096};
+  const auto begin = (reinterpret_cast<std::uintptr_t>(data) + page - 1) & ~(page - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(data) + bytes) & ~(page - 1);
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)data;
+  (void)bytes;
+#endif
 }
 
 // A d1 × d2 matrix whose entries are all about to be written.
